@@ -1,0 +1,415 @@
+//! Reads a policy document section by section into a [`Policy`].
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use toml_edit::{Document, TableLike};
+
+use crate::error::{line_col, PolicyError, PolicyErrors};
+use crate::model::*;
+use crate::reader::{join, Reader};
+
+const TOP_LEVEL: &[&str] = &[
+    "listen", "upstream", "limits", "protocol", "origin", "auth", "tenants", "sessions",
+];
+
+/// Versions of the stateful revision accepted by default.
+pub const DEFAULT_LEGACY_VERSIONS: &[&str] =
+    &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// Versions of the stateless revision accepted by default.
+pub const DEFAULT_MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+
+/// Reads and validates the policy file at `path`.
+pub fn parse_policy_file(path: &Path) -> Result<Policy, PolicyErrors> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(src) => parse_policy(&name, &src),
+        Err(e) => Err(PolicyErrors(vec![PolicyError {
+            file: name,
+            line: 1,
+            column: 1,
+            key_path: String::new(),
+            message: format!("cannot read file: {e}"),
+        }])),
+    }
+}
+
+/// Parses and validates policy text; `file` names it in errors.
+pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
+    let doc = match Document::parse(src) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let (line, column) = line_col(src, e.span().map_or(0, |s| s.start));
+            return Err(PolicyErrors(vec![PolicyError {
+                file: file.to_string(),
+                line,
+                column,
+                key_path: String::new(),
+                message: format!("invalid TOML: {}", e.message()),
+            }]));
+        }
+    };
+    let mut r = Reader::new(file, src);
+    let root = doc.as_table();
+    r.deny_unknown(root, "", TOP_LEVEL);
+    let empty = toml_edit::Table::new();
+    let listen_t = r.table(root, "listen", "");
+    let listen = read_listen(&mut r, listen_t.unwrap_or(&empty));
+    let upstream_t = r.table(root, "upstream", "");
+    let upstream = read_upstream(&mut r, upstream_t, root);
+    let limits_t = r.table(root, "limits", "");
+    let limits = read_limits(&mut r, limits_t.unwrap_or(&empty));
+    let protocol_t = r.table(root, "protocol", "");
+    let protocol = read_protocol(&mut r, protocol_t.unwrap_or(&empty));
+    let origin_t = r.table(root, "origin", "");
+    let origin = read_origin(&mut r, origin_t.unwrap_or(&empty));
+    let auth_t = r.table(root, "auth", "");
+    let tenants_t = r.table(root, "tenants", "");
+    let auth = read_auth(&mut r, auth_t.unwrap_or(&empty), tenants_t);
+    let sessions_t = r.table(root, "sessions", "");
+    let sessions = read_sessions(&mut r, sessions_t.unwrap_or(&empty));
+    let errors = r.into_errors();
+    if !errors.is_empty() {
+        return Err(PolicyErrors(errors));
+    }
+    Ok(Policy {
+        listen,
+        upstream: upstream.expect("upstream is present when no error was reported"),
+        limits,
+        protocol,
+        origin,
+        auth,
+        sessions,
+    })
+}
+
+fn read_listen(r: &mut Reader, t: &dyn TableLike) -> Listen {
+    const P: &str = "listen";
+    r.deny_unknown(t, P, &["address", "path", "threads"]);
+    let raw = r.string(t, "address", P, "127.0.0.1:8080");
+    let address = raw.parse::<SocketAddr>().unwrap_or_else(|_| {
+        r.error(
+            Reader::span_of(t, "address"),
+            &join(P, "address"),
+            format!("`{raw}` is not an IP:port socket address"),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    let path = r.string(t, "path", P, "/mcp");
+    if !path.starts_with('/') || path.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        r.error(
+            Reader::span_of(t, "path"),
+            &join(P, "path"),
+            "must start with `/` and contain only visible ASCII",
+        );
+    }
+    let threads = r.integer(t, "threads", P, 1, 1..=256) as usize;
+    Listen {
+        address,
+        path,
+        threads,
+    }
+}
+
+fn read_upstream(
+    r: &mut Reader,
+    t: Option<&dyn TableLike>,
+    root: &dyn TableLike,
+) -> Option<Upstream> {
+    const P: &str = "upstream";
+    let Some(t) = t else {
+        if root.get(P).is_none() {
+            r.error(None, P, "missing required table [upstream]");
+        }
+        return None;
+    };
+    r.deny_unknown(t, P, &["url", "connect_timeout_ms", "pool_idle_secs"]);
+    let connect_timeout_ms = r.integer(t, "connect_timeout_ms", P, 2_000, 1..=600_000) as u64;
+    let pool_idle_secs = r.integer(t, "pool_idle_secs", P, 60, 0..=3_600) as u64;
+    let Some(url) = r.opt_string(t, "url", P) else {
+        if t.get("url").is_none() {
+            r.error(
+                t.get_key_value("url").and_then(|(k, _)| k.span()),
+                &join(P, "url"),
+                "missing required key",
+            );
+        }
+        return None;
+    };
+    match parse_upstream_url(&url) {
+        Ok((tls, host, port, path)) => Some(Upstream {
+            url,
+            tls,
+            host,
+            port,
+            path,
+            connect_timeout_ms,
+            pool_idle_secs,
+        }),
+        Err(why) => {
+            r.error(Reader::span_of(t, "url"), &join(P, "url"), why);
+            None
+        }
+    }
+}
+
+/// Splits an `http(s)://host:port/path` URL.
+fn parse_upstream_url(url: &str) -> Result<(bool, String, u16, String), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(format!("`{url}`: scheme must be http or https")),
+    };
+    let host = uri.host().ok_or_else(|| format!("`{url}` has no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let path = match uri.path_and_query().map(|p| p.as_str()) {
+        None | Some("") => "/".to_string(),
+        Some(p) => p.to_string(),
+    };
+    Ok((tls, host, port, path))
+}
+
+fn read_limits(r: &mut Reader, t: &dyn TableLike) -> Limits {
+    const P: &str = "limits";
+    r.deny_unknown(
+        t,
+        P,
+        &[
+            "max_body_bytes",
+            "max_json_depth",
+            "allow_batches",
+            "max_session_id_bytes",
+        ],
+    );
+    Limits {
+        max_body_bytes: r.integer(
+            t,
+            "max_body_bytes",
+            P,
+            4 * 1024 * 1024,
+            64..=256 * 1024 * 1024,
+        ) as usize,
+        max_json_depth: r.integer(t, "max_json_depth", P, 64, 2..=512) as usize,
+        allow_batches: r.boolean(t, "allow_batches", P, false),
+        max_session_id_bytes: r.integer(t, "max_session_id_bytes", P, 256, 16..=4096) as usize,
+    }
+}
+
+fn read_protocol(r: &mut Reader, t: &dyn TableLike) -> Protocol {
+    const P: &str = "protocol";
+    r.deny_unknown(t, P, &["legacy_versions", "modern_versions"]);
+    let versions = |r: &mut Reader, key: &str, default: &[&str]| -> Vec<String> {
+        match r.strings(t, key, P) {
+            None => default.iter().map(|s| s.to_string()).collect(),
+            Some(list) => {
+                for (v, span) in &list {
+                    if !is_version_date(v) {
+                        r.error(
+                            span.clone(),
+                            &join(P, key),
+                            format!("`{v}` is not a YYYY-MM-DD protocol version"),
+                        );
+                    }
+                }
+                list.into_iter().map(|(v, _)| v).collect()
+            }
+        }
+    };
+    let legacy_versions = versions(r, "legacy_versions", DEFAULT_LEGACY_VERSIONS);
+    let modern_versions = versions(r, "modern_versions", DEFAULT_MODERN_VERSIONS);
+    if legacy_versions.is_empty() && modern_versions.is_empty() {
+        r.error(
+            Reader::span_of(t, "legacy_versions"),
+            P,
+            "at least one protocol version must be allowed",
+        );
+    }
+    Protocol {
+        legacy_versions,
+        modern_versions,
+    }
+}
+
+fn is_version_date(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+}
+
+fn read_origin(r: &mut Reader, t: &dyn TableLike) -> OriginPolicy {
+    const P: &str = "origin";
+    r.deny_unknown(t, P, &["allowed_hosts", "allowed_origins"]);
+    let loopback = ["127.0.0.1", "localhost", "[::1]"];
+    let allowed_hosts = match r.strings(t, "allowed_hosts", P) {
+        None => loopback
+            .iter()
+            .map(|h| HostPattern {
+                host: h.to_string(),
+                port: None,
+            })
+            .collect(),
+        Some(list) => list
+            .into_iter()
+            .filter_map(|(v, span)| match parse_host_pattern(&v) {
+                Some(p) => Some(p),
+                None => {
+                    r.error(
+                        span,
+                        &join(P, "allowed_hosts"),
+                        format!("`{v}` is not a host or host:port"),
+                    );
+                    None
+                }
+            })
+            .collect(),
+    };
+    let allowed_origins = match r.strings(t, "allowed_origins", P) {
+        None => loopback
+            .iter()
+            .map(|h| OriginPattern {
+                scheme: "http".into(),
+                host: HostPattern {
+                    host: h.to_string(),
+                    port: None,
+                },
+            })
+            .collect(),
+        Some(list) => list
+            .into_iter()
+            .filter_map(|(v, span)| match parse_origin_pattern(&v) {
+                Some(p) => Some(p),
+                None => {
+                    r.error(
+                        span,
+                        &join(P, "allowed_origins"),
+                        format!("`{v}` is not an origin like http://host:port"),
+                    );
+                    None
+                }
+            })
+            .collect(),
+    };
+    OriginPolicy {
+        allowed_hosts,
+        allowed_origins,
+    }
+}
+
+/// Parses `host`, `host:port`, `[v6]` or `[v6]:port` (lower-cased).
+pub fn parse_host_pattern(s: &str) -> Option<HostPattern> {
+    let s = s.to_ascii_lowercase();
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = format!("[{}]", &rest[..end]);
+        match &rest[end + 1..] {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':')?.parse().ok()?)),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.parse().ok()?)),
+            None => (s.clone(), None),
+        }
+    };
+    let valid = !host.is_empty()
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':')
+        });
+    valid.then_some(HostPattern { host, port })
+}
+
+fn parse_origin_pattern(s: &str) -> Option<OriginPattern> {
+    let (scheme, rest) = s.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    Some(OriginPattern {
+        scheme,
+        host: parse_host_pattern(rest.trim_end_matches('/'))?,
+    })
+}
+
+fn read_auth(r: &mut Reader, t: &dyn TableLike, tenants: Option<&dyn TableLike>) -> Auth {
+    const P: &str = "auth";
+    r.deny_unknown(t, P, &["anonymous_tenant"]);
+    let mut out = Vec::new();
+    if let Some(tenants) = tenants {
+        for (name, _) in tenants.iter() {
+            let path = join("tenants", name);
+            let Some(tt) = r.table(tenants, name, "tenants") else {
+                continue;
+            };
+            r.deny_unknown(tt, &path, &["api_keys_sha256"]);
+            let mut key_hashes = Vec::new();
+            for (hexkey, span) in r.strings(tt, "api_keys_sha256", &path).unwrap_or_default() {
+                let mut h = [0u8; 32];
+                match hex::decode_to_slice(hexkey.trim(), &mut h) {
+                    Ok(()) => key_hashes.push(h),
+                    Err(_) => r.error(
+                        span,
+                        &join(&path, "api_keys_sha256"),
+                        "expected 64 hex digits (SHA-256 of the API key)",
+                    ),
+                }
+            }
+            if key_hashes.is_empty() && tt.get("api_keys_sha256").is_none() {
+                r.error(
+                    tenants.get_key_value(name).and_then(|(k, _)| k.span()),
+                    &path,
+                    "a tenant needs `api_keys_sha256` (use auth.anonymous_tenant for keyless callers)",
+                );
+            }
+            out.push(Tenant {
+                name: Arc::from(name),
+                key_hashes,
+            });
+        }
+    }
+    let anonymous_tenant = r.opt_string(t, "anonymous_tenant", P).map(Arc::from);
+    if anonymous_tenant.is_none() && out.is_empty() && t.get("anonymous_tenant").is_none() {
+        // No tenants and no anonymous tenant would refuse every caller: default to an
+        // anonymous tenant named "anonymous" so a minimal file works.
+        return Auth {
+            tenants: out,
+            anonymous_tenant: Some(Arc::from("anonymous")),
+        };
+    }
+    Auth {
+        tenants: out,
+        anonymous_tenant,
+    }
+}
+
+fn read_sessions(r: &mut Reader, t: &dyn TableLike) -> SessionPolicy {
+    const P: &str = "sessions";
+    r.deny_unknown(
+        t,
+        P,
+        &[
+            "max_sessions",
+            "idle_timeout_secs",
+            "max_in_flight_per_session",
+        ],
+    );
+    SessionPolicy {
+        max_sessions: r.integer(t, "max_sessions", P, 100_000, 1..=10_000_000) as usize,
+        idle_timeout_secs: r.integer(t, "idle_timeout_secs", P, 1_800, 1..=7 * 24 * 3600) as u64,
+        max_in_flight_per_session: r.integer(t, "max_in_flight_per_session", P, 64, 1..=100_000)
+            as usize,
+    }
+}

@@ -1,0 +1,20 @@
+#![forbid(unsafe_code)]
+//! mcpgate policy files: strict TOML parsing, validation and compilation.
+//!
+//! A policy file is parsed once into a [`Policy`], an immutable value the proxy
+//! shares behind an `Arc` and swaps atomically on reload. Parsing never stops at
+//! the first problem: every unknown key, wrong type and impossible value is
+//! collected into [`PolicyErrors`], each with file, line, column and key path, so
+//! an operator fixes a file in one pass.
+
+mod compile;
+mod error;
+mod model;
+mod reader;
+
+pub use compile::{parse_policy, parse_policy_file};
+pub use error::{PolicyError, PolicyErrors};
+pub use model::*;
+
+#[cfg(test)]
+mod tests;

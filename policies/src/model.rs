@@ -1,0 +1,137 @@
+//! The compiled, immutable policy the proxy and the filters read.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+/// Name of a tenant, shared cheaply between sessions.
+pub type TenantName = Arc<str>;
+
+/// A whole validated policy file.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub listen: Listen,
+    pub upstream: Upstream,
+    pub limits: Limits,
+    pub protocol: Protocol,
+    pub origin: OriginPolicy,
+    pub auth: Auth,
+    pub sessions: SessionPolicy,
+}
+
+/// Where mcpgate accepts clients.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub address: SocketAddr,
+    /// The one MCP endpoint path; every other path gets 404.
+    pub path: String,
+    /// Worker threads of the event loop.
+    pub threads: usize,
+}
+
+/// The MCP server behind mcpgate.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The URL as written.
+    pub url: String,
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Request path on the upstream (the client's path is replaced by it).
+    pub path: String,
+    /// Connect timeout in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Idle keep-alive time of pooled upstream connections, in seconds.
+    pub pool_idle_secs: u64,
+}
+
+/// Size and shape limits on client messages.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body accepted; larger gets 413.
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted.
+    pub max_json_depth: usize,
+    /// Whether a JSON array of messages is accepted (pre-2025-06-18 peers).
+    pub allow_batches: bool,
+    /// Longest `Mcp-Session-Id` accepted, in bytes.
+    pub max_session_id_bytes: usize,
+}
+
+/// Protocol versions mcpgate lets through.
+#[derive(Debug, Clone)]
+pub struct Protocol {
+    /// Versions a legacy (stateful) `initialize` may request.
+    pub legacy_versions: Vec<String>,
+    /// Versions a stateless request may carry in `_meta`.
+    pub modern_versions: Vec<String>,
+}
+
+/// A `Host` or `Origin` allowlist entry: a host, with or without a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    /// Lower-case host name or IP literal (IPv6 in brackets).
+    pub host: String,
+    /// `None` matches any port.
+    pub port: Option<u16>,
+}
+
+impl HostPattern {
+    /// Whether `host` (lower case) with `port` matches this entry.
+    pub fn matches(&self, host: &str, port: Option<u16>) -> bool {
+        self.host == host && (self.port.is_none() || self.port == port)
+    }
+}
+
+/// An allowed browser origin: scheme plus host pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginPattern {
+    /// `http` or `https`.
+    pub scheme: String,
+    pub host: HostPattern,
+}
+
+/// DNS-rebinding defence: which `Host` and `Origin` values are accepted.
+#[derive(Debug, Clone)]
+pub struct OriginPolicy {
+    pub allowed_hosts: Vec<HostPattern>,
+    pub allowed_origins: Vec<OriginPattern>,
+}
+
+/// One tenant and the SHA-256 hashes of its API keys.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: TenantName,
+    pub key_hashes: Vec<[u8; 32]>,
+}
+
+/// How a caller is mapped to a tenant.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub tenants: Vec<Tenant>,
+    /// Tenant for callers without an API key; `None` means a key is required.
+    pub anonymous_tenant: Option<TenantName>,
+}
+
+impl Auth {
+    /// The tenant whose key hashes to the SHA-256 of `key`.
+    pub fn tenant_for_key(&self, key: &[u8]) -> Option<&TenantName> {
+        let digest: [u8; 32] = Sha256::digest(key).into();
+        self.tenants
+            .iter()
+            .find(|t| t.key_hashes.iter().any(|h| h == &digest))
+            .map(|t| &t.name)
+    }
+}
+
+/// Limits on legacy sessions held by the proxy.
+#[derive(Debug, Clone)]
+pub struct SessionPolicy {
+    /// Most sessions held at once; new `initialize` past it gets 503.
+    pub max_sessions: usize,
+    /// A session unused this long is forgotten (then 404).
+    pub idle_timeout_secs: u64,
+    /// Most requests in flight at once on one session.
+    pub max_in_flight_per_session: usize,
+}

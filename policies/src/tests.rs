@@ -1,0 +1,107 @@
+use super::*;
+
+fn errors(src: &str) -> Vec<PolicyError> {
+    parse_policy("p.toml", src)
+        .expect_err("policy should be invalid")
+        .0
+}
+
+const MINIMAL: &str = "[upstream]\nurl = \"http://127.0.0.1:9100/mcp\"\n";
+
+#[test]
+fn minimal_file_gets_safe_defaults() {
+    let p = parse_policy("p.toml", MINIMAL).unwrap();
+    assert_eq!(p.listen.address.to_string(), "127.0.0.1:8080");
+    assert_eq!(p.listen.path, "/mcp");
+    assert_eq!(p.upstream.port, 9100);
+    assert_eq!(p.upstream.path, "/mcp");
+    assert_eq!(p.limits.max_body_bytes, 4 * 1024 * 1024);
+    assert!(!p.limits.allow_batches);
+    assert_eq!(p.auth.anonymous_tenant.as_deref(), Some("anonymous"));
+    assert!(p
+        .origin
+        .allowed_hosts
+        .iter()
+        .any(|h| h.matches("localhost", Some(1))));
+}
+
+#[test]
+fn every_error_is_reported_at_once_with_location() {
+    let src = "[listen]\naddress = 12\nbogus = true\n\n[upstream]\nurl = \"ftp://x/\"\n\n[limits]\nmax_json_depth = 0\n";
+    let errs = errors(src);
+    let paths: Vec<_> = errs
+        .iter()
+        .map(|e| (e.key_path.as_str(), e.line, e.column))
+        .collect();
+    assert!(paths.contains(&("listen.address", 2, 11)), "{paths:?}");
+    assert!(paths.contains(&("listen.bogus", 3, 1)), "{paths:?}");
+    assert!(paths.contains(&("upstream.url", 6, 7)), "{paths:?}");
+    assert!(
+        paths.contains(&("limits.max_json_depth", 9, 18)),
+        "{paths:?}"
+    );
+    assert_eq!(errs.len(), 4);
+}
+
+#[test]
+fn unknown_top_level_table_and_missing_upstream() {
+    let errs = errors("[lisen]\naddress = \"127.0.0.1:1\"\n");
+    assert!(errs.iter().any(|e| e.key_path == "lisen" && e.line == 1));
+    assert!(errs
+        .iter()
+        .any(|e| e.key_path == "upstream" && e.message.contains("missing")));
+}
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let errs = errors("[upstream]\nurl = \"http://a\nx = 1\n");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].line, 2);
+    assert!(errs[0].message.contains("invalid TOML"));
+}
+
+#[test]
+fn tenants_keys_are_checked() {
+    let src = format!("{MINIMAL}[tenants.acme]\napi_keys_sha256 = [\"zz\"]\nextra = 1\n");
+    let errs = errors(&src);
+    assert!(errs
+        .iter()
+        .any(|e| e.key_path == "tenants.acme.api_keys_sha256"));
+    assert!(errs.iter().any(|e| e.key_path == "tenants.acme.extra"));
+}
+
+#[test]
+fn tenant_lookup_by_key_hash() {
+    let hash = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"; // sha256("foo")
+    let src = format!("{MINIMAL}[tenants.acme]\napi_keys_sha256 = [\"{hash}\"]\n");
+    let p = parse_policy("p.toml", &src).unwrap();
+    assert_eq!(p.auth.tenant_for_key(b"foo").map(|t| &**t), Some("acme"));
+    assert!(p.auth.tenant_for_key(b"bar").is_none());
+    assert!(
+        p.auth.anonymous_tenant.is_none(),
+        "tenants configured: no implicit anonymous tenant"
+    );
+}
+
+#[test]
+fn version_lists_are_validated() {
+    let src = format!("{MINIMAL}[protocol]\nmodern_versions = [\"2026-7-28\", 3]\n");
+    let errs = errors(&src);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].key_path, "protocol.modern_versions[1]");
+}
+
+#[test]
+fn host_patterns() {
+    use crate::compile::parse_host_pattern;
+    assert_eq!(
+        parse_host_pattern("LocalHost:8080").unwrap(),
+        HostPattern {
+            host: "localhost".into(),
+            port: Some(8080)
+        }
+    );
+    assert_eq!(parse_host_pattern("[::1]").unwrap().host, "[::1]");
+    assert!(parse_host_pattern("a b").is_none());
+    assert!(parse_host_pattern("host:99999").is_none());
+}
