@@ -12,7 +12,10 @@ mod error;
 mod model;
 mod reader;
 
-pub use compile::{parse_policy, parse_policy_file};
+pub use compile::{
+    parse_host_pattern, parse_policy, parse_policy_file, DEFAULT_LEGACY_VERSIONS,
+    DEFAULT_MODERN_VERSIONS,
+};
 pub use error::{PolicyError, PolicyErrors};
 pub use model::*;
 

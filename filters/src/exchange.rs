@@ -1,0 +1,104 @@
+//! What the filters look at: one HTTP exchange and what is known about it.
+
+use http::HeaderMap;
+use policies::{Policy, TenantName};
+
+use crate::message::{Message, RequestId};
+
+/// Which protocol revision family a message belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// Not decided yet (before the era filter ran).
+    Unknown,
+    /// Stateful: 2025-11-25 and older, with `initialize` and sessions.
+    Legacy,
+    /// Stateless: 2026-07-28 and newer, `_meta` on every request.
+    Modern,
+}
+
+/// Where a legacy session is in its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// The initialize response was relayed; `notifications/initialized` not yet seen.
+    AwaitingInitialized,
+    /// Handshake complete.
+    Ready,
+}
+
+/// What the proxy's session store tells the filters about one session.
+pub trait SessionView {
+    fn state(&self) -> SessionState;
+    /// Version the server answered in `initialize`.
+    fn negotiated_version(&self) -> &str;
+    /// Whether a client request with this id is still being answered.
+    fn is_in_flight(&self, id: &RequestId) -> bool;
+}
+
+/// Result of looking up the request's `Mcp-Session-Id`.
+pub enum SessionLookup<'a> {
+    /// No session header.
+    NoneGiven,
+    /// A session header naming no live session of this tenant.
+    Unknown,
+    /// A live session of this tenant.
+    Found(&'a dyn SessionView),
+}
+
+/// One client request under inspection.
+pub struct Exchange<'a> {
+    pub policy: &'a Policy,
+    /// HTTP method, upper case.
+    pub method: &'a str,
+    /// Request path without the query.
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+    /// Whole request body (empty in the header-only phase).
+    pub body: &'a [u8],
+    /// Filled by the proxy between the header and the message phase.
+    pub session: SessionLookup<'a>,
+    /// Set by the auth filter.
+    pub tenant: Option<TenantName>,
+    /// Set by the envelope filter: one message, or several for an allowed batch.
+    pub messages: Vec<Message>,
+    /// Whether the body was a JSON array.
+    pub batch: bool,
+    /// Set by the era filter.
+    pub era: Era,
+}
+
+impl<'a> Exchange<'a> {
+    /// An exchange with nothing derived yet.
+    pub fn new(
+        policy: &'a Policy,
+        method: &'a str,
+        path: &'a str,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+    ) -> Self {
+        Self {
+            policy,
+            method,
+            path,
+            headers,
+            body,
+            session: SessionLookup::NoneGiven,
+            tenant: None,
+            messages: Vec::new(),
+            batch: false,
+            era: Era::Unknown,
+        }
+    }
+
+    /// The first (usually only) message.
+    pub fn message(&self) -> Option<&Message> {
+        self.messages.first()
+    }
+
+    /// The id to echo in a rejection: the message's, when there is one message.
+    pub fn echo_id(&self) -> Option<RequestId> {
+        match self.messages.as_slice() {
+            [m] => m.id.clone(),
+            _ => None,
+        }
+    }
+}

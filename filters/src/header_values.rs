@@ -1,0 +1,86 @@
+//! Reading MCP header values: singletons, the base64 sentinel, whitespace.
+
+use base64::Engine;
+use http::HeaderMap;
+
+/// Largest header value mcpgate decodes (checked before decoding).
+pub const MAX_DECODED_HEADER_BYTES: usize = 8 * 1024;
+
+/// Outcome of reading a header that must appear at most once.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Single<'a> {
+    Absent,
+    One(&'a [u8]),
+    Repeated,
+}
+
+/// Reads a singleton header.
+pub fn single<'a>(headers: &'a HeaderMap, name: &str) -> Single<'a> {
+    let mut it = headers.get_all(name).iter();
+    match (it.next(), it.next()) {
+        (None, _) => Single::Absent,
+        (Some(v), None) => Single::One(v.as_bytes()),
+        (Some(_), Some(_)) => Single::Repeated,
+    }
+}
+
+/// A singleton header as trimmed text; `None` when absent, repeated or not UTF-8.
+pub fn single_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    match single(headers, name) {
+        Single::One(v) => std::str::from_utf8(v)
+            .ok()
+            .map(|s| s.trim_matches([' ', '\t'])),
+        _ => None,
+    }
+}
+
+/// Decodes a 2026-07-28 header value: surrounding whitespace dropped, then a
+/// `=?base64?...?=` sentinel decoded. `None` when too long or undecodable.
+pub fn decode_mcp_value(raw: &[u8]) -> Option<String> {
+    if raw.len() > MAX_DECODED_HEADER_BYTES {
+        return None;
+    }
+    let text = std::str::from_utf8(raw).ok()?.trim_matches([' ', '\t']);
+    match text
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(text.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_sentinel_and_trims() {
+        assert_eq!(
+            decode_mcp_value(b"  tools/call\t").as_deref(),
+            Some("tools/call")
+        );
+        assert_eq!(
+            decode_mcp_value(b"=?base64?w6nDqQ==?=").as_deref(),
+            Some("éé")
+        );
+        assert_eq!(decode_mcp_value(b"=?base64?***?="), None);
+        assert_eq!(
+            decode_mcp_value(&vec![b'a'; MAX_DECODED_HEADER_BYTES + 1]),
+            None
+        );
+    }
+
+    #[test]
+    fn singleton_detection() {
+        let mut h = HeaderMap::new();
+        assert_eq!(single(&h, "mcp-method"), Single::Absent);
+        h.append("mcp-method", "a".parse().unwrap());
+        assert_eq!(single(&h, "mcp-method"), Single::One(b"a"));
+        h.append("mcp-method", "b".parse().unwrap());
+        assert_eq!(single(&h, "mcp-method"), Single::Repeated);
+    }
+}

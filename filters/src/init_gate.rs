@@ -1,0 +1,131 @@
+//! The legacy (2025-11-25 and older) initialization gate, per session.
+//!
+//! Before a session exists only `initialize` and `ping` may pass; between the
+//! initialize response and `notifications/initialized` only `ping`,
+//! notifications and the client's answers to server requests; a second
+//! `initialize` is refused; the `MCP-Protocol-Version` header must name the
+//! negotiated version. Unknown, ended or foreign sessions look alike: 404.
+
+use serde_json::{json, Value};
+
+use crate::exchange::{Era, Exchange, SessionLookup, SessionState, SessionView};
+use crate::header_values::single_str;
+use crate::message::{Message, MessageKind};
+use crate::rejection::{Decision, Rejection, RejectionKind as K};
+use crate::Filter;
+
+pub struct InitGateFilter;
+
+impl Filter for InitGateFilter {
+    fn name(&self) -> &'static str {
+        "init_gate"
+    }
+
+    fn check(&self, ex: &mut Exchange<'_>) -> Decision {
+        if ex.era != Era::Legacy {
+            return Decision::Continue;
+        }
+        let result = match ex.session {
+            SessionLookup::Unknown => Err(Rejection::new(K::SessionNotFound, "unknown session")),
+            SessionLookup::NoneGiven => without_session(ex),
+            SessionLookup::Found(s) => with_session(ex, s),
+        };
+        match result {
+            Ok(()) => Decision::Continue,
+            Err(r) => r.into(),
+        }
+    }
+}
+
+fn without_session(ex: &Exchange<'_>) -> Result<(), Rejection> {
+    if ex.method != "POST" {
+        return Err(Rejection::new(
+            K::SessionRequired,
+            format!("{} without a session", ex.method),
+        ));
+    }
+    for m in &ex.messages {
+        match (m.kind, m.method()) {
+            (MessageKind::Request, "initialize") => {
+                if ex.batch {
+                    return Err(Rejection::new(
+                        K::InvalidRequest,
+                        "initialize inside a batch",
+                    ));
+                }
+                check_requested_version(ex, m)?;
+            }
+            (MessageKind::Request, "ping") => {}
+            (_, method) => {
+                return Err(Rejection::new(
+                    K::SessionRequired,
+                    format!("{method:?} before a session exists"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_requested_version(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejection> {
+    let allowed = &ex.policy.protocol.legacy_versions;
+    let requested = m
+        .params()
+        .and_then(|p| p.get("protocolVersion"))
+        .and_then(Value::as_str);
+    match requested {
+        Some(v) if allowed.iter().any(|a| a == v) => Ok(()),
+        Some(v) => Err(Rejection::new(
+            K::UnsupportedLegacyVersion,
+            format!("initialize asks for {v:?}"),
+        )
+        .with_data(json!({ "supported": allowed, "requested": v }))),
+        None => Err(Rejection::new(
+            K::InvalidRequest,
+            "initialize without params.protocolVersion",
+        )),
+    }
+}
+
+fn with_session(ex: &Exchange<'_>, s: &dyn SessionView) -> Result<(), Rejection> {
+    if let Some(v) = single_str(ex.headers, "mcp-protocol-version") {
+        if v != s.negotiated_version() {
+            return Err(Rejection::new(
+                K::ProtocolVersionMismatch,
+                format!(
+                    "header {v:?} but session negotiated {:?}",
+                    s.negotiated_version()
+                ),
+            ));
+        }
+    }
+    for m in &ex.messages {
+        match m.kind {
+            MessageKind::Request if m.method() == "initialize" => {
+                return Err(Rejection::new(
+                    K::AlreadyInitialized,
+                    "second initialize on a session",
+                ));
+            }
+            MessageKind::Request => {
+                if s.state() == SessionState::AwaitingInitialized && m.method() != "ping" {
+                    return Err(Rejection::new(
+                        K::NotInitialized,
+                        format!("{:?} before notifications/initialized", m.method()),
+                    ));
+                }
+                if m.id.as_ref().is_some_and(|id| s.is_in_flight(id)) {
+                    return Err(Rejection::new(
+                        K::DuplicateRequestId,
+                        "request id already in flight",
+                    ));
+                }
+            }
+            MessageKind::Notification | MessageKind::Response => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

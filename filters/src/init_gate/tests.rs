@@ -1,0 +1,118 @@
+use super::*;
+use crate::envelope::EnvelopeFilter;
+use crate::era::EraFilter;
+use crate::message::RequestId;
+use crate::testutil::{headers, policy};
+
+struct Fake {
+    state: SessionState,
+    in_flight: Vec<RequestId>,
+}
+
+impl SessionView for Fake {
+    fn state(&self) -> SessionState {
+        self.state
+    }
+    fn negotiated_version(&self) -> &str {
+        "2025-11-25"
+    }
+    fn is_in_flight(&self, id: &RequestId) -> bool {
+        self.in_flight.contains(id)
+    }
+}
+
+fn run(method: &str, h: &[(&str, &str)], session: SessionLookup<'_>, body: &str) -> Result<(), K> {
+    let p = policy();
+    let h = headers(h);
+    let mut ex = Exchange::new(&p, method, "/mcp", &h, body.as_bytes());
+    ex.session = session;
+    for f in [&EnvelopeFilter as &dyn Filter, &EraFilter, &InitGateFilter] {
+        if let Decision::Reject(r) = f.check(&mut ex) {
+            return Err(r.kind);
+        }
+    }
+    Ok(())
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+const PING: &str = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+const ANSWER: &str = r#"{"jsonrpc":"2.0","id":"s1","result":{}}"#;
+
+#[test]
+fn before_a_session_only_initialize_and_ping() {
+    assert_eq!(run("POST", &[], SessionLookup::NoneGiven, INIT), Ok(()));
+    assert_eq!(run("POST", &[], SessionLookup::NoneGiven, PING), Ok(()));
+    assert_eq!(
+        run("POST", &[], SessionLookup::NoneGiven, LIST),
+        Err(K::SessionRequired)
+    );
+    assert_eq!(
+        run("POST", &[], SessionLookup::NoneGiven, INITIALIZED),
+        Err(K::SessionRequired)
+    );
+    assert_eq!(
+        run("GET", &[], SessionLookup::NoneGiven, ""),
+        Err(K::SessionRequired)
+    );
+    let old = INIT.replace("2025-11-25", "2023-01-01");
+    assert_eq!(
+        run("POST", &[], SessionLookup::NoneGiven, &old),
+        Err(K::UnsupportedLegacyVersion)
+    );
+}
+
+#[test]
+fn unknown_session_is_404() {
+    assert_eq!(
+        run("POST", &[], SessionLookup::Unknown, LIST),
+        Err(K::SessionNotFound)
+    );
+    assert_eq!(
+        run("DELETE", &[], SessionLookup::Unknown, ""),
+        Err(K::SessionNotFound)
+    );
+}
+
+#[test]
+fn between_response_and_initialized() {
+    let s = Fake {
+        state: SessionState::AwaitingInitialized,
+        in_flight: vec![],
+    };
+    assert_eq!(
+        run("POST", &[], SessionLookup::Found(&s), LIST),
+        Err(K::NotInitialized)
+    );
+    assert_eq!(run("POST", &[], SessionLookup::Found(&s), PING), Ok(()));
+    assert_eq!(
+        run("POST", &[], SessionLookup::Found(&s), INITIALIZED),
+        Ok(())
+    );
+    assert_eq!(run("POST", &[], SessionLookup::Found(&s), ANSWER), Ok(()));
+}
+
+#[test]
+fn ready_session_rules() {
+    let s = Fake {
+        state: SessionState::Ready,
+        in_flight: vec![RequestId::Number(1.into())],
+    };
+    assert_eq!(
+        run("POST", &[], SessionLookup::Found(&s), INIT),
+        Err(K::AlreadyInitialized)
+    );
+    assert_eq!(
+        run("POST", &[], SessionLookup::Found(&s), LIST),
+        Err(K::DuplicateRequestId)
+    );
+    assert_eq!(run("POST", &[], SessionLookup::Found(&s), PING), Ok(()));
+    let h = [("mcp-protocol-version", "2025-06-18")];
+    assert_eq!(
+        run("POST", &h, SessionLookup::Found(&s), PING),
+        Err(K::ProtocolVersionMismatch)
+    );
+    let h = [("mcp-protocol-version", "2025-11-25")];
+    assert_eq!(run("GET", &h, SessionLookup::Found(&s), ""), Ok(()));
+}

@@ -1,0 +1,39 @@
+#![forbid(unsafe_code)]
+//! The mcpgate filter chain: pure, synchronous checks on one MCP exchange.
+//!
+//! Nothing here does I/O or knows about pingora. The proxy hands a filter an
+//! [`Exchange`] (HTTP method, path, headers, body and what it knows of the
+//! session) and gets back one [`Decision`]. Every rejection is a
+//! [`RejectionKind`], and [`RejectionKind::wire`] is the one exhaustive mapping
+//! to what the client sees (HTTP status, JSON-RPC code, `Retry-After`).
+
+pub mod auth;
+pub mod chain;
+pub mod envelope;
+pub mod era;
+pub mod exchange;
+pub mod header_values;
+pub mod init_gate;
+pub mod message;
+pub mod modern;
+pub mod rejection;
+pub mod transport;
+
+#[cfg(test)]
+mod testutil;
+
+pub use chain::Chain;
+pub use exchange::{Era, Exchange, SessionLookup, SessionState, SessionView};
+pub use message::{Message, MessageKind, RequestId};
+pub use rejection::{Decision, Rejection, RejectionKind, WireError};
+
+/// One check in the chain.
+///
+/// A filter reads the exchange, may record what it learned in it (the parsed
+/// message, the tenant, the era) and returns one decision.
+pub trait Filter: Send + Sync {
+    /// Short name used in logs and metrics when this filter rejects.
+    fn name(&self) -> &'static str;
+    /// Judges the exchange.
+    fn check(&self, ex: &mut Exchange<'_>) -> Decision;
+}

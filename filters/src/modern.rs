@@ -1,0 +1,160 @@
+//! 2026-07-28 (stateless) validation: required `_meta`, version allowlist, and
+//! routing headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) equal to
+//! the body. An intermediary must refuse a mismatch itself (spec, SEP-2243):
+//! anything routing on headers would otherwise be steered by a lie.
+
+use serde_json::{json, Value};
+
+use crate::era::{META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION};
+use crate::exchange::{Era, Exchange};
+use crate::header_values::{decode_mcp_value, single, Single};
+use crate::message::{Message, MessageKind};
+use crate::rejection::{Decision, Rejection, RejectionKind as K};
+use crate::Filter;
+
+pub struct ModernFilter;
+
+impl Filter for ModernFilter {
+    fn name(&self) -> &'static str {
+        "modern"
+    }
+
+    fn check(&self, ex: &mut Exchange<'_>) -> Decision {
+        if ex.era != Era::Modern {
+            return Decision::Continue;
+        }
+        if ex.method != "POST" {
+            return Rejection::new(
+                K::MethodNotAllowed,
+                format!("{} in the stateless revision", ex.method),
+            )
+            .with_allow("POST")
+            .into();
+        }
+        if ex.batch {
+            return Rejection::new(K::BatchNotAllowed, "batch in the stateless revision").into();
+        }
+        match ex.message() {
+            Some(m) => match check_message(ex, m) {
+                Ok(()) => Decision::Continue,
+                Err(r) => r.into(),
+            },
+            None => Decision::Continue,
+        }
+    }
+}
+
+fn check_message(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejection> {
+    let allowed = &ex.policy.protocol.modern_versions;
+    let header_version = header(ex, "mcp-protocol-version")?;
+    let version = match m.kind {
+        MessageKind::Response => {
+            return Err(Rejection::new(
+                K::ResponseNotAllowed,
+                "client response in the stateless revision",
+            ))
+        }
+        MessageKind::Request => {
+            let meta = m.meta();
+            let Some(v) = meta.and_then(|meta| meta.get(META_PROTOCOL_VERSION)) else {
+                return Err(Rejection::new(
+                    K::MissingMeta,
+                    "request lacks _meta protocolVersion",
+                ));
+            };
+            let Some(v) = v.as_str() else {
+                return Err(Rejection::new(
+                    K::MissingMeta,
+                    "_meta protocolVersion is not a string",
+                ));
+            };
+            if !allowed.iter().any(|a| a == v) {
+                return Err(unsupported(allowed, v));
+            }
+            if !meta
+                .and_then(|meta| meta.get(META_CLIENT_CAPABILITIES))
+                .is_some_and(Value::is_object)
+            {
+                return Err(Rejection::new(
+                    K::MissingMeta,
+                    "request lacks _meta clientCapabilities",
+                ));
+            }
+            if header_version.as_deref() != Some(v) {
+                return Err(Rejection::new(
+                    K::HeaderMismatch,
+                    format!("MCP-Protocol-Version {header_version:?} != _meta {v:?}"),
+                ));
+            }
+            v.to_string()
+        }
+        MessageKind::Notification => match header_version {
+            Some(v) if allowed.contains(&v) => v,
+            Some(v) => return Err(unsupported(allowed, &v)),
+            None => {
+                return Err(Rejection::new(
+                    K::HeaderMismatch,
+                    "missing MCP-Protocol-Version",
+                ))
+            }
+        },
+    };
+    let _ = version;
+    let method = m.method();
+    if header(ex, "mcp-method")?.as_deref() != Some(method) {
+        return Err(Rejection::new(
+            K::HeaderMismatch,
+            format!("Mcp-Method does not match body method {method:?}"),
+        ));
+    }
+    if let Some(name) = routed_name(m) {
+        let got = header(ex, "mcp-name")?;
+        if got.as_deref() != Some(name) {
+            return Err(Rejection::new(
+                K::HeaderMismatch,
+                format!("Mcp-Name {got:?} does not match body {name:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The body value `Mcp-Name` must mirror, for methods that route by name.
+fn routed_name(m: &Message) -> Option<&str> {
+    let key = match m.method() {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" => "uri",
+        _ => return None,
+    };
+    Some(
+        m.params()
+            .and_then(|p| p.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    )
+}
+
+/// A decoded MCP header; a repeated or undecodable one is a mismatch.
+fn header(ex: &Exchange<'_>, name: &str) -> Result<Option<String>, Rejection> {
+    match single(ex.headers, name) {
+        Single::Absent => Ok(None),
+        Single::Repeated => Err(Rejection::new(
+            K::HeaderMismatch,
+            format!("{name} repeated"),
+        )),
+        Single::One(raw) => decode_mcp_value(raw)
+            .map(Some)
+            .ok_or_else(|| Rejection::new(K::HeaderMismatch, format!("{name} cannot be decoded"))),
+    }
+}
+
+fn unsupported(allowed: &[String], requested: &str) -> Rejection {
+    Rejection::new(
+        K::UnsupportedModernVersion,
+        format!("version {requested:?} not allowed"),
+    )
+    .with_data(json!({ "supported": allowed, "requested": requested }))
+}
+
+#[cfg(test)]
+mod tests;

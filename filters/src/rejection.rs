@@ -1,0 +1,250 @@
+//! Why a message was refused, and the one mapping to what goes on the wire.
+
+use serde_json::Value;
+
+use crate::message::RequestId;
+
+/// What a filter decided.
+#[derive(Debug)]
+pub enum Decision {
+    /// Let the exchange go on to the next filter.
+    Continue,
+    /// Refuse it; nothing of it reaches an upstream.
+    Reject(Rejection),
+}
+
+/// Every reason mcpgate refuses a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// Request path is not the MCP endpoint.
+    PathNotFound,
+    /// HTTP method not used by the transport (or not by this revision).
+    MethodNotAllowed,
+    /// `Accept` lacks a media type the transport requires.
+    NotAcceptable,
+    /// `Content-Type` is not `application/json`.
+    UnsupportedMediaType,
+    /// Body larger than the policy limit.
+    PayloadTooLarge,
+    /// `Host` is not in the allowlist (DNS-rebinding defence).
+    HostNotAllowed,
+    /// `Origin` is not in the allowlist (DNS-rebinding defence).
+    OriginNotAllowed,
+    /// A header is malformed or a singleton header is repeated.
+    MalformedHeader,
+    /// No valid API key and no anonymous tenant.
+    Unauthenticated,
+    /// Body is not strict JSON.
+    ParseError,
+    /// Body is JSON but not a valid JSON-RPC message.
+    InvalidRequest,
+    /// A JSON array of messages while batches are off.
+    BatchNotAllowed,
+    /// JSON nested deeper than the policy allows.
+    NestingTooDeep,
+    /// A request id already in flight on this session.
+    DuplicateRequestId,
+    /// A legacy request other than `initialize`/`ping` without a session.
+    SessionRequired,
+    /// Unknown, ended or foreign session id.
+    SessionNotFound,
+    /// A request before `notifications/initialized`.
+    NotInitialized,
+    /// A second `initialize` on a session.
+    AlreadyInitialized,
+    /// `initialize` asks for a version outside the legacy allowlist.
+    UnsupportedLegacyVersion,
+    /// `MCP-Protocol-Version` differs from the negotiated version.
+    ProtocolVersionMismatch,
+    /// A 2026-07-28 routing header is missing or disagrees with the body.
+    HeaderMismatch,
+    /// Header and body claim different protocol eras.
+    EraConflict,
+    /// Required `_meta` keys missing from a stateless request.
+    MissingMeta,
+    /// Stateless request version outside the modern allowlist.
+    UnsupportedModernVersion,
+    /// A client posted a JSON-RPC response where none is allowed.
+    ResponseNotAllowed,
+    /// Too many sessions or in-flight requests (load shedding).
+    Overloaded,
+    /// The upstream could not be reached or failed mid-exchange.
+    UpstreamUnavailable,
+    /// The upstream did not answer in time.
+    UpstreamTimeout,
+}
+
+/// How a rejection looks on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireError {
+    pub status: u16,
+    pub code: i32,
+    /// Seconds for `Retry-After`, where a retry can succeed.
+    pub retry_after: Option<u32>,
+    /// Value of the `Allow` header (405 only).
+    pub allow: Option<&'static str>,
+    /// Generic message for the client; the log carries the detail.
+    pub message: &'static str,
+}
+
+impl RejectionKind {
+    /// The single exhaustive mapping from rejection to HTTP and JSON-RPC.
+    pub fn wire(self) -> WireError {
+        use RejectionKind as K;
+        let (status, code, message) = match self {
+            K::PathNotFound => (404, -32600, "Not found"),
+            K::MethodNotAllowed => (405, -32600, "Method not allowed"),
+            K::NotAcceptable => (
+                406,
+                -32600,
+                "Not acceptable: Accept must list application/json and text/event-stream",
+            ),
+            K::UnsupportedMediaType => (
+                415,
+                -32600,
+                "Unsupported media type: Content-Type must be application/json",
+            ),
+            K::PayloadTooLarge => (413, -32600, "Payload too large"),
+            K::HostNotAllowed => (403, -32600, "Forbidden: Host not allowed"),
+            K::OriginNotAllowed => (403, -32600, "Forbidden: Origin not allowed"),
+            K::MalformedHeader => (400, -32600, "Bad request: malformed header"),
+            K::Unauthenticated => (401, -32010, "Unauthorized"),
+            K::ParseError => (400, -32700, "Parse error"),
+            K::InvalidRequest => (400, -32600, "Invalid request"),
+            K::BatchNotAllowed => (400, -32600, "Invalid request: batches are not supported"),
+            K::NestingTooDeep => (400, -32600, "Invalid request: nesting too deep"),
+            K::DuplicateRequestId => (400, -32600, "Invalid request: request id already in flight"),
+            K::SessionRequired => (400, -32600, "Bad request: missing session id"),
+            K::SessionNotFound => (404, -32001, "Session not found"),
+            K::NotInitialized => (400, -32600, "Bad request: session not initialized"),
+            K::AlreadyInitialized => (400, -32600, "Invalid request: session already initialized"),
+            K::UnsupportedLegacyVersion => (400, -32602, "Unsupported protocol version"),
+            K::ProtocolVersionMismatch => (
+                400,
+                -32600,
+                "Bad request: MCP-Protocol-Version does not match the session",
+            ),
+            K::HeaderMismatch => (400, -32020, "Header mismatch"),
+            K::EraConflict => (
+                400,
+                -32020,
+                "Header mismatch: header and body name different protocol revisions",
+            ),
+            K::MissingMeta => (400, -32602, "Invalid params: missing required _meta"),
+            K::UnsupportedModernVersion => (400, -32022, "Unsupported protocol version"),
+            K::ResponseNotAllowed => (
+                400,
+                -32600,
+                "Invalid request: responses are not accepted here",
+            ),
+            K::Overloaded => (503, -32013, "Service overloaded, retry later"),
+            K::UpstreamUnavailable => (502, -32603, "Upstream unavailable"),
+            K::UpstreamTimeout => (504, -32603, "Upstream timeout"),
+        };
+        let retry_after = match self {
+            K::Overloaded | K::UpstreamUnavailable => Some(1),
+            _ => None,
+        };
+        let allow = match self {
+            K::MethodNotAllowed => Some("GET, POST, DELETE"),
+            _ => None,
+        };
+        WireError {
+            status,
+            code,
+            retry_after,
+            allow,
+            message,
+        }
+    }
+}
+
+/// A refusal with what the client and the log need to know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub kind: RejectionKind,
+    /// Filter that refused (for logs and metrics).
+    pub filter: &'static str,
+    /// Why, for the log only.
+    pub detail: String,
+    /// Request id to echo, when it could be read.
+    pub id: Option<RequestId>,
+    /// `error.data` for the client, where the spec defines one.
+    pub data: Option<Value>,
+    /// Overrides the `Allow` header (405 on a stateless request: `POST`).
+    pub allow: Option<&'static str>,
+}
+
+impl Rejection {
+    /// A rejection of `kind` with a log detail.
+    pub fn new(kind: RejectionKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            filter: "",
+            detail: detail.into(),
+            id: None,
+            data: None,
+            allow: None,
+        }
+    }
+
+    /// Adds `error.data`.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// Sets the `Allow` header value.
+    pub fn with_allow(mut self, allow: &'static str) -> Self {
+        self.allow = Some(allow);
+        self
+    }
+
+    /// The JSON-RPC error response body for this rejection.
+    pub fn json_body(&self) -> Vec<u8> {
+        let wire = self.kind.wire();
+        let mut error = serde_json::json!({ "code": wire.code, "message": wire.message });
+        if let Some(data) = &self.data {
+            error["data"] = data.clone();
+        }
+        let id = self.id.as_ref().map_or(Value::Null, RequestId::to_json);
+        serde_json::to_vec(&serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error }))
+            .unwrap_or_default()
+    }
+}
+
+impl From<Rejection> for Decision {
+    fn from(r: Rejection) -> Self {
+        Decision::Reject(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_follows_the_spec_codes() {
+        assert_eq!(RejectionKind::HeaderMismatch.wire().code, -32020);
+        assert_eq!(RejectionKind::UnsupportedModernVersion.wire().code, -32022);
+        assert_eq!(RejectionKind::SessionNotFound.wire().status, 404);
+        assert_eq!(RejectionKind::OriginNotAllowed.wire().status, 403);
+        assert_eq!(RejectionKind::Overloaded.wire().retry_after, Some(1));
+        assert_eq!(
+            RejectionKind::MethodNotAllowed.wire().allow,
+            Some("GET, POST, DELETE")
+        );
+    }
+
+    #[test]
+    fn body_echoes_id_and_data() {
+        let mut r = Rejection::new(RejectionKind::UnsupportedModernVersion, "x")
+            .with_data(serde_json::json!({"supported": ["2026-07-28"]}));
+        r.id = Some(RequestId::Number(7.into()));
+        let v: Value = serde_json::from_slice(&r.json_body()).unwrap();
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["error"]["code"], -32022);
+        assert_eq!(v["error"]["data"]["supported"][0], "2026-07-28");
+    }
+}
