@@ -1,0 +1,346 @@
+//! The pingora application: one MCP exchange from request head to response end.
+//!
+//! mcpgate runs on pingora-core's server and connectors rather than
+//! pingora-proxy's `ProxyHttp`, because `ProxyHttp` can only replay 64 KiB of
+//! pre-read body to the upstream (its retry buffer). Here the whole body, up
+//! to the policy limit (default 4 MiB, larger gets 413), is read and judged
+//! before any upstream connection is taken from the pool or opened, so no
+//! byte of a rejected message ever reaches an upstream at any size.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use filters::header_values::single_str;
+use filters::{
+    Chain, Era, Exchange, Message, MessageKind, Rejection, RejectionKind, RequestId, SessionLookup,
+};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use policies::{Policy, TenantName};
+
+use crate::clock::SystemClock;
+use crate::metrics::Metrics;
+use crate::relay::{relay_response, RelayPlan};
+use crate::respond::{reject, BodyState};
+use crate::sessions::{BeginError, Session, SessionStore};
+use crate::upstream::UpstreamClient;
+
+/// How long a client may take to send its request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct McpGate {
+    pub policy: Arc<Policy>,
+    pub chain: Chain,
+    pub sessions: SessionStore,
+    pub upstream: UpstreamClient,
+    pub metrics: Metrics,
+}
+
+/// A request that passed every filter, with the bookkeeping it implies.
+struct Admitted {
+    era: Era,
+    tenant: TenantName,
+    session: Option<Arc<Session>>,
+    /// Id of a legacy `initialize` whose response creates a session.
+    init_id: Option<RequestId>,
+    /// Request ids registered in flight on the session.
+    begun: Vec<RequestId>,
+    bare: bool,
+}
+
+impl McpGate {
+    pub fn new(policy: Arc<Policy>) -> std::io::Result<Self> {
+        let sessions = SessionStore::new(
+            Arc::new(SystemClock),
+            Duration::from_secs(policy.sessions.idle_timeout_secs),
+            policy.sessions.max_sessions,
+        );
+        Ok(Self {
+            upstream: UpstreamClient::new(&policy.upstream)?,
+            chain: Chain::standard(),
+            sessions,
+            metrics: Metrics::new(),
+            policy,
+        })
+    }
+
+    /// Counts, logs and answers a refusal.
+    pub async fn refuse(&self, ds: &mut ServerSession, r: &Rejection, bare: bool, body: BodyState) {
+        let wire = r.kind.wire();
+        let filter = if r.filter.is_empty() {
+            "proxy"
+        } else {
+            r.filter
+        };
+        self.metrics
+            .rejections
+            .with_label_values(&[&format!("{:?}", r.kind), filter])
+            .inc();
+        tracing::info!(
+            kind = ?r.kind, filter, status = wire.status, code = wire.code, id = ?r.id,
+            detail = %r.detail, "rejected"
+        );
+        reject(ds, r, bare, body).await;
+    }
+
+    /// Handles one request; returns whether the client connection is reusable.
+    async fn handle(&self, ds: &mut ServerSession) -> bool {
+        let policy = self.policy.clone();
+        let method = ds.req_header().method.as_str().to_string();
+        let path = ds.req_header().uri.path().to_string();
+
+        let head = {
+            let mut ex = Exchange::new(&policy, &method, &path, &ds.req_header().headers, b"");
+            self.chain.check_head(&mut ex).map(|()| ex.tenant.take())
+        };
+        let tenant = match head {
+            Ok(Some(t)) => t,
+            Ok(None) => unreachable_tenant(),
+            Err(r) => {
+                self.refuse(ds, &r, false, BodyState::Unread).await;
+                return false;
+            }
+        };
+
+        let body = match read_body(ds, policy.limits.max_body_bytes).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                let r = Rejection::new(RejectionKind::PayloadTooLarge, "chunked body over limit");
+                self.refuse(ds, &r, false, BodyState::Unread).await;
+                return false;
+            }
+            Err(BodyError::Io) => return false,
+        };
+
+        let admitted = match self.admit(ds, &method, &path, &body, tenant) {
+            Ok(a) => a,
+            Err((r, bare)) => {
+                self.refuse(ds, &r, bare, BodyState::Consumed).await;
+                return true;
+            }
+        };
+        self.forward(ds, &method, body, admitted).await
+    }
+
+    /// Runs the message phase and the session bookkeeping it implies.
+    fn admit(
+        &self,
+        ds: &ServerSession,
+        method: &str,
+        path: &str,
+        body: &Bytes,
+        tenant: TenantName,
+    ) -> Result<Admitted, (Rejection, bool)> {
+        let headers = &ds.req_header().headers;
+        let sid = single_str(headers, "mcp-session-id");
+        let session = sid.and_then(|id| self.sessions.get(id, &tenant));
+        let snapshot = session.as_ref().map(|s| s.snapshot());
+        let mut ex = Exchange::new(&self.policy, method, path, headers, body);
+        ex.tenant = Some(tenant.clone());
+        ex.session = match (sid, &snapshot) {
+            (None, _) => SessionLookup::NoneGiven,
+            (Some(_), None) => SessionLookup::Unknown,
+            (Some(_), Some(s)) => SessionLookup::Found(s),
+        };
+        let verdict = self.chain.check_message(&mut ex);
+        let bare =
+            !ex.messages.is_empty() && ex.messages.iter().all(|m| m.kind != MessageKind::Request);
+        let echo = ex.echo_id();
+        let (era, messages) = (ex.era, std::mem::take(&mut ex.messages));
+        verdict.map_err(|r| (r, bare))?;
+
+        let mut admitted = Admitted {
+            era,
+            tenant,
+            session: None,
+            init_id: None,
+            begun: Vec::new(),
+            bare,
+        };
+        if era == Era::Legacy {
+            if let Some(s) = &session {
+                self.begin_all(s, &messages, &mut admitted)
+                    .map_err(|mut r| {
+                        r.id = echo.clone();
+                        (r, bare)
+                    })?;
+                if messages.iter().any(|m| {
+                    m.kind == MessageKind::Notification && m.method() == "notifications/initialized"
+                }) {
+                    s.mark_ready();
+                }
+            } else if let Some(init) = messages.iter().find(|m| m.is_request("initialize")) {
+                if self.sessions.len() >= self.policy.sessions.max_sessions {
+                    let mut r = Rejection::new(RejectionKind::Overloaded, "session table full");
+                    r.id = echo;
+                    return Err((r, bare));
+                }
+                admitted.init_id = init.id.clone();
+            }
+        }
+        admitted.session = session;
+        Ok(admitted)
+    }
+
+    fn begin_all(
+        &self,
+        s: &Session,
+        messages: &[Message],
+        admitted: &mut Admitted,
+    ) -> Result<(), Rejection> {
+        let max = self.policy.sessions.max_in_flight_per_session;
+        for id in messages
+            .iter()
+            .filter(|m| m.kind == MessageKind::Request)
+            .filter_map(|m| m.id.as_ref())
+        {
+            if let Err(e) = s.begin(id, max) {
+                for done in admitted.begun.drain(..) {
+                    s.finish(&done);
+                }
+                return Err(match e {
+                    BeginError::Duplicate => Rejection::new(
+                        RejectionKind::DuplicateRequestId,
+                        "request id already in flight",
+                    ),
+                    BeginError::TooMany => Rejection::new(
+                        RejectionKind::Overloaded,
+                        "too many requests in flight on the session",
+                    ),
+                });
+            }
+            admitted.begun.push(id.clone());
+        }
+        Ok(())
+    }
+
+    /// Sends an admitted request upstream and relays the response.
+    async fn forward(
+        &self,
+        ds: &mut ServerSession,
+        method: &str,
+        body: Bytes,
+        a: Admitted,
+    ) -> bool {
+        let era = if a.era == Era::Modern {
+            "modern"
+        } else {
+            "legacy"
+        };
+        self.metrics
+            .forwarded
+            .with_label_values(&[era, method])
+            .inc();
+        let upstream_sid = a.session.as_ref().and_then(|s| s.upstream_id.as_deref());
+        let sent = match self
+            .upstream
+            .request_header(ds.req_header(), upstream_sid, body.len())
+        {
+            Ok(req) => self.upstream.send(&req, &body).await,
+            Err(e) => Err(e),
+        };
+        let finish = |a: &Admitted| {
+            if let Some(s) = &a.session {
+                for id in &a.begun {
+                    s.finish(id);
+                }
+            }
+        };
+        let mut up = match sent {
+            Ok(up) => up,
+            Err(e) => {
+                finish(&a);
+                self.metrics
+                    .upstream_errors
+                    .with_label_values(&["request"])
+                    .inc();
+                let mut r =
+                    Rejection::new(RejectionKind::UpstreamUnavailable, format!("upstream: {e}"));
+                r.id = None;
+                self.refuse(ds, &r, a.bare, BodyState::Consumed).await;
+                return true;
+            }
+        };
+        let plan = RelayPlan {
+            method,
+            tenant: &a.tenant,
+            session: a.session.as_deref(),
+            init_id: a.init_id.clone(),
+        };
+        let outcome = relay_response(self, ds, &mut up, plan).await;
+        finish(&a);
+        if outcome.upstream_reusable {
+            self.upstream.release(up).await;
+        } else if outcome.upstream_failed {
+            self.metrics
+                .upstream_errors
+                .with_label_values(&["response"])
+                .inc();
+        }
+        self.metrics.sessions.set(self.sessions.len() as i64);
+        outcome.downstream_reusable
+    }
+}
+
+fn unreachable_tenant() -> TenantName {
+    // The auth filter either sets a tenant or rejects; keep a safe value anyway.
+    TenantName::from("")
+}
+
+enum BodyError {
+    TooLarge,
+    Io,
+}
+
+async fn read_body(ds: &mut ServerSession, max: usize) -> Result<Bytes, BodyError> {
+    ds.set_read_timeout(Some(BODY_READ_TIMEOUT));
+    let mut body = BytesMut::new();
+    loop {
+        match ds.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max {
+                    return Err(BodyError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(e) => {
+                tracing::debug!("reading request body: {e}");
+                return Err(BodyError::Io);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl HttpServerApp for McpGate {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut ds: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        match ds.read_request().await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::debug!("reading request head: {e}");
+                return None;
+            }
+        }
+        ds.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
+        if !self.handle(&mut ds).await {
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&ds);
+        match ds.finish().await {
+            Ok(stream) => stream.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
+            Err(e) => {
+                tracing::debug!("finishing downstream: {e}");
+                None
+            }
+        }
+    }
+}

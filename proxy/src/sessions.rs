@@ -1,0 +1,290 @@
+//! Legacy (2025-11-25) sessions held by the proxy.
+//!
+//! The proxy hands clients its own random session ids and maps them to the
+//! upstream's, so a client never learns or chooses an upstream session id,
+//! and every session is bound to the tenant that created it: another tenant
+//! presenting the id gets the same 404 as for an id that never existed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use filters::{RequestId, SessionState, SessionView};
+use parking_lot::Mutex;
+use policies::TenantName;
+
+use crate::clock::Clock;
+
+const SHARDS: usize = 64;
+
+/// Why a session could not be created.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CreateError {
+    /// `max_sessions` reached even after dropping expired ones.
+    Full,
+}
+
+/// Why a request could not be registered as in flight.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BeginError {
+    Duplicate,
+    TooMany,
+}
+
+/// One session's mutable state.
+#[derive(Debug)]
+pub struct SessionInner {
+    pub state: SessionState,
+    pub negotiated_version: String,
+    in_flight: HashSet<RequestId>,
+    last_used: Instant,
+}
+
+/// A live session.
+#[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    pub tenant: TenantName,
+    /// The upstream's own session id, when it assigned one.
+    pub upstream_id: Option<String>,
+    pub inner: Mutex<SessionInner>,
+}
+
+/// A point-in-time copy the filters read.
+pub struct Snapshot {
+    state: SessionState,
+    version: String,
+    in_flight: HashSet<RequestId>,
+}
+
+impl SessionView for Snapshot {
+    fn state(&self) -> SessionState {
+        self.state
+    }
+    fn negotiated_version(&self) -> &str {
+        &self.version
+    }
+    fn is_in_flight(&self, id: &RequestId) -> bool {
+        self.in_flight.contains(id)
+    }
+}
+
+impl Session {
+    pub fn snapshot(&self) -> Snapshot {
+        let g = self.inner.lock();
+        Snapshot {
+            state: g.state,
+            version: g.negotiated_version.clone(),
+            in_flight: g.in_flight.clone(),
+        }
+    }
+
+    /// Registers a request id as in flight (atomic check-and-insert).
+    pub fn begin(&self, id: &RequestId, max: usize) -> Result<(), BeginError> {
+        let mut g = self.inner.lock();
+        if g.in_flight.contains(id) {
+            return Err(BeginError::Duplicate);
+        }
+        if g.in_flight.len() >= max {
+            return Err(BeginError::TooMany);
+        }
+        g.in_flight.insert(id.clone());
+        Ok(())
+    }
+
+    /// Forgets an in-flight id once its response ended.
+    pub fn finish(&self, id: &RequestId) {
+        self.inner.lock().in_flight.remove(id);
+    }
+
+    pub fn mark_ready(&self) {
+        self.inner.lock().state = SessionState::Ready;
+    }
+}
+
+/// All sessions, sharded to keep lock hold times short.
+pub struct SessionStore {
+    shards: Vec<Mutex<HashMap<String, Arc<Session>>>>,
+    clock: Arc<dyn Clock>,
+    idle: Duration,
+    max_sessions: usize,
+    count: std::sync::atomic::AtomicUsize,
+}
+
+impl SessionStore {
+    pub fn new(clock: Arc<dyn Clock>, idle: Duration, max_sessions: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            clock,
+            idle,
+            max_sessions,
+            count: Default::default(),
+        }
+    }
+
+    fn shard(&self, id: &str) -> &Mutex<HashMap<String, Arc<Session>>> {
+        let h = id
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+        &self.shards[h % SHARDS]
+    }
+
+    pub fn len(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Creates a session with a fresh id for `tenant`.
+    #[cfg(test)]
+    pub fn create(
+        &self,
+        tenant: TenantName,
+        upstream_id: Option<String>,
+        negotiated_version: String,
+    ) -> Result<Arc<Session>, CreateError> {
+        self.insert(new_session_id(), tenant, upstream_id, negotiated_version)
+    }
+
+    /// Creates session `id` (already handed to the client) once the
+    /// handshake reached the initialize result.
+    pub fn insert(
+        &self,
+        id: String,
+        tenant: TenantName,
+        upstream_id: Option<String>,
+        negotiated_version: String,
+    ) -> Result<Arc<Session>, CreateError> {
+        if self.len() >= self.max_sessions {
+            self.sweep();
+            if self.len() >= self.max_sessions {
+                return Err(CreateError::Full);
+            }
+        }
+        let session = Arc::new(Session {
+            id: id.clone(),
+            tenant,
+            upstream_id,
+            inner: Mutex::new(SessionInner {
+                state: SessionState::AwaitingInitialized,
+                negotiated_version,
+                in_flight: HashSet::new(),
+                last_used: self.clock.now(),
+            }),
+        });
+        self.shard(&id).lock().insert(id, session.clone());
+        self.count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(session)
+    }
+
+    /// The live session `id` of `tenant`; expired or foreign ones are `None`.
+    pub fn get(&self, id: &str, tenant: &str) -> Option<Arc<Session>> {
+        let now = self.clock.now();
+        let mut shard = self.shard(id).lock();
+        let session = shard.get(id)?.clone();
+        let mut g = session.inner.lock();
+        if now.saturating_duration_since(g.last_used) > self.idle && g.in_flight.is_empty() {
+            drop(g);
+            shard.remove(id);
+            self.count
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return None;
+        }
+        if &*session.tenant != tenant {
+            return None;
+        }
+        g.last_used = now;
+        drop(g);
+        Some(session)
+    }
+
+    /// Ends a session (DELETE). Later lookups get `None`.
+    pub fn remove(&self, id: &str) {
+        if self.shard(id).lock().remove(id).is_some() {
+            self.count
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Drops every idle session past its timeout.
+    pub fn sweep(&self) {
+        let now = self.clock.now();
+        for shard in &self.shards {
+            let mut s = shard.lock();
+            let before = s.len();
+            s.retain(|_, sess| {
+                let g = sess.inner.lock();
+                now.saturating_duration_since(g.last_used) <= self.idle || !g.in_flight.is_empty()
+            });
+            self.count
+                .fetch_sub(before - s.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// 256 random bits, hex: unguessable and visible ASCII.
+pub fn new_session_id() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn store(clock: &ManualClock, max: usize) -> SessionStore {
+        SessionStore::new(Arc::new(clock.clone()), Duration::from_secs(60), max)
+    }
+
+    #[test]
+    fn sessions_are_bound_to_their_tenant() {
+        let clock = ManualClock::default();
+        let s = store(&clock, 10);
+        let sess = s
+            .create("a".into(), Some("up".into()), "2025-11-25".into())
+            .unwrap();
+        assert_eq!(sess.id.len(), 64);
+        assert!(s.get(&sess.id, "a").is_some());
+        assert!(s.get(&sess.id, "b").is_none());
+        assert!(s.get("nope", "a").is_none());
+        s.remove(&sess.id);
+        assert!(s.get(&sess.id, "a").is_none());
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn idle_sessions_expire_and_free_capacity() {
+        let clock = ManualClock::default();
+        let s = store(&clock, 1);
+        let a = s.create("t".into(), None, "2025-11-25".into()).unwrap();
+        assert_eq!(
+            s.create("t".into(), None, "2025-11-25".into()).unwrap_err(),
+            CreateError::Full
+        );
+        clock.advance(Duration::from_secs(61));
+        assert!(
+            s.create("t".into(), None, "2025-11-25".into()).is_ok(),
+            "expired session swept"
+        );
+        assert!(s.get(&a.id, "t").is_none());
+    }
+
+    #[test]
+    fn in_flight_ids_are_unique_and_capped() {
+        let clock = ManualClock::default();
+        let s = store(&clock, 1);
+        let a = s.create("t".into(), None, "2025-11-25".into()).unwrap();
+        let one = RequestId::Number(1.into());
+        assert_eq!(a.begin(&one, 2), Ok(()));
+        assert_eq!(a.begin(&one, 2), Err(BeginError::Duplicate));
+        assert_eq!(a.begin(&RequestId::String("x".into()), 2), Ok(()));
+        assert_eq!(
+            a.begin(&RequestId::String("y".into()), 2),
+            Err(BeginError::TooMany)
+        );
+        a.finish(&one);
+        assert_eq!(a.begin(&one, 2), Ok(()));
+        assert!(a.snapshot().is_in_flight(&one));
+    }
+}
