@@ -69,6 +69,8 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     let auth = read_auth(&mut r, auth_t.unwrap_or(&empty), tenants_t);
     let sessions_t = r.table(root, "sessions", "");
     let sessions = read_sessions(&mut r, sessions_t.unwrap_or(&empty));
+    let admin_t = r.table(root, "admin", "");
+    let admin = admin_t.and_then(|t| read_admin(&mut r, t));
     let errors = r.into_errors();
     if !errors.is_empty() {
         return Err(PolicyErrors(errors));
@@ -81,7 +83,25 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
         origin,
         auth,
         sessions,
+        admin,
     })
+}
+
+fn read_admin(r: &mut Reader, t: &dyn TableLike) -> Option<AdminListen> {
+    const P: &str = "admin";
+    r.deny_unknown(t, P, &["address"]);
+    let raw = r.opt_string(t, "address", P)?;
+    match raw.parse::<SocketAddr>() {
+        Ok(address) => Some(AdminListen { address }),
+        Err(_) => {
+            r.error(
+                Reader::span_of(t, "address"),
+                &join(P, "address"),
+                format!("`{raw}` is not an IP:port socket address"),
+            );
+            None
+        }
+    }
 }
 
 fn read_listen(r: &mut Reader, t: &dyn TableLike) -> Listen {

@@ -18,6 +18,8 @@ pub struct Policy {
     pub origin: OriginPolicy,
     pub auth: Auth,
     pub sessions: SessionPolicy,
+    /// Metrics and health listener; `None` when not configured.
+    pub admin: Option<AdminListen>,
 }
 
 /// Where mcpgate accepts clients.
@@ -134,4 +136,10 @@ pub struct SessionPolicy {
     pub idle_timeout_secs: u64,
     /// Most requests in flight at once on one session.
     pub max_in_flight_per_session: usize,
+}
+
+/// The admin listener (`/metrics`, `/healthz`).
+#[derive(Debug, Clone)]
+pub struct AdminListen {
+    pub address: SocketAddr,
 }

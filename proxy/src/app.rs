@@ -315,8 +315,11 @@ async fn read_body(ds: &mut ServerSession, max: usize) -> Result<Bytes, BodyErro
     }
 }
 
+/// The gateway as a pingora service, sharing one [`McpGate`] with the admin listener.
+pub struct GateService(pub Arc<McpGate>);
+
 #[async_trait]
-impl HttpServerApp for McpGate {
+impl HttpServerApp for GateService {
     async fn process_new_http(
         self: &Arc<Self>,
         mut ds: ServerSession,
@@ -331,7 +334,7 @@ impl HttpServerApp for McpGate {
             }
         }
         ds.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
-        if !self.handle(&mut ds).await {
+        if !self.0.handle(&mut ds).await {
             return None;
         }
         let settings = HttpPersistentSettings::for_session(&ds);

@@ -1,8 +1,6 @@
 //! Time as a dependency, so expiry and timeouts are testable without sleeps.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A monotonic clock.
 pub trait Clock: Send + Sync {
@@ -18,35 +16,41 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when a test advances it.
 #[cfg(test)]
-#[derive(Clone)]
-pub struct ManualClock {
-    start: Instant,
-    offset_ms: Arc<AtomicU64>,
-}
+pub use manual::ManualClock;
 
 #[cfg(test)]
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self {
-            start: Instant::now(),
-            offset_ms: Arc::new(AtomicU64::new(0)),
+mod manual {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// A clock that only moves when a test advances it.
+    #[derive(Clone)]
+    pub struct ManualClock {
+        start: Instant,
+        offset_ms: Arc<AtomicU64>,
+    }
+
+    impl Default for ManualClock {
+        fn default() -> Self {
+            Self {
+                start: Instant::now(),
+                offset_ms: Arc::new(AtomicU64::new(0)),
+            }
         }
     }
-}
 
-#[cfg(test)]
-impl ManualClock {
-    pub fn advance(&self, by: Duration) {
-        self.offset_ms
-            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    impl ManualClock {
+        pub fn advance(&self, by: Duration) {
+            self.offset_ms
+                .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+        }
     }
-}
 
-#[cfg(test)]
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+    impl super::Clock for ManualClock {
+        fn now(&self) -> Instant {
+            self.start + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+        }
     }
 }

@@ -1,6 +1,7 @@
 #![forbid(unsafe_code)]
 //! `mcpgate`: a Model Context Protocol safety gateway.
 
+mod admin;
 mod app;
 mod clock;
 mod inspect;
@@ -82,15 +83,21 @@ fn run(policy: policies::Policy) -> ExitCode {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let gate = match app::McpGate::new(policy.clone()) {
-        Ok(g) => g,
+        Ok(g) => Arc::new(g),
         Err(e) => {
             eprintln!("error: upstream {}: {e}", policy.upstream.url);
             return ExitCode::from(1);
         }
     };
-    let mut service = Service::new("mcpgate".to_string(), gate);
+    let mut service = Service::new("mcpgate".to_string(), app::GateService(gate.clone()));
     service.add_tcp(&policy.listen.address.to_string());
     server.add_service(service);
+    if let Some(admin) = &policy.admin {
+        let app = pingora::apps::http_app::HttpServer::new_app(admin::Admin { gate });
+        let mut service = Service::new("mcpgate-admin".to_string(), app);
+        service.add_tcp(&admin.address.to_string());
+        server.add_service(service);
+    }
     tracing::info!(
         listen = %policy.listen.address, path = %policy.listen.path, upstream = %policy.upstream.url,
         "mcpgate listening"
