@@ -11,7 +11,7 @@ use crate::model::*;
 use crate::reader::{join, Reader};
 
 const TOP_LEVEL: &[&str] = &[
-    "listen", "upstream", "limits", "protocol", "origin", "auth", "tenants", "sessions",
+    "listen", "upstream", "limits", "protocol", "origin", "auth", "tenants", "sessions", "admin",
 ];
 
 /// Versions of the stateful revision accepted by default.
@@ -71,7 +71,8 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     let sessions = read_sessions(&mut r, sessions_t.unwrap_or(&empty));
     let admin_t = r.table(root, "admin", "");
     let admin = admin_t.and_then(|t| read_admin(&mut r, t));
-    let errors = r.into_errors();
+    let mut errors = r.into_errors();
+    errors.sort_by_key(|e| (e.line, e.column));
     if !errors.is_empty() {
         return Err(PolicyErrors(errors));
     }

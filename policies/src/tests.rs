@@ -105,3 +105,15 @@ fn host_patterns() {
     assert!(parse_host_pattern("a b").is_none());
     assert!(parse_host_pattern("host:99999").is_none());
 }
+
+#[test]
+fn the_example_config_is_valid_and_documents_every_section() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.example.toml");
+    let p = parse_policy_file(std::path::Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(p.admin.is_some());
+    assert_eq!(p.auth.tenants.len(), 1);
+    let src = std::fs::read_to_string(path).unwrap();
+    for section in ["[listen]", "[upstream]", "[limits]", "[protocol]", "[origin]", "[auth]", "[sessions]", "[admin]"] {
+        assert!(src.contains(section), "{section} missing from the example");
+    }
+}
