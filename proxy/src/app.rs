@@ -117,7 +117,8 @@ impl McpGate {
 
         let admitted = match self.admit(ds, &method, &path, &body, tenant) {
             Ok(a) => a,
-            Err((r, bare)) => {
+            Err(refused) => {
+                let (r, bare) = *refused;
                 self.refuse(ds, &r, bare, BodyState::Consumed).await;
                 return true;
             }
@@ -133,7 +134,7 @@ impl McpGate {
         path: &str,
         body: &Bytes,
         tenant: TenantName,
-    ) -> Result<Admitted, (Rejection, bool)> {
+    ) -> Result<Admitted, Box<(Rejection, bool)>> {
         let headers = &ds.req_header().headers;
         let sid = single_str(headers, "mcp-session-id");
         let session = sid.and_then(|id| self.sessions.get(id, &tenant));
@@ -150,7 +151,7 @@ impl McpGate {
             !ex.messages.is_empty() && ex.messages.iter().all(|m| m.kind != MessageKind::Request);
         let echo = ex.echo_id();
         let (era, messages) = (ex.era, std::mem::take(&mut ex.messages));
-        verdict.map_err(|r| (r, bare))?;
+        verdict.map_err(|r| Box::new((r, bare)))?;
 
         let mut admitted = Admitted {
             era,
@@ -176,7 +177,7 @@ impl McpGate {
                 if self.sessions.len() >= self.policy.sessions.max_sessions {
                     let mut r = Rejection::new(RejectionKind::Overloaded, "session table full");
                     r.id = echo;
-                    return Err((r, bare));
+                    return Err(Box::new((r, bare)));
                 }
                 admitted.init_id = init.id.clone();
             }
