@@ -141,6 +141,20 @@ impl Message {
     }
 }
 
+/// Best-effort read of a body's JSON-RPC id, for echoing it in an error, and
+/// whether the body is a notification or response (which get a bare status).
+pub fn peek_id(body: &[u8]) -> (Option<RequestId>, bool) {
+    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body) else {
+        return (None, false);
+    };
+    let id = m.get("id").and_then(RequestId::from_json);
+    let is_request = m.contains_key("method") && id.is_some();
+    let bare = m.contains_key("method") && !m.contains_key("id")
+        || m.contains_key("result")
+        || m.contains_key("error");
+    (if is_request { id } else { None }, bare)
+}
+
 /// Deepest `[`/`{` nesting in `bytes`, stopping early past `limit`.
 pub fn nesting_depth(bytes: &[u8], limit: usize) -> usize {
     let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
@@ -258,6 +272,20 @@ mod tests {
             parse_strict(br#" {"a":[1,2.5,"x",null,true]} "#).unwrap()["a"][1],
             2.5
         );
+    }
+
+    #[test]
+    fn peek_id_for_errors() {
+        assert_eq!(
+            peek_id(br#"{"jsonrpc":"2.0","id":"a","method":"x"}"#),
+            (Some(RequestId::String("a".into())), false)
+        );
+        assert_eq!(peek_id(br#"{"jsonrpc":"2.0","method":"n"}"#), (None, true));
+        assert_eq!(
+            peek_id(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
+            (None, true)
+        );
+        assert_eq!(peek_id(b"garbage"), (None, false));
     }
 
     #[test]

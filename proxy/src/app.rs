@@ -28,6 +28,9 @@ use crate::respond::{reject, BodyState};
 use crate::sessions::{BeginError, Session, SessionStore};
 use crate::upstream::UpstreamClient;
 
+/// Largest body read after a head-phase refusal, only to echo the request id.
+const ECHO_READ_LIMIT: usize = 64 * 1024;
+
 /// How long a client may take to send its request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -99,10 +102,7 @@ impl McpGate {
         let tenant = match head {
             Ok(Some(t)) => t,
             Ok(None) => unreachable_tenant(),
-            Err(r) => {
-                self.refuse(ds, &r, false, BodyState::Unread).await;
-                return false;
-            }
+            Err(r) => return self.refuse_head(ds, r).await,
         };
 
         let body = match read_body(ds, policy.limits.max_body_bytes).await {
@@ -124,6 +124,30 @@ impl McpGate {
             }
         };
         self.forward(ds, &method, body, admitted).await
+    }
+
+    /// Answers a head-phase refusal. A small body is still read (never
+    /// forwarded) so the error can echo the request id, a notification gets a
+    /// bare status, and the connection stays reusable.
+    async fn refuse_head(&self, ds: &mut ServerSession, mut r: Rejection) -> bool {
+        let small = ds
+            .req_header()
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .is_some_and(|n| n <= ECHO_READ_LIMIT);
+        if r.kind == RejectionKind::PayloadTooLarge || !small {
+            self.refuse(ds, &r, false, BodyState::Unread).await;
+            return false;
+        }
+        let Ok(body) = read_body(ds, ECHO_READ_LIMIT).await else {
+            self.refuse(ds, &r, false, BodyState::Unread).await;
+            return false;
+        };
+        let (id, bare) = filters::message::peek_id(&body);
+        r.id = id;
+        self.refuse(ds, &r, bare, BodyState::Consumed).await;
+        true
     }
 
     /// Runs the message phase and the session bookkeeping it implies.
