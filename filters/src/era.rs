@@ -41,17 +41,46 @@ impl Filter for EraFilter {
     }
 }
 
-fn classify(ex: &Exchange<'_>) -> Result<Era, Rejection> {
-    let header = single_str(ex.headers, "mcp-protocol-version");
-    let header_modern = header.is_some_and(is_modern_version);
-    if ex.method != "POST" {
-        return Ok(if header_modern {
-            Era::Modern
-        } else {
-            Era::Legacy
-        });
+/// What the `MCP-Protocol-Version` header claims.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HeaderClaim {
+    Absent,
+    /// A stateful version: allowlisted, or dated before the first stateless one.
+    Legacy,
+    /// Anything else, including versions mcpgate does not know (the modern
+    /// filter then answers -32022 or -32020 as the spec says).
+    Modern,
+}
+
+fn header_claim(ex: &Exchange<'_>) -> HeaderClaim {
+    match single_str(ex.headers, "mcp-protocol-version") {
+        None => HeaderClaim::Absent,
+        Some(v) if ex.policy.protocol.legacy_versions.iter().any(|a| a == v) => HeaderClaim::Legacy,
+        Some(v) if is_version_date(v) && v < FIRST_MODERN_VERSION => HeaderClaim::Legacy,
+        Some(_) => HeaderClaim::Modern,
     }
+}
+
+fn is_version_date(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+}
+
+fn classify(ex: &Exchange<'_>) -> Result<Era, Rejection> {
+    let header = header_claim(ex);
     let has_session = single(ex.headers, "mcp-session-id") != Single::Absent;
+    if ex.method != "POST" {
+        // A session id means a stateful stream or DELETE whatever the header says.
+        let modern = header == HeaderClaim::Modern && !has_session;
+        return Ok(if modern { Era::Modern } else { Era::Legacy });
+    }
     let modern_bodies = ex
         .messages
         .iter()
@@ -60,27 +89,20 @@ fn classify(ex: &Exchange<'_>) -> Result<Era, Rejection> {
                 .is_some_and(|meta| meta.contains_key(META_PROTOCOL_VERSION))
         })
         .count();
-    let has_initialize = ex.messages.iter().any(|m| m.method() == "initialize");
     let conflict = |why: &str| Err(Rejection::new(K::EraConflict, why.to_string()));
     if modern_bodies > 0 {
         if modern_bodies != ex.messages.len() {
             return conflict("batch mixes stateless and stateful messages");
         }
-        if has_initialize {
-            return conflict("initialize carries stateless _meta");
-        }
         if has_session {
             return conflict("stateless request carries Mcp-Session-Id");
         }
-        if header.is_some() && !header_modern {
+        if header == HeaderClaim::Legacy {
             return conflict("stateless body with a stateful MCP-Protocol-Version header");
         }
         return Ok(Era::Modern);
     }
-    if header_modern {
-        if has_initialize {
-            return conflict("initialize with a stateless MCP-Protocol-Version header");
-        }
+    if header == HeaderClaim::Modern {
         if has_session {
             return conflict("Mcp-Session-Id with a stateless MCP-Protocol-Version header");
         }
@@ -135,7 +157,7 @@ mod tests {
             Err(K::EraConflict)
         );
         assert_eq!(
-            era(&[("mcp-protocol-version", "2026-07-28")], INIT),
+            era(&[("mcp-protocol-version", "2024-01-01")], MODERN),
             Err(K::EraConflict)
         );
         assert_eq!(

@@ -6,6 +6,7 @@
 //! `initialize` is refused; the `MCP-Protocol-Version` header must name the
 //! negotiated version. Unknown, ended or foreign sessions look alike: 404.
 
+use policies::SessionVersionHeader;
 use serde_json::{json, Value};
 
 use crate::exchange::{Era, Exchange, SessionLookup, SessionState, SessionView};
@@ -89,7 +90,14 @@ fn check_requested_version(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejecti
 
 fn with_session(ex: &Exchange<'_>, s: &dyn SessionView) -> Result<(), Rejection> {
     if let Some(v) = single_str(ex.headers, "mcp-protocol-version") {
-        if v != s.negotiated_version() {
+        let negotiated = s.negotiated_version();
+        let accepted = match ex.policy.protocol.session_version_header {
+            SessionVersionHeader::Negotiated => v == negotiated,
+            SessionVersionHeader::Allowlisted => {
+                v <= negotiated && ex.policy.protocol.legacy_versions.iter().any(|a| a == v)
+            }
+        };
+        if !accepted {
             return Err(Rejection::new(
                 K::ProtocolVersionMismatch,
                 format!(

@@ -44,62 +44,65 @@ impl Filter for ModernFilter {
     }
 }
 
+/// Methods of the stateful revision that do not exist in the stateless one.
+const REMOVED_METHODS: &[&str] = &["initialize", "notifications/initialized"];
+
 fn check_message(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejection> {
+    if m.kind == MessageKind::Response {
+        return Err(Rejection::new(
+            K::ResponseNotAllowed,
+            "client response in the stateless revision",
+        ));
+    }
+    if REMOVED_METHODS.contains(&m.method()) {
+        return Err(Rejection::new(
+            K::MethodNotFound,
+            format!("{:?} does not exist in the stateless revision", m.method()),
+        ));
+    }
     let allowed = &ex.policy.protocol.modern_versions;
     let header_version = header(ex, "mcp-protocol-version")?;
-    let version = match m.kind {
-        MessageKind::Response => {
-            return Err(Rejection::new(
-                K::ResponseNotAllowed,
-                "client response in the stateless revision",
-            ))
-        }
-        MessageKind::Request => {
-            let meta = m.meta();
-            let Some(v) = meta.and_then(|meta| meta.get(META_PROTOCOL_VERSION)) else {
-                return Err(Rejection::new(
-                    K::MissingMeta,
-                    "request lacks _meta protocolVersion",
-                ));
-            };
-            let Some(v) = v.as_str() else {
-                return Err(Rejection::new(
-                    K::MissingMeta,
-                    "_meta protocolVersion is not a string",
-                ));
-            };
-            if !allowed.iter().any(|a| a == v) {
-                return Err(unsupported(allowed, v));
-            }
-            if !meta
-                .and_then(|meta| meta.get(META_CLIENT_CAPABILITIES))
-                .is_some_and(Value::is_object)
-            {
-                return Err(Rejection::new(
-                    K::MissingMeta,
-                    "request lacks _meta clientCapabilities",
-                ));
-            }
-            if header_version.as_deref() != Some(v) {
-                return Err(Rejection::new(
-                    K::HeaderMismatch,
-                    format!("MCP-Protocol-Version {header_version:?} != _meta {v:?}"),
-                ));
-            }
-            v.to_string()
-        }
-        MessageKind::Notification => match header_version {
-            Some(v) if allowed.contains(&v) => v,
-            Some(v) => return Err(unsupported(allowed, &v)),
-            None => {
-                return Err(Rejection::new(
-                    K::HeaderMismatch,
-                    "missing MCP-Protocol-Version",
-                ))
-            }
-        },
+    let Some(header_version) = header_version else {
+        return Err(Rejection::new(
+            K::HeaderMismatch,
+            "missing MCP-Protocol-Version",
+        ));
     };
-    let _ = version;
+    if m.kind == MessageKind::Request {
+        let meta = m.meta();
+        let Some(v) = meta.and_then(|meta| meta.get(META_PROTOCOL_VERSION)) else {
+            return Err(Rejection::new(
+                K::MissingMeta,
+                "request lacks _meta protocolVersion",
+            ));
+        };
+        let Some(v) = v.as_str() else {
+            return Err(Rejection::new(
+                K::MissingMeta,
+                "_meta protocolVersion is not a string",
+            ));
+        };
+        // Header first: a header that lies about the body is -32020 whatever
+        // the versions; only an honest header gets the -32022 version answer.
+        if header_version != v {
+            return Err(Rejection::new(
+                K::HeaderMismatch,
+                format!("MCP-Protocol-Version {header_version:?} != _meta {v:?}"),
+            ));
+        }
+        if !meta
+            .and_then(|meta| meta.get(META_CLIENT_CAPABILITIES))
+            .is_some_and(Value::is_object)
+        {
+            return Err(Rejection::new(
+                K::MissingMeta,
+                "request lacks _meta clientCapabilities",
+            ));
+        }
+    }
+    if !allowed.contains(&header_version) {
+        return Err(unsupported(allowed, &header_version));
+    }
     let method = m.method();
     if header(ex, "mcp-method")?.as_deref() != Some(method) {
         return Err(Rejection::new(

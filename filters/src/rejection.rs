@@ -67,6 +67,8 @@ pub enum RejectionKind {
     UnsupportedModernVersion,
     /// A client posted a JSON-RPC response where none is allowed.
     ResponseNotAllowed,
+    /// A method that does not exist in the request's revision.
+    MethodNotFound,
     /// Too many sessions or in-flight requests (load shedding).
     Overloaded,
     /// The upstream could not be reached or failed mid-exchange.
@@ -138,6 +140,7 @@ impl RejectionKind {
                 -32600,
                 "Invalid request: responses are not accepted here",
             ),
+            K::MethodNotFound => (404, -32601, "Method not found"),
             K::Overloaded => (503, -32013, "Service overloaded, retry later"),
             K::UpstreamUnavailable => (502, -32603, "Upstream unavailable"),
             K::UpstreamTimeout => (504, -32603, "Upstream timeout"),

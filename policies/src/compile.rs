@@ -226,7 +226,15 @@ fn read_limits(r: &mut Reader, t: &dyn TableLike) -> Limits {
 
 fn read_protocol(r: &mut Reader, t: &dyn TableLike) -> Protocol {
     const P: &str = "protocol";
-    r.deny_unknown(t, P, &["legacy_versions", "modern_versions"]);
+    r.deny_unknown(
+        t,
+        P,
+        &[
+            "legacy_versions",
+            "modern_versions",
+            "session_version_header",
+        ],
+    );
     let versions = |r: &mut Reader, key: &str, default: &[&str]| -> Vec<String> {
         match r.strings(t, key, P) {
             None => default.iter().map(|s| s.to_string()).collect(),
@@ -253,7 +261,23 @@ fn read_protocol(r: &mut Reader, t: &dyn TableLike) -> Protocol {
             "at least one protocol version must be allowed",
         );
     }
+    let session_version_header = match r
+        .string(t, "session_version_header", P, "negotiated")
+        .as_str()
+    {
+        "negotiated" => SessionVersionHeader::Negotiated,
+        "allowlisted" => SessionVersionHeader::Allowlisted,
+        other => {
+            r.error(
+                Reader::span_of(t, "session_version_header"),
+                &join(P, "session_version_header"),
+                format!("`{other}` is not one of: negotiated, allowlisted"),
+            );
+            SessionVersionHeader::Negotiated
+        }
+    };
     Protocol {
+        session_version_header,
         legacy_versions,
         modern_versions,
     }

@@ -68,6 +68,19 @@ pub struct Protocol {
     pub legacy_versions: Vec<String>,
     /// Versions a stateless request may carry in `_meta`.
     pub modern_versions: Vec<String>,
+    /// What `MCP-Protocol-Version` a legacy session's requests may carry.
+    pub session_version_header: SessionVersionHeader,
+}
+
+/// Rule for the `MCP-Protocol-Version` header on an established legacy session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionVersionHeader {
+    /// Exactly the version negotiated in `initialize` (strict, default).
+    Negotiated,
+    /// Any version in `legacy_versions` not newer than the negotiated one
+    /// (what the spec requires of a server; the official conformance suite
+    /// sends 2025-03-26 on a 2025-11-25 session).
+    Allowlisted,
 }
 
 /// A `Host` or `Origin` allowlist entry: a host, with or without a port.

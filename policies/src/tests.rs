@@ -113,7 +113,16 @@ fn the_example_config_is_valid_and_documents_every_section() {
     assert!(p.admin.is_some());
     assert_eq!(p.auth.tenants.len(), 1);
     let src = std::fs::read_to_string(path).unwrap();
-    for section in ["[listen]", "[upstream]", "[limits]", "[protocol]", "[origin]", "[auth]", "[sessions]", "[admin]"] {
+    for section in [
+        "[listen]",
+        "[upstream]",
+        "[limits]",
+        "[protocol]",
+        "[origin]",
+        "[auth]",
+        "[sessions]",
+        "[admin]",
+    ] {
         assert!(src.contains(section), "{section} missing from the example");
     }
 }

@@ -2,7 +2,7 @@ use super::*;
 use crate::envelope::EnvelopeFilter;
 use crate::era::EraFilter;
 use crate::message::RequestId;
-use crate::testutil::{headers, policy};
+use crate::testutil::{headers, policy, policy_with};
 
 struct Fake {
     state: SessionState,
@@ -22,9 +22,18 @@ impl SessionView for Fake {
 }
 
 fn run(method: &str, h: &[(&str, &str)], session: SessionLookup<'_>, body: &str) -> Result<(), K> {
-    let p = policy();
+    run_with(&policy(), method, h, session, body)
+}
+
+fn run_with(
+    p: &policies::Policy,
+    method: &str,
+    h: &[(&str, &str)],
+    session: SessionLookup<'_>,
+    body: &str,
+) -> Result<(), K> {
     let h = headers(h);
-    let mut ex = Exchange::new(&p, method, "/mcp", &h, body.as_bytes());
+    let mut ex = Exchange::new(p, method, "/mcp", &h, body.as_bytes());
     ex.session = session;
     for f in [&EnvelopeFilter as &dyn Filter, &EraFilter, &InitGateFilter] {
         if let Decision::Reject(r) = f.check(&mut ex) {
@@ -115,4 +124,27 @@ fn ready_session_rules() {
     );
     let h = [("mcp-protocol-version", "2025-11-25")];
     assert_eq!(run("GET", &h, SessionLookup::Found(&s), ""), Ok(()));
+}
+
+#[test]
+fn allowlisted_header_mode_accepts_older_supported_versions() {
+    let p = policy_with("[protocol]\nsession_version_header = \"allowlisted\"\n");
+    let s = Fake {
+        state: SessionState::Ready,
+        in_flight: vec![],
+    };
+    let older = [("mcp-protocol-version", "2025-03-26")];
+    assert_eq!(
+        run_with(&p, "POST", &older, SessionLookup::Found(&s), PING),
+        Ok(())
+    );
+    assert_eq!(
+        run("POST", &older, SessionLookup::Found(&s), PING),
+        Err(K::ProtocolVersionMismatch)
+    );
+    let unknown = [("mcp-protocol-version", "2024-01-01")];
+    assert_eq!(
+        run_with(&p, "POST", &unknown, SessionLookup::Found(&s), PING),
+        Err(K::ProtocolVersionMismatch)
+    );
 }
