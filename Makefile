@@ -20,7 +20,7 @@ run:
 # The whole suite: formatting, lints, unit tests, then the real binary against
 # real MCP software (negative suite, SDK clients, official conformance suites).
 test: bootstrap lint unit-test build-debug
-	MCPGATE_BIN=target/debug/mcpgate DEMO_UPSTREAM_BIN=target/debug/demo-upstream \
+	MCPGATE_REQUIRED=1 MCPGATE_BIN=target/debug/mcpgate DEMO_UPSTREAM_BIN=target/debug/demo-upstream \
 	  $(VENV_PY) -m pytest -v -s -p no:cacheprovider conformance/tests $(CONFORMANCE_PYTEST_FLAGS)
 
 lint:
@@ -38,7 +38,7 @@ build-release:
 
 # Only the table-driven negative suite against the real binary.
 negative-suite: bootstrap build-debug
-	MCPGATE_BIN=target/debug/mcpgate DEMO_UPSTREAM_BIN=target/debug/demo-upstream \
+	MCPGATE_REQUIRED=1 MCPGATE_BIN=target/debug/mcpgate DEMO_UPSTREAM_BIN=target/debug/demo-upstream \
 	  $(VENV_PY) -m pytest -v -p no:cacheprovider conformance/tests/test_negative_suite.py
 
 clean-cache:

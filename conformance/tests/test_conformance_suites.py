@@ -12,6 +12,20 @@ import harness
 import pytest
 
 SUITES = ["0.1.16", "0.2.0-alpha.12"]
+
+# The one policy change from the defaults for this run: scenario
+# server-sse-multiple-streams negotiates 2025-11-25 and then sends raw requests
+# with `MCP-Protocol-Version: 2025-03-26`. The spec lets a server accept any
+# supported version there; mcpgate's default is stricter (exactly the negotiated
+# version), so the comparison runs with the spec's rule.
+CONFORMANCE_POLICY = '\n[protocol]\nsession_version_header = "allowlisted"\n'
+
+
+@pytest.fixture(scope="module")
+def conformance_gate(upstreams):
+    gate = harness.start_mcpgate(upstreams("reference").url, extra_toml=CONFORMANCE_POLICY)
+    yield gate
+    gate.stop()
 RUN_SUITE = harness.ROOT / "conformance/run_suite.py"
 
 
@@ -35,8 +49,8 @@ def test_reference_passes_direct(suite, upstreams, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("suite", SUITES)
-def test_compare_direct_vs_mcpgate(suite, upstreams, gate_for, tmp_path, capsys):
-    ref, gate = upstreams("reference"), gate_for("reference")
+def test_compare_direct_vs_mcpgate(suite, upstreams, conformance_gate, tmp_path, capsys):
+    ref, gate = upstreams("reference"), conformance_gate
     rc, out = run_suite(
         ["compare", "--suite", suite, "--direct", ref.url, "--proxied", gate.url, "--out", str(tmp_path), "--json", str(tmp_path / "c.json")],
         capsys,
@@ -47,3 +61,36 @@ def test_compare_direct_vs_mcpgate(suite, upstreams, gate_for, tmp_path, capsys)
     assert data["mcpgate"]["dns-rebinding-protection"]["status"] == "pass"
     if suite != "0.1.16":
         assert data["mcpgate"]["http-header-validation"]["status"] == "pass"
+
+
+# Scenario -> suites it is run from. The upstream is the demo upstream with its
+# own defences off (`--allow-any-origin --lax-headers`): it fails both direct,
+# and mcpgate alone must make them pass.
+GATE_ENFORCED = {"0.1.16": ["dns-rebinding-protection"], "0.2.0-alpha.12": ["dns-rebinding-protection", "http-header-validation"]}
+
+
+@pytest.fixture(scope="module")
+def lax_upstream_and_gate():
+    port = harness.free_port()
+    up = harness.Proc("demo-upstream-lax", [harness.demo_upstream_bin(), "--listen", f"127.0.0.1:{port}",
+                                            "--allow-any-origin", "--lax-headers"])
+    up.wait_port(port)
+    url = f"http://127.0.0.1:{port}/mcp"
+    gate = harness.start_mcpgate(url)
+    yield url, gate.url
+    gate.stop()
+    up.stop()
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_gateway_enforces_what_the_upstream_does_not(suite, lax_upstream_and_gate, tmp_path, capsys):
+    direct, proxied = lax_upstream_and_gate
+    only = ",".join(GATE_ENFORCED[suite])
+    results = {}
+    for label, url in (("direct", direct), ("mcpgate", proxied)):
+        run_suite(["run", "--suite", suite, "--url", url, "--label", label, "--only", only,
+                   "--out", str(tmp_path / label), "--json", str(tmp_path / f"{label}.json")], capsys)
+        results[label] = json.loads((tmp_path / f"{label}.json").read_text())[suite][label]
+    for name in GATE_ENFORCED[suite]:
+        assert results["direct"][name]["status"] == "fail", f"{name} should fail against the lax upstream alone"
+        assert results["mcpgate"][name]["status"] == "pass", f"{name} must pass through mcpgate: {results['mcpgate'][name]}"

@@ -42,6 +42,10 @@ pub struct Args {
     /// Skip the DNS-rebinding check (a non-loopback `Origin` normally gets 403).
     #[arg(long)]
     pub allow_any_origin: bool,
+    /// Skip `Mcp-Method` / `Mcp-Name` validation: plays an upstream that does
+    /// not implement SEP-2243, so tests can show mcpgate enforcing it alone.
+    #[arg(long)]
+    pub lax_headers: bool,
     /// Tokio worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<NonZeroUsize>,
@@ -59,6 +63,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_streams: usize,
     pub allow_any_origin: bool,
+    pub lax_headers: bool,
 }
 
 impl Default for Config {
@@ -73,6 +78,7 @@ impl Default for Config {
             max_body_bytes: 16 * 1024 * 1024,
             max_streams: 10_000,
             allow_any_origin: false,
+            lax_headers: false,
         }
     }
 }
@@ -95,6 +101,7 @@ impl Args {
             max_body_bytes: self.max_body_bytes,
             max_streams: self.max_streams,
             allow_any_origin: self.allow_any_origin,
+            lax_headers: self.lax_headers,
         }
     }
 }

@@ -111,6 +111,9 @@ fn validate(ctx: &Ctx, method: &str, params: Option<&Map<String, Value>>) -> Res
             format!("params._meta[\"{META_CAPABILITIES}\"] is required"),
         ));
     }
+    if ctx.app.config.lax_headers {
+        return Ok(());
+    }
     match ctx.header("mcp-method") {
         None => {
             return Err(RpcError::http(
