@@ -39,6 +39,8 @@ def upstreams():
             started[name] = STARTERS[name]()
         up = started[name]
         if up is None:
+            if os.environ.get("MCPGATE_REQUIRED") == "1":
+                pytest.fail(f"{name} upstream not available: {harness.demo_upstream_bin()} not built")
             pytest.skip(f"{name} upstream not available (binary not built: {harness.demo_upstream_bin()})")
         return up
 
