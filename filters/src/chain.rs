@@ -9,9 +9,12 @@ use crate::auth::AuthFilter;
 use crate::envelope::EnvelopeFilter;
 use crate::era::EraFilter;
 use crate::exchange::Exchange;
+use crate::header_guard::HeaderGuardFilter;
 use crate::init_gate::InitGateFilter;
 use crate::modern::ModernFilter;
+use crate::path_traversal::PathTraversalFilter;
 use crate::rejection::{Decision, Rejection};
+use crate::ssrf::SsrfFilter;
 use crate::transport::TransportFilter;
 use crate::Filter;
 
@@ -24,14 +27,25 @@ impl Chain {
     /// The protocol-safety chain, in the order each check must run.
     pub fn standard() -> Self {
         Self {
-            // Transport before auth: a rebinding attempt is refused as such,
-            // whatever credentials it carries.
-            head: vec![Box::new(TransportFilter), Box::new(AuthFilter)],
-            // Parse, then decide the era, then apply that era's rules.
+            // The header guard first: nothing reads a header's meaning before
+            // the head is known to be unambiguous. Transport before auth: a
+            // rebinding attempt is refused as such, whatever credentials it
+            // carries.
+            head: vec![
+                Box::new(HeaderGuardFilter),
+                Box::new(TransportFilter),
+                Box::new(AuthFilter),
+            ],
+            // Parse, then decide the era, then apply that era's rules. The
+            // content guards (paths, SSRF) need the parsed message and the
+            // tenant but no session state, so they run before the session
+            // gate touches any.
             message: vec![
                 Box::new(EnvelopeFilter),
                 Box::new(EraFilter),
                 Box::new(ModernFilter),
+                Box::new(PathTraversalFilter),
+                Box::new(SsrfFilter),
                 Box::new(InitGateFilter),
             ],
         }

@@ -52,6 +52,11 @@ pub struct Exchange<'a> {
     /// Request path without the query.
     pub path: &'a str,
     pub headers: &'a HeaderMap,
+    /// The request head exactly as received (HTTP/1: request line, header
+    /// lines, blank line); empty when the proxy cannot provide it. The header
+    /// guard reads it for what `headers` no longer shows (duplicates the
+    /// HTTP parser merged or dropped, line endings, folding).
+    pub raw_head: &'a [u8],
     /// Whole request body (empty in the header-only phase).
     pub body: &'a [u8],
     /// Filled by the proxy between the header and the message phase.
@@ -80,6 +85,7 @@ impl<'a> Exchange<'a> {
             method,
             path,
             headers,
+            raw_head: b"",
             body,
             session: SessionLookup::NoneGiven,
             tenant: None,

@@ -12,12 +12,21 @@ pub mod chain;
 pub mod envelope;
 pub mod era;
 pub mod exchange;
+pub mod header_guard;
 pub mod header_values;
 pub mod init_gate;
 pub mod message;
 pub mod modern;
+pub mod path_canon;
+pub mod path_traversal;
 pub mod rejection;
+pub mod sse;
+pub mod ssrf;
+pub mod tool_args;
 pub mod transport;
+
+#[doc(hidden)]
+pub mod fuzzing;
 
 #[cfg(test)]
 mod testutil;

@@ -71,10 +71,29 @@ pub enum RejectionKind {
     MethodNotFound,
     /// Too many sessions or in-flight requests (load shedding).
     Overloaded,
+    /// Over a rate limit (load shedding).
+    RateLimited,
+    /// The endpoint's circuit breaker is open: no upstream contact.
+    CircuitOpen,
     /// The upstream could not be reached or failed mid-exchange.
     UpstreamUnavailable,
     /// The upstream did not answer in time.
     UpstreamTimeout,
+    /// The request head carries bytes or a shape that could inject or split
+    /// headers: CR, LF, NUL or other control bytes, bare line ends, obsolete
+    /// line folding, invalid header names, a malformed request line, or a
+    /// `Connection` header naming an end-to-end header.
+    HeaderInjection,
+    /// The request head, or one header line, is over the `[headers]` limits.
+    HeaderTooLarge,
+    /// Body framing that two parsers could read differently (request
+    /// smuggling): `Content-Length` with `Transfer-Encoding`, repeated or
+    /// unsupported `Transfer-Encoding`, a malformed or repeated `Content-Length`.
+    AmbiguousFraming,
+    /// A URI or path argument traverses, or leaves the allowed schemes/roots.
+    PathNotAllowed,
+    /// A URL argument names a scheme or host the SSRF policy refuses.
+    UrlNotAllowed,
 }
 
 /// How a rejection looks on the wire.
@@ -88,6 +107,9 @@ pub struct WireError {
     pub allow: Option<&'static str>,
     /// Generic message for the client; the log carries the detail.
     pub message: &'static str,
+    /// Close the connection after answering: the rest of the byte stream
+    /// cannot be trusted to start a new request.
+    pub close: bool,
 }
 
 impl RejectionKind {
@@ -142,23 +164,39 @@ impl RejectionKind {
             ),
             K::MethodNotFound => (404, -32601, "Method not found"),
             K::Overloaded => (503, -32013, "Service overloaded, retry later"),
+            K::RateLimited => (429, -32014, "Rate limit exceeded, retry later"),
+            K::CircuitOpen => (
+                503,
+                -32015,
+                "Upstream temporarily unavailable (circuit open), retry later",
+            ),
             K::UpstreamUnavailable => (502, -32603, "Upstream unavailable"),
             K::UpstreamTimeout => (504, -32603, "Upstream timeout"),
+            K::HeaderInjection => (400, -32600, "Bad request: malformed header"),
+            K::HeaderTooLarge => (431, -32600, "Request header fields too large"),
+            K::AmbiguousFraming => (400, -32600, "Bad request: ambiguous message framing"),
+            // Generic on purpose: which rule fired is for the log only.
+            K::PathNotAllowed | K::UrlNotAllowed => (400, -32602, "Invalid params"),
         };
         let retry_after = match self {
-            K::Overloaded | K::UpstreamUnavailable => Some(1),
+            K::Overloaded | K::UpstreamUnavailable | K::RateLimited | K::CircuitOpen => Some(1),
             _ => None,
         };
         let allow = match self {
             K::MethodNotAllowed => Some("GET, POST, DELETE"),
             _ => None,
         };
+        let close = matches!(
+            self,
+            K::PayloadTooLarge | K::HeaderInjection | K::HeaderTooLarge | K::AmbiguousFraming
+        );
         WireError {
             status,
             code,
             retry_after,
             allow,
             message,
+            close,
         }
     }
 }
@@ -174,9 +212,12 @@ pub struct Rejection {
     /// Request id to echo, when it could be read.
     pub id: Option<RequestId>,
     /// `error.data` for the client, where the spec defines one.
-    pub data: Option<Value>,
+    /// (Boxed: keeps `Rejection`, the error of every filter, small.)
+    pub data: Option<Box<Value>>,
     /// Overrides the `Allow` header (405 on a stateless request: `POST`).
     pub allow: Option<&'static str>,
+    /// Overrides `Retry-After` (seconds) where the wait is known.
+    pub retry_after: Option<u32>,
 }
 
 impl Rejection {
@@ -189,12 +230,20 @@ impl Rejection {
             id: None,
             data: None,
             allow: None,
+            retry_after: None,
         }
+    }
+
+    /// Sets `Retry-After` to `wait`, rounded up to whole seconds (at least 1).
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        self.retry_after = Some(secs.clamp(1, u32::MAX as u64) as u32);
+        self
     }
 
     /// Adds `error.data`.
     pub fn with_data(mut self, data: Value) -> Self {
-        self.data = Some(data);
+        self.data = Some(Box::new(data));
         self
     }
 
@@ -209,7 +258,7 @@ impl Rejection {
         let wire = self.kind.wire();
         let mut error = serde_json::json!({ "code": wire.code, "message": wire.message });
         if let Some(data) = &self.data {
-            error["data"] = data.clone();
+            error["data"] = Value::clone(data);
         }
         let id = self.id.as_ref().map_or(Value::Null, RequestId::to_json);
         serde_json::to_vec(&serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error }))
@@ -238,6 +287,28 @@ mod tests {
             RejectionKind::MethodNotAllowed.wire().allow,
             Some("GET, POST, DELETE")
         );
+    }
+
+    #[test]
+    fn input_guards_mapping() {
+        for k in [RejectionKind::PathNotAllowed, RejectionKind::UrlNotAllowed] {
+            let w = k.wire();
+            assert_eq!(
+                (w.status, w.code, w.message),
+                (400, -32602, "Invalid params")
+            );
+            assert!(!w.close);
+        }
+        assert_eq!(RejectionKind::HeaderTooLarge.wire().status, 431);
+        for k in [
+            RejectionKind::HeaderInjection,
+            RejectionKind::HeaderTooLarge,
+            RejectionKind::AmbiguousFraming,
+            RejectionKind::PayloadTooLarge,
+        ] {
+            assert!(k.wire().close, "{k:?} must close the connection");
+        }
+        assert!(!RejectionKind::MalformedHeader.wire().close);
     }
 
     #[test]

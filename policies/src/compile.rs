@@ -9,9 +9,30 @@ use toml_edit::{Document, TableLike};
 use crate::error::{line_col, PolicyError, PolicyErrors};
 use crate::model::*;
 use crate::reader::{join, Reader};
+use crate::sections::admission::{
+    read_admission, read_rate_limits, read_tenant_limits, TENANT_LIMIT_KEYS,
+};
+use crate::sections::headers::read_headers;
+use crate::sections::paths::read_paths;
+use crate::sections::ssrf::read_ssrf;
+use crate::sections::upstreams::read_upstreams;
 
 const TOP_LEVEL: &[&str] = &[
-    "listen", "upstream", "limits", "protocol", "origin", "auth", "tenants", "sessions", "admin",
+    "listen",
+    "upstream",
+    "limits",
+    "protocol",
+    "origin",
+    "auth",
+    "tenants",
+    "sessions",
+    "admin",
+    "paths",
+    "ssrf",
+    "headers",
+    "upstreams",
+    "admission",
+    "rate_limits",
 ];
 
 /// Versions of the stateful revision accepted by default.
@@ -57,7 +78,12 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     let listen_t = r.table(root, "listen", "");
     let listen = read_listen(&mut r, listen_t.unwrap_or(&empty));
     let upstream_t = r.table(root, "upstream", "");
-    let upstream = read_upstream(&mut r, upstream_t, root);
+    let upstreams_t = r.table(root, "upstreams", "");
+    let upstreams = read_upstreams(&mut r, upstream_t, upstreams_t);
+    let admission_t = r.table(root, "admission", "");
+    let admission = read_admission(&mut r, admission_t);
+    let rate_limits_t = r.table(root, "rate_limits", "");
+    let rate_limits = read_rate_limits(&mut r, rate_limits_t);
     let limits_t = r.table(root, "limits", "");
     let limits = read_limits(&mut r, limits_t.unwrap_or(&empty));
     let protocol_t = r.table(root, "protocol", "");
@@ -67,10 +93,19 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     let auth_t = r.table(root, "auth", "");
     let tenants_t = r.table(root, "tenants", "");
     let auth = read_auth(&mut r, auth_t.unwrap_or(&empty), tenants_t);
+    check_tenant_routes(&mut r, &auth, tenants_t, &upstreams);
     let sessions_t = r.table(root, "sessions", "");
     let sessions = read_sessions(&mut r, sessions_t.unwrap_or(&empty));
     let admin_t = r.table(root, "admin", "");
     let admin = admin_t.and_then(|t| read_admin(&mut r, t));
+    // Input guards (issue 3): sections::{paths, ssrf, headers}.
+    let paths_t = r.table(root, "paths", "");
+    let pool_names: Vec<&str> = upstreams.iter().map(|p| p.name.as_str()).collect();
+    let paths = read_paths(&mut r, paths_t, tenants_t, &pool_names);
+    let ssrf_t = r.table(root, "ssrf", "");
+    let ssrf = read_ssrf(&mut r, ssrf_t);
+    let headers_t = r.table(root, "headers", "");
+    let headers = read_headers(&mut r, headers_t);
     let mut errors = r.into_errors();
     errors.sort_by_key(|e| (e.line, e.column));
     if !errors.is_empty() {
@@ -78,13 +113,18 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     }
     Ok(Policy {
         listen,
-        upstream: upstream.expect("upstream is present when no error was reported"),
+        upstreams,
+        admission,
+        rate_limits,
         limits,
         protocol,
         origin,
         auth,
         sessions,
         admin,
+        paths,
+        ssrf,
+        headers,
     })
 }
 
@@ -131,71 +171,6 @@ fn read_listen(r: &mut Reader, t: &dyn TableLike) -> Listen {
         path,
         threads,
     }
-}
-
-fn read_upstream(
-    r: &mut Reader,
-    t: Option<&dyn TableLike>,
-    root: &dyn TableLike,
-) -> Option<Upstream> {
-    const P: &str = "upstream";
-    let Some(t) = t else {
-        if root.get(P).is_none() {
-            r.error(None, P, "missing required table [upstream]");
-        }
-        return None;
-    };
-    r.deny_unknown(t, P, &["url", "connect_timeout_ms", "pool_idle_secs"]);
-    let connect_timeout_ms = r.integer(t, "connect_timeout_ms", P, 2_000, 1..=600_000) as u64;
-    let pool_idle_secs = r.integer(t, "pool_idle_secs", P, 60, 0..=3_600) as u64;
-    let Some(url) = r.opt_string(t, "url", P) else {
-        if t.get("url").is_none() {
-            r.error(
-                t.get_key_value("url").and_then(|(k, _)| k.span()),
-                &join(P, "url"),
-                "missing required key",
-            );
-        }
-        return None;
-    };
-    match parse_upstream_url(&url) {
-        Ok((tls, host, port, path)) => Some(Upstream {
-            url,
-            tls,
-            host,
-            port,
-            path,
-            connect_timeout_ms,
-            pool_idle_secs,
-        }),
-        Err(why) => {
-            r.error(Reader::span_of(t, "url"), &join(P, "url"), why);
-            None
-        }
-    }
-}
-
-/// Splits an `http(s)://host:port/path` URL.
-fn parse_upstream_url(url: &str) -> Result<(bool, String, u16, String), String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    let tls = match uri.scheme_str() {
-        Some("http") => false,
-        Some("https") => true,
-        _ => return Err(format!("`{url}`: scheme must be http or https")),
-    };
-    let host = uri.host().ok_or_else(|| format!("`{url}` has no host"))?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let path = match uri.path_and_query().map(|p| p.as_str()) {
-        None | Some("") => "/".to_string(),
-        Some(p) => p.to_string(),
-    };
-    Ok((tls, host, port, path))
 }
 
 fn read_limits(r: &mut Reader, t: &dyn TableLike) -> Limits {
@@ -399,7 +374,11 @@ fn read_auth(r: &mut Reader, t: &dyn TableLike, tenants: Option<&dyn TableLike>)
             let Some(tt) = r.table(tenants, name, "tenants") else {
                 continue;
             };
-            r.deny_unknown(tt, &path, &["api_keys_sha256"]);
+            // `paths`: [tenants.NAME.paths], read by sections::paths.
+            let mut known = vec!["api_keys_sha256", "paths"];
+            known.extend_from_slice(TENANT_LIMIT_KEYS);
+            r.deny_unknown(tt, &path, &known);
+            let limits = read_tenant_limits(r, tt, &path);
             let mut key_hashes = Vec::new();
             for (hexkey, span) in r.strings(tt, "api_keys_sha256", &path).unwrap_or_default() {
                 let mut h = [0u8; 32];
@@ -422,6 +401,7 @@ fn read_auth(r: &mut Reader, t: &dyn TableLike, tenants: Option<&dyn TableLike>)
             out.push(Tenant {
                 name: Arc::from(name),
                 key_hashes,
+                limits,
             });
         }
     }
@@ -437,6 +417,31 @@ fn read_auth(r: &mut Reader, t: &dyn TableLike, tenants: Option<&dyn TableLike>)
     Auth {
         tenants: out,
         anonymous_tenant,
+    }
+}
+
+/// Every tenant's `upstream` names a defined pool.
+fn check_tenant_routes(
+    r: &mut Reader,
+    auth: &Auth,
+    tenants: Option<&dyn TableLike>,
+    pools: &[UpstreamPool],
+) {
+    for t in &auth.tenants {
+        let Some(want) = &t.limits.upstream else {
+            continue;
+        };
+        if !pools.iter().any(|p| &p.name == want) {
+            let span = tenants
+                .and_then(|tt| tt.get(&t.name))
+                .and_then(|i| i.as_table_like())
+                .and_then(|tt| Reader::span_of(tt, "upstream"));
+            r.error(
+                span,
+                &format!("tenants.{}.upstream", t.name),
+                format!("no upstream pool named `{want}`"),
+            );
+        }
     }
 }
 

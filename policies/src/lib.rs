@@ -11,6 +11,7 @@ mod compile;
 mod error;
 mod model;
 mod reader;
+mod sections;
 
 pub use compile::{
     parse_host_pattern, parse_policy, parse_policy_file, DEFAULT_LEGACY_VERSIONS,
@@ -18,6 +19,9 @@ pub use compile::{
 };
 pub use error::{PolicyError, PolicyErrors};
 pub use model::*;
+
+#[doc(hidden)]
+pub mod fuzzing;
 
 #[cfg(test)]
 mod tests;

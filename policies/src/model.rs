@@ -5,6 +5,12 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+pub use crate::sections::{
+    Admission, BreakerPolicy, Cidr, Endpoint, HeaderPolicy, HealthCheck, HostRule, PathPolicy,
+    Rate, RateLimits, RootGlob, SsrfPolicy, TenantLimits, Timeouts, Transport, UpstreamPool,
+    UriScope, DEFAULT_POOL, DEFAULT_UPSTREAM,
+};
+
 /// Name of a tenant, shared cheaply between sessions.
 pub type TenantName = Arc<str>;
 
@@ -12,7 +18,12 @@ pub type TenantName = Arc<str>;
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub listen: Listen,
-    pub upstream: Upstream,
+    /// Upstream pools in file order (`[upstream]` is the pool `default`).
+    pub upstreams: Vec<UpstreamPool>,
+    /// Admission caps (`[admission]`).
+    pub admission: Admission,
+    /// Rate limits (`[rate_limits]`).
+    pub rate_limits: RateLimits,
     pub limits: Limits,
     pub protocol: Protocol,
     pub origin: OriginPolicy,
@@ -20,6 +31,12 @@ pub struct Policy {
     pub sessions: SessionPolicy,
     /// Metrics and health listener; `None` when not configured.
     pub admin: Option<AdminListen>,
+    /// Path-traversal guard (`[paths]`, `[tenants.NAME.paths]`).
+    pub paths: PathPolicy,
+    /// SSRF guard for URL arguments (`[ssrf]`; off by default).
+    pub ssrf: SsrfPolicy,
+    /// Request-head limits of the header-injection guard (`[headers]`).
+    pub headers: HeaderPolicy,
 }
 
 /// Where mcpgate accepts clients.
@@ -30,22 +47,6 @@ pub struct Listen {
     pub path: String,
     /// Worker threads of the event loop.
     pub threads: usize,
-}
-
-/// The MCP server behind mcpgate.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// The URL as written.
-    pub url: String,
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-    /// Request path on the upstream (the client's path is replaced by it).
-    pub path: String,
-    /// Connect timeout in milliseconds.
-    pub connect_timeout_ms: u64,
-    /// Idle keep-alive time of pooled upstream connections, in seconds.
-    pub pool_idle_secs: u64,
 }
 
 /// Size and shape limits on client messages.
@@ -119,6 +120,8 @@ pub struct OriginPolicy {
 pub struct Tenant {
     pub name: TenantName,
     pub key_hashes: Vec<[u8; 32]>,
+    /// Routing and limits of this tenant (`[tenants.NAME]` keys).
+    pub limits: TenantLimits,
 }
 
 /// How a caller is mapped to a tenant.
@@ -155,4 +158,27 @@ pub struct SessionPolicy {
 #[derive(Debug, Clone)]
 pub struct AdminListen {
     pub address: SocketAddr,
+}
+
+impl Policy {
+    /// The pool a tenant's requests go to: its own `upstream`, else the pool
+    /// named `default`, else the first pool in the file.
+    pub fn pool_for(&self, tenant: &str) -> &UpstreamPool {
+        let wanted = self
+            .tenant_limits(tenant)
+            .and_then(|l| l.upstream.as_deref());
+        wanted
+            .and_then(|w| self.upstreams.iter().find(|p| p.name == w))
+            .or_else(|| self.upstreams.iter().find(|p| p.name == DEFAULT_POOL))
+            .unwrap_or(&self.upstreams[0])
+    }
+
+    /// A configured tenant's own limits (`None` for the anonymous tenant).
+    pub fn tenant_limits(&self, tenant: &str) -> Option<&TenantLimits> {
+        self.auth
+            .tenants
+            .iter()
+            .find(|t| &*t.name == tenant)
+            .map(|t| &t.limits)
+    }
 }

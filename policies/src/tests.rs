@@ -13,8 +13,17 @@ fn minimal_file_gets_safe_defaults() {
     let p = parse_policy("p.toml", MINIMAL).unwrap();
     assert_eq!(p.listen.address.to_string(), "127.0.0.1:8080");
     assert_eq!(p.listen.path, "/mcp");
-    assert_eq!(p.upstream.port, 9100);
-    assert_eq!(p.upstream.path, "/mcp");
+    let pool = p.pool_for("anonymous");
+    assert_eq!(pool.name, "default");
+    assert_eq!(
+        pool.endpoints[0].transport,
+        Transport::Http {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port: 9100,
+            path: "/mcp".into()
+        }
+    );
     assert_eq!(p.limits.max_body_bytes, 4 * 1024 * 1024);
     assert!(!p.limits.allow_batches);
     assert_eq!(p.auth.anonymous_tenant.as_deref(), Some("anonymous"));
@@ -122,7 +131,80 @@ fn the_example_config_is_valid_and_documents_every_section() {
         "[auth]",
         "[sessions]",
         "[admin]",
+        "[paths]",
+        "[paths.tools]",
+        "[headers]",
+        "[ssrf]",
+        "[ssrf.tools]",
     ] {
         assert!(src.contains(section), "{section} missing from the example");
     }
+}
+
+#[test]
+fn named_pools_tenant_routes_and_limits() {
+    let src = r#"
+[upstreams.main]
+endpoints = ["http://127.0.0.1:9101/mcp", "http://127.0.0.1:9102/mcp"]
+request_timeout_ms = 5000
+[upstreams.main.breaker]
+consecutive_failures = 3
+[upstreams.main.tools.slow]
+request_timeout_ms = 20000
+[upstreams.side]
+url = "http://127.0.0.1:9200/mcp"
+[tenants.acme]
+api_keys_sha256 = ["2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"]
+upstream = "side"
+max_in_flight = 10
+rate_per_sec = 5
+[rate_limits]
+session_per_sec = 2
+[rate_limits.tools.get-env]
+per_sec = 1
+"#;
+    let p = parse_policy("p.toml", src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.upstreams.len(), 2);
+    assert_eq!(p.pool_for("acme").name, "side");
+    assert_eq!(
+        p.pool_for("someone-else").name,
+        "main",
+        "no default pool: the first one"
+    );
+    let main = &p.upstreams[0];
+    assert_eq!(main.endpoints.len(), 2);
+    assert_eq!(main.breaker.consecutive_failures, 3);
+    assert_eq!(main.timeouts_for(Some("slow")).request_ms, 20_000);
+    assert_eq!(main.timeouts_for(Some("fast")).request_ms, 5_000);
+    let acme = p.tenant_limits("acme").unwrap();
+    assert_eq!(acme.max_in_flight, Some(10));
+    assert_eq!(
+        acme.rate,
+        Some(Rate {
+            per_sec: 5,
+            burst: 5
+        })
+    );
+    assert_eq!(
+        p.rate_limits.session,
+        Rate {
+            per_sec: 2,
+            burst: 2
+        }
+    );
+    assert_eq!(p.rate_limits.tools["get-env"].per_sec, 1);
+}
+
+#[test]
+fn pool_errors_are_located() {
+    let src = "[upstreams.a]\nendpoints = [\"ftp://x\"]\nbogus = 1\n[upstreams.a.breaker]\nfailure_rate_percent = 150\n[tenants.t]\napi_keys_sha256 = []\nupstream = \"nope\"\n";
+    let errs = errors(src);
+    let paths: Vec<_> = errs.iter().map(|e| e.key_path.as_str()).collect();
+    assert!(paths.contains(&"upstreams.a.url"), "{paths:?}");
+    assert!(paths.contains(&"upstreams.a.bogus"), "{paths:?}");
+    assert!(
+        paths.contains(&"upstreams.a.breaker.failure_rate_percent"),
+        "{paths:?}"
+    );
+    assert!(paths.contains(&"tenants.t.upstream"), "{paths:?}");
 }

@@ -21,12 +21,16 @@ use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use policies::{Policy, TenantName};
 
-use crate::clock::SystemClock;
+use std::collections::BTreeMap;
+
+use crate::admission::AdmissionControl;
+use crate::clock::{Clock, SystemClock};
+use crate::forward::RequestFacts;
 use crate::metrics::Metrics;
-use crate::relay::{relay_response, RelayPlan};
+use crate::pool::Pool;
+use crate::ratelimit::RateLimits;
 use crate::respond::{reject, BodyState};
 use crate::sessions::{BeginError, Session, SessionStore};
-use crate::upstream::UpstreamClient;
 
 /// Largest body read after a head-phase refusal, only to echo the request id.
 const ECHO_READ_LIMIT: usize = 64 * 1024;
@@ -38,31 +42,44 @@ pub struct McpGate {
     pub policy: Arc<Policy>,
     pub chain: Chain,
     pub sessions: SessionStore,
-    pub upstream: UpstreamClient,
+    /// Upstream pools by name.
+    pub pools: BTreeMap<String, Arc<Pool>>,
+    pub admission: AdmissionControl,
+    pub rate_limits: RateLimits,
     pub metrics: Metrics,
 }
 
 /// A request that passed every filter, with the bookkeeping it implies.
-struct Admitted {
-    era: Era,
-    tenant: TenantName,
-    session: Option<Arc<Session>>,
+pub(crate) struct Admitted {
+    pub(crate) era: Era,
+    pub(crate) tenant: TenantName,
+    pub(crate) session: Option<Arc<Session>>,
     /// Id of a legacy `initialize` whose response creates a session.
-    init_id: Option<RequestId>,
+    pub(crate) init_id: Option<RequestId>,
     /// Request ids registered in flight on the session.
-    begun: Vec<RequestId>,
-    bare: bool,
+    pub(crate) begun: Vec<RequestId>,
+    pub(crate) bare: bool,
+    /// What the forwarder needs to know about the message.
+    pub(crate) facts: RequestFacts,
 }
 
 impl McpGate {
     pub fn new(policy: Arc<Policy>) -> std::io::Result<Self> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let sessions = SessionStore::new(
-            Arc::new(SystemClock),
+            clock.clone(),
             Duration::from_secs(policy.sessions.idle_timeout_secs),
             policy.sessions.max_sessions,
         );
+        let pools = policy
+            .upstreams
+            .iter()
+            .map(|p| Ok((p.name.clone(), Arc::new(Pool::new(p, clock.clone())?))))
+            .collect::<std::io::Result<_>>()?;
         Ok(Self {
-            upstream: UpstreamClient::new(&policy.upstream)?,
+            pools,
+            admission: AdmissionControl::new(&policy),
+            rate_limits: RateLimits::new(&policy),
             chain: Chain::standard(),
             sessions,
             metrics: Metrics::new(),
@@ -95,8 +112,15 @@ impl McpGate {
         let method = ds.req_header().method.as_str().to_string();
         let path = ds.req_header().uri.path().to_string();
 
+        // The raw HTTP/1 head, for the header guard (pingora's parsed map
+        // drops Content-Length when Transfer-Encoding is present).
+        let raw_head = ds
+            .as_http1()
+            .map(|s| s.get_headers_raw_bytes())
+            .unwrap_or_default();
         let head = {
             let mut ex = Exchange::new(&policy, &method, &path, &ds.req_header().headers, b"");
+            ex.raw_head = &raw_head;
             self.chain.check_head(&mut ex).map(|()| ex.tenant.take())
         };
         let tenant = match head {
@@ -136,7 +160,8 @@ impl McpGate {
             .get("content-length")
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
             .is_some_and(|n| n <= ECHO_READ_LIMIT);
-        if r.kind == RejectionKind::PayloadTooLarge || !small {
+        // Framing, injection and size refusals close the connection unread.
+        if r.kind.wire().close || !small {
             self.refuse(ds, &r, false, BodyState::Unread).await;
             return false;
         }
@@ -184,6 +209,7 @@ impl McpGate {
             init_id: None,
             begun: Vec::new(),
             bare,
+            facts: RequestFacts::new(method, &messages),
         };
         if era == Era::Legacy {
             if let Some(s) = &session {
@@ -240,73 +266,6 @@ impl McpGate {
             admitted.begun.push(id.clone());
         }
         Ok(())
-    }
-
-    /// Sends an admitted request upstream and relays the response.
-    async fn forward(
-        &self,
-        ds: &mut ServerSession,
-        method: &str,
-        body: Bytes,
-        a: Admitted,
-    ) -> bool {
-        let era = if a.era == Era::Modern {
-            "modern"
-        } else {
-            "legacy"
-        };
-        self.metrics
-            .forwarded
-            .with_label_values(&[era, method])
-            .inc();
-        let upstream_sid = a.session.as_ref().and_then(|s| s.upstream_id.as_deref());
-        let sent = match self
-            .upstream
-            .request_header(ds.req_header(), upstream_sid, body.len())
-        {
-            Ok(req) => self.upstream.send(&req, &body).await,
-            Err(e) => Err(e),
-        };
-        let finish = |a: &Admitted| {
-            if let Some(s) = &a.session {
-                for id in &a.begun {
-                    s.finish(id);
-                }
-            }
-        };
-        let mut up = match sent {
-            Ok(up) => up,
-            Err(e) => {
-                finish(&a);
-                self.metrics
-                    .upstream_errors
-                    .with_label_values(&["request"])
-                    .inc();
-                let mut r =
-                    Rejection::new(RejectionKind::UpstreamUnavailable, format!("upstream: {e}"));
-                r.id = None;
-                self.refuse(ds, &r, a.bare, BodyState::Consumed).await;
-                return true;
-            }
-        };
-        let plan = RelayPlan {
-            method,
-            tenant: &a.tenant,
-            session: a.session.as_deref(),
-            init_id: a.init_id.clone(),
-        };
-        let outcome = relay_response(self, ds, &mut up, plan).await;
-        finish(&a);
-        if outcome.upstream_reusable {
-            self.upstream.release(up).await;
-        } else if outcome.upstream_failed {
-            self.metrics
-                .upstream_errors
-                .with_label_values(&["response"])
-                .inc();
-        }
-        self.metrics.sessions.set(self.sessions.len() as i64);
-        outcome.downstream_reusable
     }
 }
 

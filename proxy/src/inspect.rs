@@ -4,7 +4,7 @@
 use filters::RequestId;
 use serde_json::Value;
 
-use crate::sse::SseParser;
+use filters::sse::SseParser;
 
 /// Largest response prefix kept while looking for the initialize result.
 const MAX_INSPECTED_BYTES: usize = 1024 * 1024;

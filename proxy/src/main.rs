@@ -2,14 +2,19 @@
 //! `mcpgate`: a Model Context Protocol safety gateway.
 
 mod admin;
+mod admission;
 mod app;
+mod background;
+mod breaker;
 mod clock;
+mod forward;
 mod inspect;
 mod metrics;
+mod pool;
+mod ratelimit;
 mod relay;
 mod respond;
 mod sessions;
-mod sse;
 mod upstream;
 
 use std::path::PathBuf;
@@ -85,13 +90,17 @@ fn run(policy: policies::Policy) -> ExitCode {
     let gate = match app::McpGate::new(policy.clone()) {
         Ok(g) => Arc::new(g),
         Err(e) => {
-            eprintln!("error: upstream {}: {e}", policy.upstream.url);
+            eprintln!("error: upstream: {e}");
             return ExitCode::from(1);
         }
     };
     let mut service = Service::new("mcpgate".to_string(), app::GateService(gate.clone()));
     service.add_tcp(&policy.listen.address.to_string());
     server.add_service(service);
+    server.add_service(pingora::services::background::background_service(
+        "mcpgate-maintenance",
+        background::Maintenance(gate.clone()),
+    ));
     if let Some(admin) = &policy.admin {
         let app = pingora::apps::http_app::HttpServer::new_app(admin::Admin { gate });
         let mut service = Service::new("mcpgate-admin".to_string(), app);
@@ -99,7 +108,7 @@ fn run(policy: policies::Policy) -> ExitCode {
         server.add_service(service);
     }
     tracing::info!(
-        listen = %policy.listen.address, path = %policy.listen.path, upstream = %policy.upstream.url,
+        listen = %policy.listen.address, path = %policy.listen.path, upstreams = ?policy.upstreams.iter().map(|p| &p.name).collect::<Vec<_>>(),
         "mcpgate listening"
     );
     server.run_forever()

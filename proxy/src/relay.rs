@@ -1,20 +1,33 @@
 //! Relays an upstream response to the client as it arrives.
 //!
 //! Chunks are written downstream the moment they are read (SSE events are
-//! never buffered as a whole stream). Only a legacy `initialize` response is
-//! inspected on the way, to learn the negotiated version and create the
-//! session before the client can see the result.
+//! never buffered as a whole stream). On the way the relay watches for what
+//! the proxy must act on: the result of a legacy `initialize` (to create the
+//! session before the client can see it), progress notifications (each one
+//! restarts the request deadline, up to a hard maximum), and the answer to the
+//! request (JSON-RPC internal errors for the breaker, task ids for cancels).
+//! A client that accepts no bytes for `slow_client_timeout_ms` is cut off: the
+//! only buffer between upstream and client is the sockets'.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use filters::RequestId;
 use pingora::protocols::http::client::HttpSession;
 use pingora::protocols::http::ServerSession;
 use policies::TenantName;
+use serde_json::Value;
+use tokio::time::Instant;
 
 use crate::app::McpGate;
 use crate::inspect::{InitOutcome, InitWatcher};
-use crate::sessions::{new_session_id, Session};
-use crate::upstream::RESPONSE_HOP_HEADERS;
+use crate::pool::Outcome;
+use crate::sessions::{new_session_id, Pinned, Session};
+use crate::upstream::{unsafe_value_names, RESPONSE_HOP_HEADERS};
+use filters::sse::SseParser;
+
+/// Largest SSE event or JSON answer inspected (bigger ones are relayed unread).
+const MAX_INSPECTED_BYTES: usize = 1024 * 1024;
 
 /// What the relay needs to know about the request it answers.
 pub struct RelayPlan<'a> {
@@ -23,23 +36,35 @@ pub struct RelayPlan<'a> {
     pub session: Option<&'a Session>,
     /// Set for a legacy `initialize` without a session.
     pub init_id: Option<RequestId>,
+    /// Where a session created by this response lives.
+    pub pinned: Pinned,
+    /// The request's id, when it is one request.
+    pub request_id: Option<RequestId>,
+    pub progress_token: Option<Value>,
+    /// `(per-progress deadline, hard maximum)`; `None` for long-lived streams.
+    pub deadline: Option<(Duration, Duration)>,
+    pub started: Instant,
+    /// Count a JSON-RPC -32603 answer as an endpoint failure.
+    pub watch_internal_errors: bool,
+    pub slow_client_timeout: Duration,
+}
+
+/// Why the relay gave up on the upstream before its answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abandoned {
+    Deadline,
+    /// The client left and the stream cannot be resumed.
+    ClientGone,
 }
 
 /// How the exchange ended.
 pub struct RelayOutcome {
     pub downstream_reusable: bool,
     pub upstream_reusable: bool,
-    pub upstream_failed: bool,
-}
-
-impl RelayOutcome {
-    fn aborted(upstream_failed: bool) -> Self {
-        Self {
-            downstream_reusable: false,
-            upstream_reusable: false,
-            upstream_failed,
-        }
-    }
+    pub endpoint: Outcome,
+    pub abandoned: Option<Abandoned>,
+    /// A task id seen in the answer (for `tasks/cancel`).
+    pub task_id: Option<String>,
 }
 
 /// A session being created by an initialize response in flight.
@@ -49,19 +74,113 @@ struct PendingSession {
     watcher: InitWatcher,
 }
 
+/// Watches an SSE or JSON response for progress and the request's answer.
+struct AnswerWatch {
+    sse: Option<SseParser>,
+    json: Vec<u8>,
+    json_overflow: bool,
+    saw_event_id: bool,
+    progress: bool,
+    internal_error: bool,
+    task_id: Option<String>,
+}
+
+impl AnswerWatch {
+    fn new(is_sse: bool) -> Self {
+        Self {
+            sse: is_sse.then(|| SseParser::new(MAX_INSPECTED_BYTES)),
+            json: Vec::new(),
+            json_overflow: false,
+            saw_event_id: false,
+            progress: false,
+            internal_error: false,
+            task_id: None,
+        }
+    }
+
+    /// Feeds a chunk; returns whether it carried matching progress.
+    fn feed(&mut self, chunk: &[u8], plan: &RelayPlan<'_>) -> bool {
+        self.progress = false;
+        let Some(parser) = &mut self.sse else {
+            if self.json.len() + chunk.len() > MAX_INSPECTED_BYTES {
+                self.json_overflow = true;
+                self.json.clear();
+            } else if !self.json_overflow {
+                self.json.extend_from_slice(chunk);
+            }
+            return false;
+        };
+        let mut events = Vec::new();
+        parser.feed(chunk, |ev| events.push(ev));
+        for ev in events {
+            self.saw_event_id |= ev.id.as_deref().is_some_and(|i| !i.is_empty());
+            if ev.data.is_empty() {
+                continue;
+            }
+            if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+                self.look_at(&v, plan);
+            }
+        }
+        self.progress
+    }
+
+    /// At the end of a JSON body: inspect the whole answer.
+    fn finish(&mut self, plan: &RelayPlan<'_>) {
+        if self.sse.is_none() && !self.json_overflow && !self.json.is_empty() {
+            if let Ok(v) = serde_json::from_slice::<Value>(&self.json) {
+                self.look_at(&v, plan);
+            }
+        }
+    }
+
+    fn look_at(&mut self, v: &Value, plan: &RelayPlan<'_>) {
+        if v.get("method").and_then(Value::as_str) == Some("notifications/progress") {
+            let token = v.get("params").and_then(|p| p.get("progressToken"));
+            self.progress |= plan.progress_token.is_some() && token == plan.progress_token.as_ref();
+            return;
+        }
+        let Some(id) = v.get("id").and_then(RequestId::from_json) else {
+            return;
+        };
+        if plan.request_id.as_ref() != Some(&id) {
+            return;
+        }
+        if v.get("error")
+            .and_then(|e| e.get("code"))
+            .and_then(Value::as_i64)
+            == Some(-32603)
+        {
+            self.internal_error = true;
+        }
+        if let Some(t) = v.pointer("/result/task/taskId").and_then(Value::as_str) {
+            self.task_id = Some(t.to_string());
+        }
+    }
+}
+
 pub async fn relay_response(
     gate: &McpGate,
     ds: &mut ServerSession,
     up: &mut HttpSession,
     plan: RelayPlan<'_>,
 ) -> RelayOutcome {
+    let aborted = |endpoint, abandoned| RelayOutcome {
+        downstream_reusable: false,
+        upstream_reusable: false,
+        endpoint,
+        abandoned,
+        task_id: None,
+    };
     let Some(resp) = up.response_header() else {
-        return RelayOutcome::aborted(true);
+        return aborted(Outcome::Failure, None);
     };
     let status = resp.status.as_u16();
     let mut out = resp.clone();
     for h in RESPONSE_HOP_HEADERS {
         out.remove_header(*h);
+    }
+    for name in unsafe_value_names(&out.headers) {
+        out.remove_header(&name);
     }
     let upstream_sid = out
         .remove_header("mcp-session-id")
@@ -101,59 +220,141 @@ pub async fn relay_response(
     if !framed && !matches!(status, 204 | 304) {
         let _ = out.insert_header("transfer-encoding", "chunked");
     }
+    let mut endpoint = if status >= 500 {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    ds.set_write_timeout(Some(plan.slow_client_timeout));
     if let Err(e) = ds.write_response_header(Box::new(out)).await {
         tracing::debug!("writing response head downstream: {e}");
-        return RelayOutcome::aborted(false);
+        return aborted(Outcome::Neutral, Some(Abandoned::ClientGone));
     }
 
+    let mut watch = AnswerWatch::new(is_sse);
+    let inspect = plan.request_id.is_some() && plan.deadline.is_some();
+    let mut deadline = plan.deadline.map(|(per, _)| plan.started + per);
+    let hard = plan.deadline.map(|(_, max)| plan.started + max);
     loop {
         let chunk = tokio::select! {
             chunk = up.read_response_body() => chunk,
             idle = ds.read_body_or_idle(true) => {
                 tracing::debug!("client went away mid-response: {:?}", idle.err());
-                return RelayOutcome::aborted(false);
+                let resumable = is_sse && watch.saw_event_id;
+                return aborted(Outcome::Neutral, (!resumable).then_some(Abandoned::ClientGone));
+            }
+            _ = sleep_until(deadline) => {
+                gate.metrics.upstream_errors.with_label_values(&["deadline"]).inc();
+                tracing::info!(id = ?plan.request_id, "request deadline reached; answering the client and cancelling upstream");
+                if is_sse {
+                    let _ = ds.write_response_body(timeout_event(plan.request_id.as_ref()), false).await;
+                    let _ = ds.write_response_body(Bytes::new(), true).await;
+                }
+                return RelayOutcome {
+                    downstream_reusable: false,
+                    upstream_reusable: false,
+                    endpoint: Outcome::Failure,
+                    abandoned: Some(Abandoned::Deadline),
+                    task_id: watch.task_id,
+                };
             }
         };
         match chunk {
             Ok(Some(data)) => {
                 if let Some(p) = &mut pending {
                     if let Some(outcome) = p.watcher.feed(&data) {
-                        create_session(gate, plan.tenant, p, outcome);
+                        create_session(gate, plan.tenant, &plan.pinned, p, outcome);
+                    }
+                }
+                if inspect && watch.feed(&data, &plan) {
+                    if let (Some(d), Some(hard), Some((per, _))) =
+                        (&mut deadline, hard, plan.deadline)
+                    {
+                        *d = (Instant::now() + per).min(hard);
                     }
                 }
                 if let Err(e) = ds.write_response_body(data, false).await {
-                    tracing::debug!("writing response body downstream: {e}");
-                    return RelayOutcome::aborted(false);
+                    if e.etype() == &pingora::ErrorType::WriteTimedout {
+                        gate.metrics.slow_clients.inc();
+                        tracing::info!("client too slow to read the stream; closed");
+                    } else {
+                        tracing::debug!("writing response body downstream: {e}");
+                    }
+                    return aborted(Outcome::Neutral, Some(Abandoned::ClientGone));
                 }
             }
             Ok(None) => break,
             Err(e) => {
                 tracing::info!("upstream failed mid-response: {e}");
-                return RelayOutcome::aborted(true);
+                if is_sse {
+                    let _ = ds
+                        .write_response_body(failure_event(plan.request_id.as_ref()), false)
+                        .await;
+                    let _ = ds.write_response_body(Bytes::new(), true).await;
+                }
+                return aborted(Outcome::Failure, None);
             }
+        }
+    }
+    if inspect {
+        watch.finish(&plan);
+        if watch.internal_error && plan.watch_internal_errors {
+            endpoint = Outcome::Failure;
         }
     }
     let downstream_ok = ds.write_response_body(Bytes::new(), true).await.is_ok();
     RelayOutcome {
         downstream_reusable: downstream_ok,
         upstream_reusable: up.response_done(),
-        upstream_failed: false,
+        endpoint,
+        abandoned: None,
+        task_id: watch.task_id,
     }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn error_event(id: Option<&RequestId>, kind: filters::RejectionKind) -> Bytes {
+    let mut r = filters::Rejection::new(kind, "");
+    r.id = id.cloned();
+    let mut out = b"event: message\ndata: ".to_vec();
+    out.extend_from_slice(&r.json_body());
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// The JSON-RPC error a client gets on its stream when the deadline passes.
+fn timeout_event(id: Option<&RequestId>) -> Bytes {
+    error_event(id, filters::RejectionKind::UpstreamTimeout)
+}
+
+/// The JSON-RPC error a client gets when the upstream dies mid-stream.
+fn failure_event(id: Option<&RequestId>) -> Bytes {
+    error_event(id, filters::RejectionKind::UpstreamUnavailable)
 }
 
 fn create_session(
     gate: &McpGate,
     tenant: &TenantName,
+    at: &Pinned,
     p: &mut PendingSession,
     outcome: InitOutcome,
 ) {
     let InitOutcome::Negotiated(version) = outcome else {
         return;
     };
-    match gate
-        .sessions
-        .insert(p.id.clone(), tenant.clone(), p.upstream_id.take(), version)
-    {
+    match gate.sessions.insert(
+        p.id.clone(),
+        tenant.clone(),
+        at.clone(),
+        p.upstream_id.take(),
+        version,
+    ) {
         Ok(_) => gate.metrics.sessions.set(gate.sessions.len() as i64),
         Err(e) => tracing::warn!("session not created: {e:?}"),
     }

@@ -26,7 +26,7 @@ pub async fn reject(ds: &mut ServerSession, r: &Rejection, bare: bool, body_stat
     if !bare {
         let _ = h.insert_header("content-type", "application/json");
     }
-    if let Some(secs) = wire.retry_after {
+    if let Some(secs) = r.retry_after.or(wire.retry_after) {
         let _ = h.insert_header("retry-after", secs.to_string());
     }
     if let Some(allow) = r.allow.or(wire.allow) {
@@ -35,7 +35,7 @@ pub async fn reject(ds: &mut ServerSession, r: &Rejection, bare: bool, body_stat
     if wire.status == 401 {
         let _ = h.insert_header("www-authenticate", "Bearer");
     }
-    if body_state == BodyState::Unread {
+    if body_state == BodyState::Unread || wire.close {
         ds.set_keepalive(None);
     }
     if ds.write_response_header(Box::new(h)).await.is_ok() {

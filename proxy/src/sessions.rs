@@ -45,6 +45,9 @@ pub struct SessionInner {
 pub struct Session {
     pub id: String,
     pub tenant: TenantName,
+    /// Pool and endpoint index the session is pinned to.
+    pub pool: Arc<str>,
+    pub endpoint: usize,
     /// The upstream's own session id, when it assigned one.
     pub upstream_id: Option<String>,
     pub inner: Mutex<SessionInner>,
@@ -97,6 +100,11 @@ impl Session {
         self.inner.lock().in_flight.remove(id);
     }
 
+    /// The negotiated protocol version.
+    pub fn snapshot_version(&self) -> String {
+        self.inner.lock().negotiated_version.clone()
+    }
+
     pub fn mark_ready(&self) {
         self.inner.lock().state = SessionState::Ready;
     }
@@ -109,6 +117,8 @@ pub struct SessionStore {
     idle: Duration,
     max_sessions: usize,
     count: std::sync::atomic::AtomicUsize,
+    /// Sessions that expired and still owe their upstream a DELETE.
+    expired: Mutex<Vec<Arc<Session>>>,
 }
 
 impl SessionStore {
@@ -119,6 +129,7 @@ impl SessionStore {
             idle,
             max_sessions,
             count: Default::default(),
+            expired: Mutex::new(Vec::new()),
         }
     }
 
@@ -141,7 +152,17 @@ impl SessionStore {
         upstream_id: Option<String>,
         negotiated_version: String,
     ) -> Result<Arc<Session>, CreateError> {
-        self.insert(new_session_id(), tenant, upstream_id, negotiated_version)
+        let at = Pinned {
+            pool: "default".into(),
+            endpoint: 0,
+        };
+        self.insert(
+            new_session_id(),
+            tenant,
+            at,
+            upstream_id,
+            negotiated_version,
+        )
     }
 
     /// Creates session `id` (already handed to the client) once the
@@ -150,6 +171,7 @@ impl SessionStore {
         &self,
         id: String,
         tenant: TenantName,
+        at: Pinned,
         upstream_id: Option<String>,
         negotiated_version: String,
     ) -> Result<Arc<Session>, CreateError> {
@@ -162,6 +184,8 @@ impl SessionStore {
         let session = Arc::new(Session {
             id: id.clone(),
             tenant,
+            pool: at.pool,
+            endpoint: at.endpoint,
             upstream_id,
             inner: Mutex::new(SessionInner {
                 state: SessionState::AwaitingInitialized,
@@ -184,9 +208,11 @@ impl SessionStore {
         let mut g = session.inner.lock();
         if now.saturating_duration_since(g.last_used) > self.idle && g.in_flight.is_empty() {
             drop(g);
-            shard.remove(id);
-            self.count
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(gone) = shard.remove(id) {
+                self.count
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                self.expired.lock().push(gone);
+            }
             return None;
         }
         if &*session.tenant != tenant {
@@ -211,13 +237,34 @@ impl SessionStore {
         for shard in &self.shards {
             let mut s = shard.lock();
             let before = s.len();
+            let mut gone = Vec::new();
             s.retain(|_, sess| {
                 let g = sess.inner.lock();
-                now.saturating_duration_since(g.last_used) <= self.idle || !g.in_flight.is_empty()
+                let keep = now.saturating_duration_since(g.last_used) <= self.idle
+                    || !g.in_flight.is_empty();
+                if !keep {
+                    gone.push(sess.clone());
+                }
+                keep
             });
             self.count
                 .fetch_sub(before - s.len(), std::sync::atomic::Ordering::Relaxed);
+            self.expired.lock().extend(gone);
         }
+    }
+}
+
+/// Where a session lives upstream.
+#[derive(Debug, Clone)]
+pub struct Pinned {
+    pub pool: Arc<str>,
+    pub endpoint: usize,
+}
+
+impl SessionStore {
+    /// Takes the sessions that expired since the last call.
+    pub fn take_expired(&self) -> Vec<Arc<Session>> {
+        std::mem::take(&mut *self.expired.lock())
     }
 }
 
@@ -268,6 +315,12 @@ mod tests {
             "expired session swept"
         );
         assert!(s.get(&a.id, "t").is_none());
+        assert_eq!(
+            s.take_expired().len(),
+            1,
+            "the expired session owes its upstream a DELETE"
+        );
+        assert!(s.take_expired().is_empty());
     }
 
     #[test]

@@ -12,6 +12,9 @@ use pingora::Result;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 7.6.1), plus the
 /// client's credentials: token passthrough to the upstream is forbidden.
+/// Headers named in the client's `Connection` header are dropped too (the
+/// header guard only lets hop-by-hop names appear there). `Expect` is
+/// answered by this hop: the whole body is read before the upstream is asked.
 const NOT_FORWARDED: &[&str] = &[
     "connection",
     "keep-alive",
@@ -22,6 +25,8 @@ const NOT_FORWARDED: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
+    "http2-settings",
+    "expect",
     "host",
     "content-length",
     "authorization",
@@ -38,36 +43,80 @@ pub const RESPONSE_HOP_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
+/// Whether a header value may be written on the wire: no CR, LF or NUL,
+/// whatever the parser that produced it let through (pingora builds header
+/// values unchecked, and accepts obsolete line folding in upstream responses).
+pub fn is_safe_value(v: &[u8]) -> bool {
+    !v.iter().any(|b| matches!(b, b'\r' | b'\n' | 0))
+}
+
+/// Names of the headers whose value could split the header block it is
+/// written into (never relayed).
+pub fn unsafe_value_names(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
+    headers
+        .iter()
+        .filter(|(_, v)| !is_safe_value(v.as_bytes()))
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// Why a request did not get a response head.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection: nothing reached the endpoint.
+    Connect(Box<pingora::Error>),
+    /// The connection failed after the request started.
+    Failed(Box<pingora::Error>),
+    FirstByteTimeout,
+}
+
 pub struct UpstreamClient {
     connector: Connector,
     peer: HttpPeer,
     authority: String,
     path: String,
     idle: Duration,
+    addr: std::net::SocketAddr,
 }
 
 impl UpstreamClient {
-    pub fn new(u: &policies::Upstream) -> std::io::Result<Self> {
+    /// A client for one endpoint of `pool`, with its own keep-alive pool.
+    pub fn new(
+        endpoint: &policies::Endpoint,
+        pool: &policies::UpstreamPool,
+    ) -> std::io::Result<Self> {
         use std::net::ToSocketAddrs;
-        let addr = (u.host.as_str(), u.port)
+        let policies::Transport::Http {
+            tls,
+            host,
+            port,
+            path,
+        } = &endpoint.transport;
+        let addr = (host.as_str(), *port)
             .to_socket_addrs()?
             .next()
-            .ok_or_else(|| std::io::Error::other(format!("{} resolves to no address", u.host)))?;
-        let mut peer = HttpPeer::new(addr, u.tls, u.host.clone());
-        peer.options.connection_timeout = Some(Duration::from_millis(u.connect_timeout_ms));
-        peer.options.idle_timeout = Some(Duration::from_secs(u.pool_idle_secs.max(1)));
-        let authority = if u.host.contains(':') {
-            format!("[{}]:{}", u.host, u.port)
+            .ok_or_else(|| std::io::Error::other(format!("{host} resolves to no address")))?;
+        let mut peer = HttpPeer::new(addr, *tls, host.clone());
+        peer.options.connection_timeout = Some(Duration::from_millis(pool.timeouts.connect_ms));
+        peer.options.idle_timeout = Some(Duration::from_secs(pool.pool_idle_secs.max(1)));
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
         } else {
-            format!("{}:{}", u.host, u.port)
+            format!("{host}:{port}")
         };
         Ok(Self {
-            connector: Connector::new(Some(ConnectorOptions::new(256))),
+            connector: Connector::new(Some(ConnectorOptions::new(pool.pool_size))),
             peer,
             authority,
-            path: u.path.clone(),
-            idle: Duration::from_secs(u.pool_idle_secs),
+            path: path.clone(),
+            idle: Duration::from_secs(pool.pool_idle_secs),
+            addr,
         })
+    }
+
+    /// The endpoint's socket address (for active health checks).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
     }
 
     /// The request head sent upstream for a client request head.
@@ -98,10 +147,16 @@ impl UpstreamClient {
             if NOT_FORWARDED.contains(&n) || named_by_connection.iter().any(|c| c == n) {
                 continue;
             }
+            if !is_safe_value(value.as_bytes()) {
+                return Err(pingora::Error::explain(
+                    pingora::InvalidHTTPHeader,
+                    format!("line break or NUL in the value of {n}; not forwarded"),
+                ));
+            }
             req.append_header(name.clone(), value.clone())?;
         }
         req.insert_header("host", &self.authority)?;
-        if let Some(id) = upstream_session {
+        if let Some(id) = upstream_session.filter(|id| is_safe_value(id.as_bytes())) {
             req.insert_header("mcp-session-id", id)?;
         }
         if client.method == http::Method::POST || body_len > 0 {
@@ -110,20 +165,72 @@ impl UpstreamClient {
         Ok(req)
     }
 
-    /// Sends a whole request; retries once on a fresh connection when a
-    /// pooled one turns out to be dead before any response byte arrived.
-    pub async fn send(&self, req: &RequestHeader, body: &Bytes) -> Result<HttpSession> {
-        let (mut s, reused) = self.connector.get_http_session(&self.peer).await?;
-        match Self::write_and_read_head(&mut s, req, body).await {
-            Ok(()) => Ok(s),
-            Err(e) if reused => {
+    /// Sends a whole request and reads the response head within `first_byte`.
+    /// Retries once on a fresh connection when a pooled one turns out to be
+    /// dead before any response byte arrived.
+    pub async fn send(
+        &self,
+        req: &RequestHeader,
+        body: &Bytes,
+        first_byte: Duration,
+    ) -> Result<HttpSession, SendError> {
+        let (mut s, reused) = self
+            .connector
+            .get_http_session(&self.peer)
+            .await
+            .map_err(SendError::Connect)?;
+        match tokio::time::timeout(first_byte, Self::write_and_read_head(&mut s, req, body)).await {
+            Ok(Ok(())) => Ok(s),
+            Ok(Err(e)) if reused => {
                 tracing::debug!("pooled upstream connection failed ({e}); retrying on a new one");
-                let (mut fresh, _) = self.connector.get_http_session(&self.peer).await?;
-                Self::write_and_read_head(&mut fresh, req, body).await?;
-                Ok(fresh)
+                let (mut fresh, _) = self
+                    .connector
+                    .get_http_session(&self.peer)
+                    .await
+                    .map_err(SendError::Connect)?;
+                match tokio::time::timeout(
+                    first_byte,
+                    Self::write_and_read_head(&mut fresh, req, body),
+                )
+                .await
+                {
+                    Ok(Ok(())) => Ok(fresh),
+                    Ok(Err(e)) => Err(SendError::Failed(e)),
+                    Err(_) => Err(SendError::FirstByteTimeout),
+                }
             }
-            Err(e) => Err(e),
+            Ok(Err(e)) => Err(SendError::Failed(e)),
+            Err(_) => Err(SendError::FirstByteTimeout),
         }
+    }
+
+    /// Sends a small mcpgate-originated message (cancel, DELETE) and drains
+    /// the answer; the status is returned for logging.
+    pub async fn send_own(
+        &self,
+        method: http::Method,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        limit: Duration,
+    ) -> Option<u16> {
+        let mut req =
+            RequestHeader::build(method, self.path.as_bytes(), Some(headers.len() + 2)).ok()?;
+        req.insert_header("host", &self.authority).ok()?;
+        for (k, v) in headers {
+            req.insert_header(k.to_string(), *v).ok()?;
+        }
+        req.insert_header("content-length", body.len().to_string())
+            .ok()?;
+        let mut s = self.send(&req, &body, limit).await.ok()?;
+        let status = s.response_header().map(|h| h.status.as_u16());
+        let drained = tokio::time::timeout(limit, async {
+            while let Ok(Some(_)) = s.read_response_body().await {}
+        })
+        .await;
+        if drained.is_ok() && s.response_done() {
+            self.release(s).await;
+        }
+        status
     }
 
     async fn write_and_read_head(

@@ -1,4 +1,5 @@
-//! Incremental Server-Sent Events parser.
+//! Incremental Server-Sent Events parser (pure, no I/O: the proxy feeds it
+//! upstream body chunks; the fuzz target `sse` checks it).
 //!
 //! Upstream body chunks do not follow event boundaries, so the relay feeds
 //! every chunk here and gets back the events that completed. Memory is

@@ -1,0 +1,255 @@
+//! Header-injection and request-smuggling guard: the first check of the head
+//! phase, before anything reads a header's meaning.
+//!
+//! From the raw request head (HTTP/1, as received) it refuses: bare LF or CR
+//! line ends, obsolete line folding, header names that are not tokens
+//! (whitespace before the colon included), CR/LF/NUL/other control bytes in a
+//! value, a request line that is not `METHOD SP /origin-form SP HTTP/1.x`,
+//! heads and single header lines over the `[headers]` limits (431), repeated
+//! singleton headers, `Content-Length` together with `Transfer-Encoding`,
+//! `Transfer-Encoding` repeated, other than `chunked`, or on HTTP/1.0, a
+//! `Content-Length` that is not plain digits, more header lines than
+//! `max_count`, underscore spellings of framing and singleton headers
+//! (`Transfer_Encoding`, which CGI-style servers read as the real one), and a
+//! `Connection` header naming anything but hop-by-hop tokens (a hop would
+//! drop an end-to-end header the filters already judged). The raw head matters because the HTTP
+//! parser drops `Content-Length` when `Transfer-Encoding` is present.
+//!
+//! The same value, size and framing checks run on the parsed header map, so
+//! the guard also holds where no raw head exists. Framing and injection
+//! refusals close the connection: what follows cannot be trusted to start a
+//! new request.
+
+use http::HeaderMap;
+use policies::HeaderPolicy;
+
+use crate::exchange::Exchange;
+use crate::rejection::{Decision, Rejection, RejectionKind as K};
+use crate::transport::SINGLETON_HEADERS;
+use crate::Filter;
+
+/// `Connection` tokens allowed: hop-by-hop only.
+const CONNECTION_TOKENS: &[&str] = &["close", "keep-alive", "upgrade", "te", "http2-settings"];
+
+pub struct HeaderGuardFilter;
+
+impl Filter for HeaderGuardFilter {
+    fn name(&self) -> &'static str {
+        "header_guard"
+    }
+
+    fn check(&self, ex: &mut Exchange<'_>) -> Decision {
+        let limits = &ex.policy.headers;
+        let raw = if ex.raw_head.is_empty() {
+            Ok(())
+        } else {
+            check_raw(ex.raw_head, limits)
+        };
+        match raw.and_then(|()| check_map(ex.headers, limits)) {
+            Ok(()) => Decision::Continue,
+            Err(r) => r.into(),
+        }
+    }
+}
+
+fn injection(why: impl Into<String>) -> Rejection {
+    Rejection::new(K::HeaderInjection, why)
+}
+
+fn framing(why: impl Into<String>) -> Rejection {
+    Rejection::new(K::AmbiguousFraming, why)
+}
+
+fn too_large(why: impl Into<String>) -> Rejection {
+    Rejection::new(K::HeaderTooLarge, why)
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn value_bytes_ok(name: &str, v: &[u8]) -> Result<(), Rejection> {
+    match v
+        .iter()
+        .find(|b| (**b < 0x20 && **b != b'\t') || **b == 0x7f)
+    {
+        None => Ok(()),
+        Some(0) => Err(injection(format!("NUL byte in {name} value"))),
+        Some(b'\r' | b'\n') => Err(injection(format!("line break in {name} value"))),
+        Some(b) => Err(injection(format!("control byte 0x{b:02x} in {name} value"))),
+    }
+}
+
+/// Checks the raw HTTP/1 head.
+fn check_raw(raw: &[u8], limits: &HeaderPolicy) -> Result<(), Rejection> {
+    if raw.len() > limits.max_block_bytes {
+        return Err(too_large(format!("request head of {} bytes", raw.len())));
+    }
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for (i, b) in raw.iter().enumerate() {
+        if *b == b'\n' {
+            if i == 0 || raw[i - 1] != b'\r' {
+                return Err(injection("bare LF line ending"));
+            }
+            lines.push(&raw[start..i - 1]);
+            start = i + 1;
+        }
+    }
+    if start != raw.len() || lines.last().is_none_or(|l| !l.is_empty()) {
+        return Err(injection("request head does not end with an empty line"));
+    }
+    lines.pop();
+    let Some((request_line, header_lines)) = lines.split_first() else {
+        return Err(injection("empty request head"));
+    };
+    let http10 = check_request_line(request_line)?;
+    if header_lines.len() > limits.max_count {
+        return Err(too_large(format!("{} header lines", header_lines.len())));
+    }
+    let mut fields = Vec::with_capacity(header_lines.len());
+    for line in header_lines {
+        if line.contains(&b'\r') {
+            return Err(injection("bare CR in a header line"));
+        }
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            return Err(injection("obsolete line folding"));
+        }
+        if line.len() > limits.max_field_bytes {
+            return Err(too_large(format!("header line of {} bytes", line.len())));
+        }
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            return Err(injection("header line without a colon"));
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if name.is_empty() || !name.iter().all(|b| is_tchar(*b)) {
+            return Err(injection(format!(
+                "invalid header name {:?}",
+                String::from_utf8_lossy(name)
+            )));
+        }
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        value_bytes_ok(&name, value)?;
+        fields.push((name, value.trim_ascii()));
+    }
+    check_fields(&fields, http10)
+}
+
+/// `METHOD SP /path SP HTTP/1.x`; returns whether the version is HTTP/1.0.
+fn check_request_line(line: &[u8]) -> Result<bool, Rejection> {
+    let bad = |why: &str| injection(format!("request line: {why}"));
+    let parts: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+    let [method, target, version] = parts.as_slice() else {
+        return Err(bad("not three parts separated by single spaces"));
+    };
+    if method.is_empty() || !method.iter().all(|b| is_tchar(*b)) {
+        return Err(bad("invalid method"));
+    }
+    if !target.starts_with(b"/") || !target.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(bad("target is not an origin-form path"));
+    }
+    match *version {
+        b"HTTP/1.1" => Ok(false),
+        b"HTTP/1.0" => Ok(true),
+        _ => Err(bad("version is not HTTP/1.0 or HTTP/1.1")),
+    }
+}
+
+/// Checks the parsed header map (every transport, raw head or not).
+fn check_map(headers: &HeaderMap, limits: &HeaderPolicy) -> Result<(), Rejection> {
+    let mut total = 0;
+    let mut fields = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let line = name.as_str().len() + 2 + value.len();
+        if line > limits.max_field_bytes {
+            return Err(too_large(format!("header {name} of {line} bytes")));
+        }
+        total += line + 2;
+        value_bytes_ok(name.as_str(), value.as_bytes())?;
+        fields.push((name.as_str().to_string(), value.as_bytes().trim_ascii()));
+    }
+    if total > limits.max_block_bytes {
+        return Err(too_large(format!("headers of {total} bytes")));
+    }
+    if fields.len() > limits.max_count {
+        return Err(too_large(format!("{} header lines", fields.len())));
+    }
+    check_fields(&fields, false)
+}
+
+fn values<'f, 'v>(
+    fields: &'f [(String, &'v [u8])],
+    name: &'f str,
+) -> impl Iterator<Item = &'v [u8]> + 'f {
+    fields
+        .iter()
+        .filter(move |(k, _)| k == name)
+        .map(|(_, v)| *v)
+}
+
+/// Headers whose underscore spelling some servers read as the real thing
+/// (CGI-style `_` to `-` mapping): refused rather than forwarded.
+fn underscore_alias(name: &str) -> Option<String> {
+    if !name.contains('_') {
+        return None;
+    }
+    let dashed = name.replace('_', "-");
+    let sensitive = SINGLETON_HEADERS.contains(&dashed.as_str())
+        || matches!(dashed.as_str(), "transfer-encoding" | "connection");
+    sensitive.then_some(dashed)
+}
+
+/// Singletons, framing and `Connection`, on lower-case names and trimmed values.
+fn check_fields(fields: &[(String, &[u8])], http10: bool) -> Result<(), Rejection> {
+    if let Some(alias) = fields.iter().find_map(|(k, _)| underscore_alias(k)) {
+        return Err(injection(format!("underscore spelling of {alias}")));
+    }
+    let all = |n: &'static str| values(fields, n);
+    for name in SINGLETON_HEADERS.iter().chain(&["transfer-encoding"]) {
+        if all(name).count() > 1 {
+            let why = format!("repeated singleton header {name}");
+            return Err(match *name {
+                "content-length" | "transfer-encoding" => framing(why),
+                _ => Rejection::new(K::MalformedHeader, why),
+            });
+        }
+    }
+    let cl = all("content-length").next();
+    let te = all("transfer-encoding").next();
+    if let Some(v) = cl {
+        if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+            return Err(framing(format!(
+                "malformed Content-Length {:?}",
+                String::from_utf8_lossy(v)
+            )));
+        }
+    }
+    if let Some(v) = te {
+        if cl.is_some() {
+            return Err(framing("Content-Length together with Transfer-Encoding"));
+        }
+        if http10 {
+            return Err(framing("Transfer-Encoding on HTTP/1.0"));
+        }
+        if !v.eq_ignore_ascii_case(b"chunked") {
+            return Err(framing(format!(
+                "Transfer-Encoding {:?} is not exactly `chunked`",
+                String::from_utf8_lossy(v)
+            )));
+        }
+    }
+    for v in all("connection") {
+        for token in v.split(|b| *b == b',') {
+            let token = String::from_utf8_lossy(token.trim_ascii()).to_ascii_lowercase();
+            if !token.is_empty() && !CONNECTION_TOKENS.contains(&token.as_str()) {
+                return Err(injection(format!(
+                    "Connection names the end-to-end header {token:?}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,22 @@
+//! Policy sections, one file each, with its `read_*` function and the
+//! compiled types it produces. Input guards: `[paths]` (path traversal),
+//! `[ssrf]` (URL arguments), `[headers]` (header injection and request
+//! smuggling); `pointer` reads their `tools` tables.
+
+pub(crate) mod admission;
+pub(crate) mod headers;
+pub(crate) mod paths;
+pub(crate) mod pointer;
+pub(crate) mod ssrf;
+pub(crate) mod upstreams;
+
+#[cfg(test)]
+mod guard_tests;
+
+pub use admission::{Admission, Rate, RateLimits, TenantLimits};
+pub use headers::HeaderPolicy;
+pub use paths::{PathPolicy, RootGlob, UriScope, DEFAULT_UPSTREAM};
+pub use ssrf::{Cidr, HostRule, SsrfPolicy};
+pub use upstreams::{
+    BreakerPolicy, Endpoint, HealthCheck, Timeouts, Transport, UpstreamPool, DEFAULT_POOL,
+};

@@ -1,0 +1,59 @@
+//! Background work: active health checks of every endpoint, and the sweep
+//! that expires idle sessions (telling their upstream with DELETE) and
+//! forgets idle rate-limit buckets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::app::McpGate;
+
+pub struct Maintenance(pub Arc<McpGate>);
+
+/// How often idle sessions are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+#[async_trait]
+impl BackgroundService for Maintenance {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let gate = &self.0;
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut since_check: Vec<u64> = gate.pools.values().map(|_| 0).collect();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = sweep.tick() => gate.sweep_sessions().await,
+                _ = tick.tick() => {
+                    for (i, pool) in gate.pools.values().enumerate() {
+                        let every = pool.config.health.interval_ms;
+                        if every == 0 {
+                            continue;
+                        }
+                        since_check[i] += 100;
+                        if since_check[i] >= every {
+                            since_check[i] = 0;
+                            let pool = pool.clone();
+                            tokio::spawn(async move { check_pool(&pool).await });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One TCP connect per endpoint: the endpoint accepts connections or not.
+async fn check_pool(pool: &crate::pool::Pool) {
+    let limit = Duration::from_millis(pool.config.health.timeout_ms);
+    for ep in &pool.endpoints {
+        let ok = matches!(
+            tokio::time::timeout(limit, tokio::net::TcpStream::connect(ep.client.addr())).await,
+            Ok(Ok(_))
+        );
+        pool.report_check(ep, ok);
+    }
+}

@@ -1,0 +1,436 @@
+//! Forwarding an admitted request: rate limits and admission caps first
+//! (nothing reaches an upstream past a cap), then an endpoint of the tenant's
+//! pool (sticky for sessions, round-robin otherwise, breaker and health
+//! permitting), then the relay under the request's deadlines, and finally what
+//! the upstream must be told when the request was abandoned.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use filters::{Era, Message, MessageKind, Rejection, RejectionKind as K, RequestId};
+use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::http::ServerSession;
+use serde_json::{json, Value};
+
+use crate::admission::{Admitted as Slot, CapGuard};
+use crate::app::{Admitted, McpGate};
+use crate::breaker::Ticket;
+use crate::pool::{Endpoint, Outcome, Pool, Unavailable};
+use crate::relay::{relay_response, Abandoned, RelayPlan};
+use crate::respond::BodyState;
+use crate::sessions::Pinned;
+use crate::upstream::SendError;
+
+/// How long mcpgate's own messages to an upstream (cancel, DELETE) may take.
+const OWN_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What forwarding needs to know about the client's message.
+#[derive(Debug, Default)]
+pub struct RequestFacts {
+    /// The id of the one request in the body, if it is one request.
+    pub request_id: Option<RequestId>,
+    /// Its JSON-RPC method ("" when none).
+    pub method: String,
+    /// `params.name` of a `tools/call`.
+    pub tool: Option<String>,
+    pub progress_token: Option<Value>,
+    /// A task-augmented request (`params.task`).
+    pub is_task: bool,
+    /// A long-lived stream (GET, `subscriptions/listen`): own cap, no deadline.
+    pub stream: bool,
+}
+
+impl RequestFacts {
+    pub fn new(http_method: &str, messages: &[Message]) -> Self {
+        let mut f = RequestFacts {
+            stream: http_method == "GET",
+            ..Default::default()
+        };
+        if let [m] = messages {
+            f.method = m.method().to_string();
+            if m.kind == MessageKind::Request {
+                f.request_id = m.id.clone();
+                let params = m.params();
+                if f.method == "tools/call" {
+                    f.tool = params
+                        .and_then(|p| p.get("name"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                }
+                f.progress_token = m.meta().and_then(|meta| meta.get("progressToken")).cloned();
+                f.is_task = params.is_some_and(|p| p.contains_key("task"));
+                f.stream |= f.method == "subscriptions/listen";
+            }
+        }
+        f
+    }
+}
+
+/// A held admission slot (request or stream), freed on drop.
+struct Held {
+    _request: Option<Slot>,
+    _stream: Option<CapGuard>,
+}
+
+impl McpGate {
+    fn refuse_for(&self, a: &Admitted, r: Rejection) -> Rejection {
+        let mut r = r;
+        if r.id.is_none() {
+            r.id = a.facts.request_id.clone();
+        }
+        r
+    }
+
+    /// The pool for this request: its session's, else the tenant's.
+    fn pool_for(&self, a: &Admitted) -> Arc<Pool> {
+        let name = match &a.session {
+            Some(s) => s.pool.to_string(),
+            None => self.policy.pool_for(&a.tenant).name.clone(),
+        };
+        self.pools.get(&name).cloned().unwrap_or_else(|| {
+            self.pools
+                .values()
+                .next()
+                .cloned()
+                .expect("at least one pool")
+        })
+    }
+
+    fn finish_in_flight(&self, a: &Admitted) {
+        if let Some(s) = &a.session {
+            for id in &a.begun {
+                s.finish(id);
+            }
+        }
+    }
+
+    /// Sends an admitted request upstream and relays the response; returns
+    /// whether the client connection can be reused.
+    pub(crate) async fn forward(
+        &self,
+        ds: &mut ServerSession,
+        method: &str,
+        body: Bytes,
+        a: Admitted,
+    ) -> bool {
+        let reusable = self.forward_inner(ds, method, body, &a).await;
+        self.finish_in_flight(&a);
+        self.metrics.sessions.set(self.sessions.len() as i64);
+        reusable
+    }
+
+    async fn forward_inner(
+        &self,
+        ds: &mut ServerSession,
+        method: &str,
+        body: Bytes,
+        a: &Admitted,
+    ) -> bool {
+        let session_key = a.session.as_ref().map(|s| s.id.as_str());
+        if let Err(l) = self.rate_limits.check(
+            &self.policy,
+            &a.tenant,
+            session_key,
+            a.facts.tool.as_deref(),
+        ) {
+            let r = Rejection::new(K::RateLimited, format!("{} rate limit", l.label()))
+                .with_retry_after(l.retry_after());
+            self.refuse(ds, &self.refuse_for(a, r), a.bare, BodyState::Consumed)
+                .await;
+            return true;
+        }
+        let pool = self.pool_for(a);
+        let _held = if a.facts.stream {
+            self.admission.admit_stream().map(|s| Held {
+                _request: None,
+                _stream: Some(s),
+            })
+        } else {
+            let admitted = self
+                .admission
+                .admit(&self.policy, &a.tenant, &pool.config.name)
+                .await;
+            admitted.map(|r| Held {
+                _request: Some(r),
+                _stream: None,
+            })
+        };
+        let _held = match _held {
+            Ok(h) => h,
+            Err(shed) => {
+                let r = Rejection::new(K::Overloaded, format!("{} cap reached", shed.label()));
+                self.refuse(ds, &self.refuse_for(a, r), a.bare, BodyState::Consumed)
+                    .await;
+                return true;
+            }
+        };
+        self.metrics
+            .in_flight
+            .set(self.admission.in_flight() as i64);
+        let era = if a.era == Era::Modern {
+            "modern"
+        } else {
+            "legacy"
+        };
+        self.metrics
+            .forwarded
+            .with_label_values(&[era, method])
+            .inc();
+
+        let timeouts = pool.config.timeouts_for(a.facts.tool.as_deref());
+        let started = tokio::time::Instant::now();
+        let Some((ep, ticket, mut up)) = self
+            .connect(ds, &pool, a, &body, timeouts.first_byte_ms)
+            .await
+        else {
+            return true;
+        };
+        let plan = RelayPlan {
+            method,
+            tenant: &a.tenant,
+            session: a.session.as_deref(),
+            init_id: a.init_id.clone(),
+            pinned: Pinned {
+                pool: Arc::from(pool.config.name.as_str()),
+                endpoint: ep.index,
+            },
+            request_id: a.facts.request_id.clone(),
+            progress_token: a.facts.progress_token.clone(),
+            deadline: (!a.facts.stream).then(|| {
+                (
+                    Duration::from_millis(timeouts.request_ms),
+                    Duration::from_millis(timeouts.max_request_ms),
+                )
+            }),
+            started,
+            watch_internal_errors: pool.config.breaker.count_internal_errors,
+            slow_client_timeout: Duration::from_millis(
+                self.policy.admission.slow_client_timeout_ms,
+            ),
+        };
+        let outcome = relay_response(self, ds, &mut up, plan).await;
+        pool.report(&ep, ticket, outcome.endpoint);
+        if let Some(why) = outcome.abandoned {
+            self.tell_upstream_abandoned(&ep, a, why, outcome.task_id.clone());
+        }
+        if outcome.upstream_reusable {
+            ep.client.release(up).await;
+        } else if outcome.endpoint == Outcome::Failure {
+            self.metrics
+                .upstream_errors
+                .with_label_values(&["response"])
+                .inc();
+        }
+        outcome.downstream_reusable
+    }
+
+    /// Picks an endpoint and sends the request; `None` when the client has
+    /// already been answered with a refusal.
+    async fn connect(
+        &self,
+        ds: &mut ServerSession,
+        pool: &Pool,
+        a: &Admitted,
+        body: &Bytes,
+        first_byte_ms: u64,
+    ) -> Option<(Arc<Endpoint>, Ticket, HttpSession)> {
+        let mut tried = Vec::new();
+        loop {
+            let picked = match &a.session {
+                Some(s) => match pool.endpoints.get(s.endpoint) {
+                    Some(ep) if ep.is_healthy() => pool.acquire(ep).map(|t| (ep.clone(), t)),
+                    _ => {
+                        // The session's endpoint is gone: a clean 404 makes the
+                        // client re-initialize, landing on a healthy endpoint.
+                        self.sessions.remove(&s.id);
+                        let r = Rejection::new(
+                            K::SessionNotFound,
+                            "the session's upstream endpoint is down",
+                        );
+                        self.refuse(ds, &self.refuse_for(a, r), a.bare, BodyState::Consumed)
+                            .await;
+                        return None;
+                    }
+                },
+                None => pool.pick(&tried),
+            };
+            let (ep, ticket) = match picked {
+                Ok(p) => p,
+                Err(u) => {
+                    let r = match u {
+                        Unavailable::BreakerOpen(wait) => {
+                            Rejection::new(K::CircuitOpen, "circuit open").with_retry_after(wait)
+                        }
+                        Unavailable::NoHealthy => {
+                            Rejection::new(K::UpstreamUnavailable, "no healthy endpoint")
+                        }
+                    };
+                    self.refuse(ds, &self.refuse_for(a, r), a.bare, BodyState::Consumed)
+                        .await;
+                    return None;
+                }
+            };
+            let upstream_sid = a.session.as_ref().and_then(|s| s.upstream_id.as_deref());
+            let sent = match ep
+                .client
+                .request_header(ds.req_header(), upstream_sid, body.len())
+            {
+                Ok(req) => {
+                    ep.client
+                        .send(&req, body, Duration::from_millis(first_byte_ms))
+                        .await
+                }
+                Err(e) => Err(SendError::Failed(e)),
+            };
+            let failure = match sent {
+                Ok(up) => return Some((ep, ticket, up)),
+                Err(SendError::Connect(e)) => {
+                    pool.report(&ep, ticket, Outcome::ConnectFailure);
+                    self.metrics
+                        .upstream_errors
+                        .with_label_values(&["connect"])
+                        .inc();
+                    tracing::warn!(endpoint = %ep.url, "upstream connect failed: {e}");
+                    if let Some(s) = &a.session {
+                        self.sessions.remove(&s.id);
+                        let r = Rejection::new(
+                            K::SessionNotFound,
+                            "the session's upstream endpoint is unreachable",
+                        );
+                        self.refuse(ds, &self.refuse_for(a, r), a.bare, BodyState::Consumed)
+                            .await;
+                        return None;
+                    }
+                    tried.push(ep.index);
+                    if tried.len() < pool.endpoints.len() {
+                        continue; // nothing reached that endpoint: another may take it
+                    }
+                    Rejection::new(
+                        K::UpstreamUnavailable,
+                        format!("upstream connect failed: {e}"),
+                    )
+                }
+                Err(SendError::Failed(e)) => {
+                    pool.report(&ep, ticket, Outcome::Failure);
+                    self.metrics
+                        .upstream_errors
+                        .with_label_values(&["request"])
+                        .inc();
+                    Rejection::new(K::UpstreamUnavailable, format!("upstream: {e}"))
+                }
+                Err(SendError::FirstByteTimeout) => {
+                    pool.report(&ep, ticket, Outcome::Failure);
+                    self.metrics
+                        .upstream_errors
+                        .with_label_values(&["first_byte"])
+                        .inc();
+                    self.tell_upstream_abandoned(&ep, a, Abandoned::Deadline, None);
+                    Rejection::new(
+                        K::UpstreamTimeout,
+                        "no response head within first_byte_timeout_ms",
+                    )
+                }
+            };
+            self.refuse(
+                ds,
+                &self.refuse_for(a, failure),
+                a.bare,
+                BodyState::Consumed,
+            )
+            .await;
+            return None;
+        }
+    }
+
+    /// Tells a legacy upstream that a request was abandoned: `tasks/cancel`
+    /// for a task whose id is known, else `notifications/cancelled` (never for
+    /// `initialize`). Stateless requests need nothing: closing their stream,
+    /// which the relay did, is the cancellation.
+    fn tell_upstream_abandoned(
+        &self,
+        ep: &Arc<Endpoint>,
+        a: &Admitted,
+        why: Abandoned,
+        task_id: Option<String>,
+    ) {
+        if a.era != Era::Legacy || a.facts.method == "initialize" {
+            return;
+        }
+        let (Some(id), Some(session)) = (a.facts.request_id.clone(), a.session.clone()) else {
+            return;
+        };
+        let reason = match why {
+            Abandoned::Deadline => "mcpgate: request deadline exceeded",
+            Abandoned::ClientGone => "mcpgate: client disconnected",
+        };
+        let (kind, body) = match task_id {
+            Some(task) if a.facts.is_task => (
+                "tasks/cancel",
+                json!({"jsonrpc": "2.0", "id": format!("mcpgate-cancel-{}", id), "method": "tasks/cancel", "params": {"taskId": task}}),
+            ),
+            _ => (
+                "notifications/cancelled",
+                json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": id.to_json(), "reason": reason}}),
+            ),
+        };
+        self.metrics.cancels.with_label_values(&[kind]).inc();
+        let ep = ep.clone();
+        tokio::spawn(async move {
+            let version = session.snapshot_version();
+            let mut headers = vec![
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+                ("mcp-protocol-version", version.as_str()),
+            ];
+            if let Some(sid) = session.upstream_id.as_deref() {
+                headers.push(("mcp-session-id", sid));
+            }
+            let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+            let status = ep
+                .client
+                .send_own(http::Method::POST, &headers, body, OWN_MESSAGE_TIMEOUT)
+                .await;
+            tracing::info!(endpoint = %ep.url, kind, ?status, "told upstream the request was abandoned");
+        });
+    }
+
+    /// Expires idle sessions: each one's upstream gets a DELETE so it can
+    /// free the session too; the client's next request gets 404.
+    pub async fn sweep_sessions(&self) {
+        self.sessions.sweep();
+        self.rate_limits.retain_recent();
+        for s in self.sessions.take_expired() {
+            self.metrics.expired_sessions.inc();
+            let Some(upstream_id) = s.upstream_id.clone() else {
+                continue;
+            };
+            let Some(ep) = self
+                .pools
+                .get(&*s.pool)
+                .and_then(|p| p.endpoints.get(s.endpoint))
+                .cloned()
+            else {
+                continue;
+            };
+            let version = s.snapshot_version();
+            tokio::spawn(async move {
+                let headers = [
+                    ("mcp-session-id", upstream_id.as_str()),
+                    ("mcp-protocol-version", version.as_str()),
+                ];
+                let status = ep
+                    .client
+                    .send_own(
+                        http::Method::DELETE,
+                        &headers,
+                        Bytes::new(),
+                        OWN_MESSAGE_TIMEOUT,
+                    )
+                    .await;
+                tracing::info!(endpoint = %ep.url, ?status, "expired idle session; DELETE sent upstream");
+            });
+        }
+        self.metrics.sessions.set(self.sessions.len() as i64);
+    }
+}

@@ -1,0 +1,166 @@
+//! Upstream pools at run time: endpoints, their health and their breakers.
+//!
+//! Legacy sessions stick to the endpoint that created them; new sessions and
+//! stateless requests go round-robin over endpoints that are healthy and
+//! whose breaker lets a request through.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use policies::UpstreamPool;
+
+use crate::breaker::{Breaker, Ticket};
+use crate::clock::Clock;
+use crate::upstream::UpstreamClient;
+
+/// How an exchange with an endpoint ended, for health and breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// Connect failure: counts for health and breaker.
+    ConnectFailure,
+    /// 5xx, timeout, failure mid-response (or, by policy, -32603).
+    Failure,
+    /// Ended for a reason that says nothing about the endpoint (client left).
+    Neutral,
+}
+
+pub struct Endpoint {
+    pub index: usize,
+    pub url: String,
+    pub client: UpstreamClient,
+    healthy: AtomicBool,
+    failures: AtomicU32,
+    successes: AtomicU32,
+    breaker: Mutex<Breaker>,
+}
+
+impl Endpoint {
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+}
+
+pub struct Pool {
+    pub config: UpstreamPool,
+    pub endpoints: Vec<Arc<Endpoint>>,
+    next: AtomicUsize,
+    clock: Arc<dyn Clock>,
+}
+
+/// Why no endpoint can take a request now; carries the `Retry-After` hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Every endpoint is unhealthy.
+    NoHealthy,
+    /// The breaker is open (for the sticky endpoint, or for all of them).
+    BreakerOpen(Duration),
+}
+
+impl Pool {
+    pub fn new(config: &UpstreamPool, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+        let endpoints = config
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(index, e)| {
+                Ok(Arc::new(Endpoint {
+                    index,
+                    url: e.url.clone(),
+                    client: UpstreamClient::new(e, config)?,
+                    healthy: AtomicBool::new(true),
+                    failures: AtomicU32::new(0),
+                    successes: AtomicU32::new(0),
+                    breaker: Mutex::new(Breaker::new(config.breaker)),
+                }))
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Self {
+            config: config.clone(),
+            endpoints,
+            next: AtomicUsize::new(0),
+            clock,
+        })
+    }
+
+    /// The breaker's verdict for one endpoint.
+    pub fn acquire(&self, ep: &Endpoint) -> Result<Ticket, Unavailable> {
+        ep.breaker
+            .lock()
+            .try_acquire(self.clock.now())
+            .map_err(Unavailable::BreakerOpen)
+    }
+
+    /// A healthy endpoint whose breaker admits a request, round-robin,
+    /// skipping those in `exclude` (already tried for this request).
+    pub fn pick(&self, exclude: &[usize]) -> Result<(Arc<Endpoint>, Ticket), Unavailable> {
+        let n = self.endpoints.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut soonest: Option<Duration> = None;
+        for k in 0..n {
+            let ep = &self.endpoints[(start + k) % n];
+            if !ep.is_healthy() || exclude.contains(&ep.index) {
+                continue;
+            }
+            match self.acquire(ep) {
+                Ok(t) => return Ok((ep.clone(), t)),
+                Err(Unavailable::BreakerOpen(d)) => soonest = Some(soonest.map_or(d, |s| s.min(d))),
+                Err(Unavailable::NoHealthy) => {}
+            }
+        }
+        Err(soonest.map_or(Unavailable::NoHealthy, Unavailable::BreakerOpen))
+    }
+
+    /// Records an exchange's outcome in the endpoint's breaker and health.
+    pub fn report(&self, ep: &Endpoint, ticket: Ticket, outcome: Outcome) {
+        let now = self.clock.now();
+        match outcome {
+            Outcome::Neutral => ep.breaker.lock().release_unused(ticket),
+            Outcome::Success => {
+                ep.breaker.lock().record(now, ticket, true);
+                ep.failures.store(0, Ordering::Release);
+            }
+            Outcome::ConnectFailure | Outcome::Failure => {
+                ep.breaker.lock().record(now, ticket, false);
+                if outcome == Outcome::ConnectFailure {
+                    self.passive_failure(ep);
+                }
+            }
+        }
+    }
+
+    /// A connection could not be made: count toward unhealthy. With active
+    /// checks off nothing would bring the endpoint back, so only the breaker
+    /// reacts then.
+    fn passive_failure(&self, ep: &Endpoint) {
+        let n = ep.failures.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.config.health.interval_ms > 0 && n >= self.config.health.unhealthy_after {
+            self.mark(ep, false);
+        }
+    }
+
+    /// Result of one active health check.
+    pub fn report_check(&self, ep: &Endpoint, ok: bool) {
+        if ok {
+            ep.failures.store(0, Ordering::Release);
+            let n = ep.successes.fetch_add(1, Ordering::AcqRel) + 1;
+            if n >= self.config.health.healthy_after {
+                self.mark(ep, true);
+            }
+        } else {
+            ep.successes.store(0, Ordering::Release);
+            let n = ep.failures.fetch_add(1, Ordering::AcqRel) + 1;
+            if n >= self.config.health.unhealthy_after {
+                self.mark(ep, false);
+            }
+        }
+    }
+
+    fn mark(&self, ep: &Endpoint, healthy: bool) {
+        if ep.healthy.swap(healthy, Ordering::AcqRel) != healthy {
+            tracing::warn!(pool = %self.config.name, endpoint = %ep.url, healthy, "endpoint health changed");
+        }
+    }
+}
