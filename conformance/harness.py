@@ -148,12 +148,14 @@ def write_mcpgate_config(upstream_url: str, port: int, extra_toml: str = "") -> 
     return Path(path)
 
 
-def start_mcpgate(upstream_url: str, port: int | None = None, extra_toml: str = "") -> Upstream:
+def start_mcpgate(upstream_url: str, port: int | None = None, extra_toml: str = "", workers: int | None = None) -> Upstream:
+    """`mcpgate run` in front of `upstream_url`; `workers` None: the default (one per core)."""
     binary = mcpgate_bin()
     if not binary.exists():
         raise FileNotFoundError(f"mcpgate binary not found at {binary} (build it or set MCPGATE_BIN)")
     port = port or free_port()
     config = write_mcpgate_config(upstream_url, port, extra_toml)
-    proc = Proc("mcpgate", [binary, "run", "--config", config], env={"RUST_LOG": os.environ.get("RUST_LOG", "info")})
+    cmd = [binary, "run", "--config", config] + (["--workers", str(workers)] if workers else [])
+    proc = Proc("mcpgate", cmd, env={"RUST_LOG": os.environ.get("RUST_LOG", "info")})
     proc.wait_port(port, timeout=20)
     return Upstream(proc, port)

@@ -35,7 +35,7 @@ def tenants_toml(extra: str = "") -> str:
 class Recorded:
     """The demo upstream with its record file, and mcpgate in front of it."""
 
-    def __init__(self, tmp: Path, gate_toml: str):
+    def __init__(self, tmp: Path, gate_toml: str, workers: int | None = None):
         self.record = tmp / "record.jsonl"
         self.record.touch()
         port = harness.free_port()
@@ -44,7 +44,7 @@ class Recorded:
             [harness.demo_upstream_bin(), "--listen", f"127.0.0.1:{port}", "--record", self.record],
         )
         self.upstream.wait_port(port)
-        self.gate = harness.start_mcpgate(f"http://127.0.0.1:{port}/mcp", extra_toml=gate_toml)
+        self.gate = harness.start_mcpgate(f"http://127.0.0.1:{port}/mcp", extra_toml=gate_toml, workers=workers)
         self.url = self.gate.url
         self.client = httpx.Client(timeout=10)
 
@@ -199,7 +199,8 @@ def test_in_flight_cap_sheds_with_retry_after(rec: Recorded):
 
 
 def test_session_table_full(tmp_path):
-    r = Recorded(tmp_path, "\n[sessions]\nmax_sessions = 1\n")
+    # One worker: with two, each holds its share of the cap (1 and 0).
+    r = Recorded(tmp_path, "\n[sessions]\nmax_sessions = 1\n", workers=1)
     try:
         r.session("ready")
         before = r.count()

@@ -48,12 +48,15 @@ def demo(tmp: Path, name: str, port: int | None = None, extra: list[str] | None 
     return proc, port, record
 
 
-def gate(toml: str) -> harness.Upstream:
+def gate(toml: str, workers: int = 1) -> harness.Upstream:
+    """mcpgate with one worker by default: breakers, health and round-robin are
+    per worker, and these tests count them; test_workers.py covers several."""
     port = harness.free_port()
     cfg = Path(harness.write_mcpgate_config("http://127.0.0.1:1/mcp", port))
     # write_mcpgate_config writes an [upstream]; replace the file with ours.
     cfg.write_text(f'[listen]\naddress = "127.0.0.1:{port}"\npath = "/mcp"\n{toml}')
-    proc = harness.Proc("mcpgate", [harness.mcpgate_bin(), "run", "--config", cfg], env={"RUST_LOG": "info"})
+    proc = harness.Proc("mcpgate", [harness.mcpgate_bin(), "run", "--config", cfg, "--workers", str(workers)],
+                        env={"RUST_LOG": "info"})
     proc.wait_port(port, timeout=20)
     return harness.Upstream(proc, port)
 
@@ -107,7 +110,7 @@ def result_text(r: httpx.Response) -> str:
 def test_tenant_flood_does_not_starve_another_tenant(tmp_path):
     up, port, _ = demo(tmp_path, "flood-upstream")
     g = gate(f'[upstream]\nurl = "http://127.0.0.1:{port}/mcp"\n[admission]\nqueue_timeout_ms = 200\n'
-             + tenants({"alpha": "max_in_flight = 8\nmax_concurrent_upstream = 4\n"}))
+             + tenants({"alpha": "max_in_flight = 8\nmax_concurrent_upstream = 4\n"}), workers=2)
     try:
         results = {"alpha": [], "beta": []}
         stop = threading.Event()

@@ -147,7 +147,11 @@ fn read_admin(r: &mut Reader, t: &dyn TableLike) -> Option<AdminListen> {
 
 fn read_listen(r: &mut Reader, t: &dyn TableLike) -> Listen {
     const P: &str = "listen";
-    r.deny_unknown(t, P, &["address", "path", "threads"]);
+    r.deny_unknown(
+        t,
+        P,
+        &["address", "path", "threads", "expose_worker_header"],
+    );
     let raw = r.string(t, "address", P, "127.0.0.1:8080");
     let address = raw.parse::<SocketAddr>().unwrap_or_else(|_| {
         r.error(
@@ -166,7 +170,9 @@ fn read_listen(r: &mut Reader, t: &dyn TableLike) -> Listen {
         );
     }
     let threads = r.integer(t, "threads", P, 1, 1..=256) as usize;
+    let expose_worker_header = r.boolean(t, "expose_worker_header", P, false);
     Listen {
+        expose_worker_header,
         address,
         path,
         threads,
@@ -454,12 +460,39 @@ fn read_sessions(r: &mut Reader, t: &dyn TableLike) -> SessionPolicy {
             "max_sessions",
             "idle_timeout_secs",
             "max_in_flight_per_session",
+            "keys",
+            "key_file",
         ],
     );
+    let mut keys = Vec::new();
+    for (k, span) in r.strings(t, "keys", P).unwrap_or_default() {
+        match decode_session_key(&k) {
+            Some(key) => keys.push(key),
+            None => r.error(
+                span,
+                &join(P, "keys"),
+                "expected the base64 of 32 random bytes",
+            ),
+        }
+    }
+    let key_file = r.opt_string(t, "key_file", P).map(std::path::PathBuf::from);
     SessionPolicy {
+        keys,
+        key_file,
         max_sessions: r.integer(t, "max_sessions", P, 100_000, 1..=10_000_000) as usize,
         idle_timeout_secs: r.integer(t, "idle_timeout_secs", P, 1_800, 1..=7 * 24 * 3600) as u64,
         max_in_flight_per_session: r.integer(t, "max_in_flight_per_session", P, 64, 1..=100_000)
             as usize,
     }
+}
+
+/// A session key: the base64 (standard or URL-safe) of exactly 32 bytes.
+pub fn decode_session_key(s: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let s = s.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(s))
+        .ok()?;
+    bytes.try_into().ok()
 }

@@ -12,10 +12,12 @@ mod error;
 mod model;
 mod reader;
 mod sections;
+mod share;
+pub use share::share;
 
 pub use compile::{
-    parse_host_pattern, parse_policy, parse_policy_file, DEFAULT_LEGACY_VERSIONS,
-    DEFAULT_MODERN_VERSIONS,
+    decode_session_key, parse_host_pattern, parse_policy, parse_policy_file,
+    DEFAULT_LEGACY_VERSIONS, DEFAULT_MODERN_VERSIONS,
 };
 pub use error::{PolicyError, PolicyErrors};
 pub use model::*;

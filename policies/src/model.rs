@@ -47,6 +47,8 @@ pub struct Listen {
     pub path: String,
     /// Worker threads of the event loop.
     pub threads: usize,
+    /// Add `x-mcpgate-worker: <index>` to responses (a debugging aid).
+    pub expose_worker_header: bool,
 }
 
 /// Size and shape limits on client messages.
@@ -152,6 +154,10 @@ pub struct SessionPolicy {
     pub idle_timeout_secs: u64,
     /// Most requests in flight at once on one session.
     pub max_in_flight_per_session: usize,
+    /// Session-id encryption keys, newest first (`keys`).
+    pub keys: Vec<[u8; 32]>,
+    /// A file with one base64 key per line, newest first, read at start.
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// The admin listener (`/metrics`, `/healthz`).

@@ -26,11 +26,14 @@ use std::collections::BTreeMap;
 use crate::admission::AdmissionControl;
 use crate::clock::{Clock, SystemClock};
 use crate::forward::RequestFacts;
+use crate::identity::WorkerIdentity;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
 use crate::ratelimit::RateLimits;
 use crate::respond::{reject, BodyState};
+use crate::session_id::SessionCodec;
 use crate::sessions::{BeginError, Session, SessionStore};
+use pingora::connectors::http::Connector;
 
 /// Largest body read after a head-phase refusal, only to echo the request id.
 const ECHO_READ_LIMIT: usize = 64 * 1024;
@@ -47,6 +50,12 @@ pub struct McpGate {
     pub admission: AdmissionControl,
     pub rate_limits: RateLimits,
     pub metrics: Metrics,
+    /// Which worker of which instance this is.
+    pub identity: WorkerIdentity,
+    /// Seals and opens session ids.
+    pub codec: SessionCodec,
+    /// Connections to other workers' internal sockets.
+    pub owner_link: Connector,
 }
 
 /// A request that passed every filter, with the bookkeeping it implies.
@@ -64,7 +73,13 @@ pub(crate) struct Admitted {
 }
 
 impl McpGate {
-    pub fn new(policy: Arc<Policy>) -> std::io::Result<Self> {
+    /// The gateway of one worker process; `policy` is already this worker's
+    /// share ([`Policy::for_worker`]).
+    pub fn new(
+        policy: Arc<Policy>,
+        identity: WorkerIdentity,
+        keys: &[[u8; 32]],
+    ) -> std::io::Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let sessions = SessionStore::new(
             clock.clone(),
@@ -79,12 +94,48 @@ impl McpGate {
         Ok(Self {
             pools,
             admission: AdmissionControl::new(&policy),
-            rate_limits: RateLimits::new(&policy),
+            rate_limits: RateLimits::new(&policy, identity.index, identity.workers),
+            codec: SessionCodec::new(keys),
+            owner_link: Connector::new(None),
+            identity,
             chain: Chain::standard(),
             sessions,
             metrics: Metrics::new(),
             policy,
         })
+    }
+
+    /// Serves a session this process does not hold from its sealed claims:
+    /// the id must open with our keys, name this tenant and a known endpoint.
+    fn revive(&self, id: &str, tenant: &TenantName) -> Option<Arc<Session>> {
+        let c = self.codec.open(id)?;
+        if *c.tenant != **tenant {
+            return None;
+        }
+        let pool = self.pools.get(&c.pool)?;
+        if c.endpoint as usize >= pool.endpoints.len() {
+            return None;
+        }
+        let at = crate::sessions::Pinned {
+            pool: Arc::from(c.pool.as_str()),
+            endpoint: c.endpoint as usize,
+        };
+        let s = self
+            .sessions
+            .revive(id, tenant.clone(), at, c.upstream_id, c.version)?;
+        tracing::info!(
+            worker = self.identity.index,
+            "serving a session from its sealed id (owner restarted or elsewhere)"
+        );
+        Some(s)
+    }
+
+    /// This worker's index, when `[listen] expose_worker_header` is on.
+    pub fn worker_header(&self) -> Option<usize> {
+        self.policy
+            .listen
+            .expose_worker_header
+            .then_some(self.identity.index)
     }
 
     /// Counts, logs and answers a refusal.
@@ -103,11 +154,13 @@ impl McpGate {
             kind = ?r.kind, filter, status = wire.status, code = wire.code, id = ?r.id,
             detail = %r.detail, "rejected"
         );
-        reject(ds, r, bare, body).await;
+        reject(ds, r, bare, body, self.worker_header()).await;
     }
 
     /// Handles one request; returns whether the client connection is reusable.
-    async fn handle(&self, ds: &mut ServerSession) -> bool {
+    /// `internal`: the request came over this worker's private socket from
+    /// another worker, so it is served here whatever session it names.
+    async fn handle(&self, ds: &mut ServerSession, internal: bool) -> bool {
         let policy = self.policy.clone();
         let method = ds.req_header().method.as_str().to_string();
         let path = ds.req_header().uri.path().to_string();
@@ -139,6 +192,13 @@ impl McpGate {
             Err(BodyError::Io) => return false,
         };
 
+        if !internal {
+            if let Some(owner) = self.remote_owner(ds) {
+                if let Some(reusable) = self.hand_to_owner(ds, owner, &body).await {
+                    return reusable;
+                }
+            }
+        }
         let admitted = match self.admit(ds, &method, &path, &body, tenant) {
             Ok(a) => a,
             Err(refused) => {
@@ -186,7 +246,11 @@ impl McpGate {
     ) -> Result<Admitted, Box<(Rejection, bool)>> {
         let headers = &ds.req_header().headers;
         let sid = single_str(headers, "mcp-session-id");
-        let session = sid.and_then(|id| self.sessions.get(id, &tenant));
+        let session = sid.and_then(|id| {
+            self.sessions
+                .get(id, &tenant)
+                .or_else(|| self.revive(id, &tenant))
+        });
         let snapshot = session.as_ref().map(|s| s.snapshot());
         let mut ex = Exchange::new(&self.policy, method, path, headers, body);
         ex.tenant = Some(tenant.clone());
@@ -299,8 +363,9 @@ async fn read_body(ds: &mut ServerSession, max: usize) -> Result<Bytes, BodyErro
     }
 }
 
-/// The gateway as a pingora service, sharing one [`McpGate`] with the admin listener.
-pub struct GateService(pub Arc<McpGate>);
+/// The gateway as a pingora service, sharing one [`McpGate`] with the admin
+/// listener and the internal socket. The bool marks the internal socket.
+pub struct GateService(pub Arc<McpGate>, pub bool);
 
 #[async_trait]
 impl HttpServerApp for GateService {
@@ -318,7 +383,7 @@ impl HttpServerApp for GateService {
             }
         }
         ds.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
-        if !self.0.handle(&mut ds).await {
+        if !self.0.handle(&mut ds, self.1).await {
             return None;
         }
         let settings = HttpPersistentSettings::for_session(&ds);

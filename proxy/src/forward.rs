@@ -39,6 +39,8 @@ pub struct RequestFacts {
     pub is_task: bool,
     /// A long-lived stream (GET, `subscriptions/listen`): own cap, no deadline.
     pub stream: bool,
+    /// `params.protocolVersion` of an `initialize`.
+    pub requested_version: Option<String>,
 }
 
 impl RequestFacts {
@@ -61,6 +63,12 @@ impl RequestFacts {
                 f.progress_token = m.meta().and_then(|meta| meta.get("progressToken")).cloned();
                 f.is_task = params.is_some_and(|p| p.contains_key("task"));
                 f.stream |= f.method == "subscriptions/listen";
+                if f.method == "initialize" {
+                    f.requested_version = params
+                        .and_then(|p| p.get("protocolVersion"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                }
             }
         }
         f
@@ -195,6 +203,7 @@ impl McpGate {
                 pool: Arc::from(pool.config.name.as_str()),
                 endpoint: ep.index,
             },
+            requested_version: a.facts.requested_version.clone(),
             request_id: a.facts.request_id.clone(),
             progress_token: a.facts.progress_token.clone(),
             deadline: (!a.facts.stream).then(|| {

@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use crate::app::McpGate;
 use crate::inspect::{InitOutcome, InitWatcher};
 use crate::pool::Outcome;
-use crate::sessions::{new_session_id, Pinned, Session};
+use crate::session_id::Claims;
+use crate::sessions::{Pinned, Session};
 use crate::upstream::{unsafe_value_names, RESPONSE_HOP_HEADERS};
 use filters::sse::SseParser;
 
@@ -38,6 +39,8 @@ pub struct RelayPlan<'a> {
     pub init_id: Option<RequestId>,
     /// Where a session created by this response lives.
     pub pinned: Pinned,
+    /// The version an `initialize` asked for (sealed into the session id).
+    pub requested_version: Option<String>,
     /// The request's id, when it is one request.
     pub request_id: Option<RequestId>,
     pub progress_token: Option<Value>,
@@ -69,6 +72,8 @@ pub struct RelayOutcome {
 
 /// A session being created by an initialize response in flight.
 struct PendingSession {
+    /// Set once the session exists (or definitely will not).
+    settled: bool,
     id: String,
     upstream_id: Option<String>,
     watcher: InitWatcher,
@@ -197,9 +202,18 @@ pub async fn relay_response(
 
     let mut pending = match (&plan.init_id, status) {
         (Some(id), 200..=299) => {
-            let proxy_id = new_session_id();
+            let proxy_id = gate.codec.seal(&Claims {
+                instance: gate.identity.instance,
+                worker: gate.identity.index as u16,
+                pool: plan.pinned.pool.to_string(),
+                endpoint: plan.pinned.endpoint as u16,
+                tenant: plan.tenant.to_string(),
+                version: plan.requested_version.clone().unwrap_or_default(),
+                upstream_id: upstream_sid.clone(),
+            });
             let _ = out.insert_header("mcp-session-id", &proxy_id);
             Some(PendingSession {
+                settled: false,
                 id: proxy_id,
                 upstream_id: upstream_sid,
                 watcher: InitWatcher::new(id.clone(), is_sse),
@@ -214,6 +228,9 @@ pub async fn relay_response(
         if status == 404 || (plan.method == "DELETE" && (200..300).contains(&status)) {
             gate.sessions.remove(&s.id);
         }
+    }
+    if let Some(w) = gate.worker_header() {
+        let _ = out.insert_header(crate::owner::WORKER_HEADER, w.to_string());
     }
     let framed =
         out.headers.contains_key("content-length") || out.headers.contains_key("transfer-encoding");
@@ -302,6 +319,9 @@ pub async fn relay_response(
             endpoint = Outcome::Failure;
         }
     }
+    if let Some(p) = pending.filter(|p| !p.settled) {
+        gate.sessions.bury(&p.id);
+    }
     let downstream_ok = ds.write_response_body(Bytes::new(), true).await.is_ok();
     RelayOutcome {
         downstream_reusable: downstream_ok,
@@ -345,7 +365,10 @@ fn create_session(
     p: &mut PendingSession,
     outcome: InitOutcome,
 ) {
+    p.settled = true;
     let InitOutcome::Negotiated(version) = outcome else {
+        // A failed initialize: its id must never be revived from its claims.
+        gate.sessions.bury(&p.id);
         return;
     };
     match gate.sessions.insert(

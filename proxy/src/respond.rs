@@ -16,7 +16,13 @@ pub enum BodyState {
 
 /// Answers a rejection. `bare` means the message was a notification or
 /// response: a bare HTTP status, no JSON-RPC body.
-pub async fn reject(ds: &mut ServerSession, r: &Rejection, bare: bool, body_state: BodyState) {
+pub async fn reject(
+    ds: &mut ServerSession,
+    r: &Rejection,
+    bare: bool,
+    body_state: BodyState,
+    worker: Option<usize>,
+) {
     let wire = r.kind.wire();
     let body = if bare { Vec::new() } else { r.json_body() };
     let Ok(mut h) = ResponseHeader::build(wire.status, Some(6)) else {
@@ -31,6 +37,9 @@ pub async fn reject(ds: &mut ServerSession, r: &Rejection, bare: bool, body_stat
     }
     if let Some(allow) = r.allow.or(wire.allow) {
         let _ = h.insert_header("allow", allow);
+    }
+    if let Some(w) = worker {
+        let _ = h.insert_header(crate::owner::WORKER_HEADER, w.to_string());
     }
     if wire.status == 401 {
         let _ = h.insert_header("www-authenticate", "Bearer");

@@ -17,6 +17,9 @@ use crate::clock::Clock;
 
 const SHARDS: usize = 64;
 
+/// Most ended-session ids remembered.
+const MAX_ENDED: usize = 100_000;
+
 /// Why a session could not be created.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CreateError {
@@ -119,6 +122,9 @@ pub struct SessionStore {
     count: std::sync::atomic::AtomicUsize,
     /// Sessions that expired and still owe their upstream a DELETE.
     expired: Mutex<Vec<Arc<Session>>>,
+    /// Ids of ended sessions (DELETE, expiry, upstream 404, failed
+    /// initialize), so an id cannot be revived from its sealed claims.
+    ended: Mutex<HashMap<String, Instant>>,
 }
 
 impl SessionStore {
@@ -130,6 +136,7 @@ impl SessionStore {
             max_sessions,
             count: Default::default(),
             expired: Mutex::new(Vec::new()),
+            ended: Mutex::new(HashMap::new()),
         }
     }
 
@@ -156,13 +163,9 @@ impl SessionStore {
             pool: "default".into(),
             endpoint: 0,
         };
-        self.insert(
-            new_session_id(),
-            tenant,
-            at,
-            upstream_id,
-            negotiated_version,
-        )
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).expect("the OS random source is available");
+        self.insert(hex::encode(id), tenant, at, upstream_id, negotiated_version)
     }
 
     /// Creates session `id` (already handed to the client) once the
@@ -211,6 +214,7 @@ impl SessionStore {
             if let Some(gone) = shard.remove(id) {
                 self.count
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                self.bury(id);
                 self.expired.lock().push(gone);
             }
             return None;
@@ -224,7 +228,26 @@ impl SessionStore {
     }
 
     /// Ends a session (DELETE). Later lookups get `None`.
+    /// Marks `id` as ended for good (bounded: oldest marks go first).
+    pub fn bury(&self, id: &str) {
+        let mut ended = self.ended.lock();
+        if ended.len() >= MAX_ENDED {
+            let horizon = self.clock.now().checked_sub(self.idle);
+            ended.retain(|_, t| horizon.is_none_or(|h| *t > h));
+            if ended.len() >= MAX_ENDED {
+                ended.clear();
+            }
+        }
+        ended.insert(id.to_string(), self.clock.now());
+    }
+
+    /// Whether `id` ended (and must not be revived).
+    pub fn is_ended(&self, id: &str) -> bool {
+        self.ended.lock().contains_key(id)
+    }
+
     pub fn remove(&self, id: &str) {
+        self.bury(id);
         if self.shard(id).lock().remove(id).is_some() {
             self.count
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -249,6 +272,9 @@ impl SessionStore {
             });
             self.count
                 .fetch_sub(before - s.len(), std::sync::atomic::Ordering::Relaxed);
+            for g in &gone {
+                self.bury(&g.id);
+            }
             self.expired.lock().extend(gone);
         }
     }
@@ -262,17 +288,31 @@ pub struct Pinned {
 }
 
 impl SessionStore {
+    /// Re-creates a session from its sealed claims (its owner restarted, or
+    /// it was made by another replica): handshake complete, no request in
+    /// flight. Ended ids are never revived.
+    pub fn revive(
+        &self,
+        id: &str,
+        tenant: TenantName,
+        at: Pinned,
+        upstream_id: Option<String>,
+        version: String,
+    ) -> Option<Arc<Session>> {
+        if self.is_ended(id) {
+            return None;
+        }
+        let s = self
+            .insert(id.to_string(), tenant, at, upstream_id, version)
+            .ok()?;
+        s.mark_ready();
+        Some(s)
+    }
+
     /// Takes the sessions that expired since the last call.
     pub fn take_expired(&self) -> Vec<Arc<Session>> {
         std::mem::take(&mut *self.expired.lock())
     }
-}
-
-/// 256 random bits, hex: unguessable and visible ASCII.
-pub fn new_session_id() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random source is available");
-    hex::encode(bytes)
 }
 
 #[cfg(test)]
@@ -291,13 +331,24 @@ mod tests {
         let sess = s
             .create("a".into(), Some("up".into()), "2025-11-25".into())
             .unwrap();
-        assert_eq!(sess.id.len(), 64);
+        assert_eq!(sess.id.len(), 32);
         assert!(s.get(&sess.id, "a").is_some());
         assert!(s.get(&sess.id, "b").is_none());
         assert!(s.get("nope", "a").is_none());
         s.remove(&sess.id);
         assert!(s.get(&sess.id, "a").is_none());
-        assert_eq!(s.len(), 0);
+        let at = Pinned {
+            pool: "default".into(),
+            endpoint: 0,
+        };
+        assert!(
+            s.revive(&sess.id, "a".into(), at.clone(), None, "v".into())
+                .is_none(),
+            "ended ids stay ended"
+        );
+        let back = s.revive("fresh", "a".into(), at, None, "v".into()).unwrap();
+        assert_eq!(back.snapshot().state(), SessionState::Ready);
+        assert_eq!(s.len(), 1, "only the revived session is held");
     }
 
     #[test]

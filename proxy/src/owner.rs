@@ -1,0 +1,125 @@
+//! Handing a request to the worker process that owns its session.
+//!
+//! With `SO_REUSEPORT` any worker may accept any connection, but a legacy
+//! session's live state (handshake stage, requests in flight) is kept by the
+//! worker that created it. A worker that receives a request for a session
+//! owned by another live worker of the same instance passes the whole request
+//! (already read and head-checked) over the owner's private Unix socket and
+//! relays the answer back, so the init-state gate and in-flight id
+//! uniqueness hold across workers. Requests arriving on that socket are
+//! served where they land. If the owner cannot be reached (it died and is
+//! being restarted), the request is served locally from the session id's
+//! sealed claims.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::ServerSession;
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::app::McpGate;
+use crate::upstream::RESPONSE_HOP_HEADERS;
+
+/// Request headers that describe the client hop only.
+const HOP_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+];
+
+/// The worker header's name (`[listen] expose_worker_header`).
+pub const WORKER_HEADER: &str = "x-mcpgate-worker";
+
+impl McpGate {
+    /// The owning worker of the request's session, when that is another
+    /// worker of this instance.
+    pub fn remote_owner(&self, ds: &ServerSession) -> Option<usize> {
+        let id = filters::header_values::single_str(&ds.req_header().headers, "mcp-session-id")?;
+        let claims = self.codec.open(id)?;
+        let owner = claims.worker as usize;
+        (claims.instance == self.identity.instance
+            && owner != self.identity.index
+            && owner < self.identity.workers)
+            .then_some(owner)
+    }
+
+    /// Passes the request to `owner` and relays its answer. `None` when the
+    /// owner could not be reached (nothing was sent): serve locally.
+    pub async fn hand_to_owner(
+        &self,
+        ds: &mut ServerSession,
+        owner: usize,
+        body: &Bytes,
+    ) -> Option<bool> {
+        let path = self.identity.socket_of(owner);
+        let peer = HttpPeer::new_uds(path.to_str()?, false, String::new()).ok()?;
+        let mut req = ds.req_header().clone();
+        for h in HOP_HEADERS {
+            req.remove_header(*h);
+        }
+        if req.method == http::Method::POST || !body.is_empty() {
+            req.insert_header("content-length", body.len().to_string())
+                .ok()?;
+        }
+        let (mut up, _) = self.owner_link.get_http_session(&peer).await.ok()?;
+        let sent = async {
+            up.write_request_header(Box::new(req)).await?;
+            if !body.is_empty() {
+                up.write_request_body(body.clone(), true).await?;
+            }
+            up.finish_request_body().await?;
+            up.read_response_header().await
+        }
+        .await;
+        if let Err(e) = sent {
+            tracing::warn!(owner, "owner worker failed before answering: {e}");
+            return Some(self.fail_handoff(ds).await);
+        }
+        let Some(head) = up.response_header() else {
+            return Some(self.fail_handoff(ds).await);
+        };
+        let mut out: ResponseHeader = head.clone();
+        for h in RESPONSE_HOP_HEADERS {
+            out.remove_header(*h);
+        }
+        if self.policy.listen.expose_worker_header {
+            let _ = out.insert_header(WORKER_HEADER, self.identity.index.to_string());
+        }
+        if ds.write_response_header(Box::new(out)).await.is_err() {
+            return Some(false);
+        }
+        loop {
+            let chunk = tokio::select! {
+                chunk = up.read_response_body() => chunk,
+                _ = ds.read_body_or_idle(true) => return Some(false),
+            };
+            match chunk {
+                Ok(Some(data)) => {
+                    if ds.write_response_body(data, false).await.is_err() {
+                        return Some(false);
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => return Some(false),
+            }
+        }
+        let ok = ds.write_response_body(Bytes::new(), true).await.is_ok();
+        if up.response_done() {
+            self.owner_link.release_http_session(up, &peer, None).await;
+        }
+        Some(ok)
+    }
+
+    async fn fail_handoff(&self, ds: &mut ServerSession) -> bool {
+        let r = filters::Rejection::new(
+            filters::RejectionKind::UpstreamUnavailable,
+            "session owner worker failed",
+        );
+        self.refuse(ds, &r, false, crate::respond::BodyState::Consumed)
+            .await;
+        true
+    }
+}
