@@ -160,7 +160,7 @@ impl McpGate {
     /// Handles one request; returns whether the client connection is reusable.
     /// `internal`: the request came over this worker's private socket from
     /// another worker, so it is served here whatever session it names.
-    async fn handle(&self, ds: &mut ServerSession, internal: bool) -> bool {
+    pub async fn handle(&self, ds: &mut ServerSession, internal: bool) -> bool {
         let policy = self.policy.clone();
         let method = ds.req_header().method.as_str().to_string();
         let path = ds.req_header().uri.path().to_string();
@@ -383,7 +383,9 @@ impl HttpServerApp for GateService {
             }
         }
         ds.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
-        if !self.0.handle(&mut ds, self.1).await {
+        // Boxed: the handler's large state is allocated only once a request
+        // arrived, not for every idle connection waiting in `read_request`.
+        if !Box::pin(self.0.handle(&mut ds, self.1)).await {
             return None;
         }
         let settings = HttpPersistentSettings::for_session(&ds);

@@ -10,6 +10,7 @@ mod clock;
 mod forward;
 mod identity;
 mod inspect;
+mod lean;
 mod metrics;
 mod owner;
 mod pool;
@@ -26,7 +27,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use pingora::listeners::TcpSocketOptions;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
@@ -184,11 +184,13 @@ fn worker(policy: policies::Policy, index: usize, workers: usize, keys: Vec<[u8;
             return ExitCode::from(1);
         }
     };
-    let mut service = Service::new("mcpgate".to_string(), app::GateService(gate.clone(), false));
-    let mut reuseport = TcpSocketOptions::default();
-    reuseport.so_reuseport = Some(true);
-    service.add_tcp_with_settings(&policy.listen.address.to_string(), reuseport);
-    server.add_service(service);
+    server.add_service(pingora::services::background::background_service(
+        "mcpgate-listener",
+        lean::LeanListener {
+            gate: gate.clone(),
+            addr: policy.listen.address,
+        },
+    ));
     let mut internal = Service::new(
         "mcpgate-internal".to_string(),
         app::GateService(gate.clone(), true),

@@ -101,6 +101,9 @@ impl McpGate {
                     if ds.write_response_body(data, false).await.is_err() {
                         return Some(false);
                     }
+                    if up.response_done() {
+                        break; // see relay: the client may already send again
+                    }
                 }
                 Ok(None) => break,
                 Err(_) => return Some(false),

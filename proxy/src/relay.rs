@@ -299,6 +299,12 @@ pub async fn relay_response(
                     }
                     return aborted(Outcome::Neutral, Some(Abandoned::ClientGone));
                 }
+                // A response framed by Content-Length is complete now: the
+                // client may already be sending its next request, which the
+                // idle watch below must not take for a disconnect.
+                if up.response_done() {
+                    break;
+                }
             }
             Ok(None) => break,
             Err(e) => {
