@@ -8,7 +8,8 @@ CARGO ?= cargo
 DEMO_UPSTREAM_ADDR ?= 127.0.0.1:9100
 CONFIG ?= config.example.toml
 
-.PHONY: run test lint unit-test build-debug build-release negative-suite clean-cache
+.PHONY: run test lint unit-test build-debug build-release negative-suite clean-cache \
+	bench bench-quick evidence evidence-check fuzz supply-chain bench-tools criterion
 
 # Starts the bundled demo upstream on 127.0.0.1:9100/mcp and mcpgate in front of
 # it on 127.0.0.1:8080/mcp (policy: config.example.toml). Ctrl-C stops both.
@@ -19,9 +20,11 @@ run:
 
 # The whole suite: formatting, lints, unit tests, then the real binary against
 # real MCP software (negative suite, SDK clients, official conformance suites).
-test: bootstrap lint unit-test build-debug
+test: bootstrap lint unit-test build-debug evidence-check
 	MCPGATE_REQUIRED=1 MCPGATE_BIN=target/debug/mcpgate DEMO_UPSTREAM_BIN=target/debug/demo-upstream \
 	  $(VENV_PY) -m pytest -v -s -p no:cacheprovider conformance/tests $(CONFORMANCE_PYTEST_FLAGS)
+	MCPGATE_BIN=target/debug/mcpgate scripts/validate-deploy.sh
+	$(MAKE) --no-print-directory bench-quick BENCH_PROFILE=debug
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -43,3 +46,50 @@ negative-suite: bootstrap build-debug
 
 clean-cache:
 	rm -rf .cache
+
+# === Evidence: benchmarks, fuzzing, supply chain (issue 5) ===
+# Every number in evidence/ comes from these targets; nothing there is edited
+# by hand. Load tests run on loopback only, bounded in time, and stop by
+# themselves. See evidence/REPORT.md for what each figure means.
+
+BENCH_PROFILE ?= release
+BENCH_BIN := target/$(BENCH_PROFILE)
+BENCH_CARGO_FLAGS := $(if $(filter release,$(BENCH_PROFILE)),--release,)
+# make fuzz SECONDS=N (per target); `make evidence` uses the same default.
+FUZZ_SECONDS := $(or $(SECONDS),60)
+
+bench-tools:
+	scripts/bootstrap.sh cmake
+	scripts/bench-tools.sh
+
+# All scenarios (under 15 minutes on 2 cores) into evidence/bench/*.json.
+bench: bench-tools
+	$(CARGO) build --release -p mcpgate -p bench
+	MCPBENCH_COMMAND="make bench" target/release/mcpbench run --out evidence/bench
+
+# Smoke run of every scenario (well under 2 minutes) into target/bench-quick/;
+# `make test` runs it with BENCH_PROFILE=debug on the debug build.
+bench-quick: bench-tools
+	$(CARGO) build $(BENCH_CARGO_FLAGS) -p mcpgate -p bench
+	MCPBENCH_COMMAND="make bench-quick" $(BENCH_BIN)/mcpbench run --quick --out target/bench-quick
+
+# Filter-chain micro-benchmarks (criterion, results under target/criterion/).
+criterion:
+	$(CARGO) bench -p filters --bench chain
+
+# Every fuzz target for SECONDS seconds: evidence/fuzz.json.
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS) evidence/fuzz.json
+
+# SBOM, cargo audit (offline, ../shared/advisory-db) and cargo deny.
+supply-chain:
+	scripts/supply-chain.sh ../shared/advisory-db
+
+# Everything, then evidence/bundle.json, the SVG plots and REPORT.md.
+evidence: bench criterion fuzz supply-chain bootstrap
+	target/release/mcpbench evidence --dir evidence --made-by "make evidence"
+	$(VENV_PY) scripts/validate-evidence.py evidence
+
+# The committed bundle validates against the schema (part of `make test`).
+evidence-check: bootstrap
+	$(VENV_PY) scripts/validate-evidence.py evidence

@@ -1,0 +1,231 @@
+//! Processes a scenario starts: each in its own process group, stopped by its
+//! group id (never by name), with CPU, RSS and descriptor counts read from
+//! `/proc`.
+
+use std::fs;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A started server process (and its children, e.g. nginx workers).
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+    stopped: bool,
+}
+
+impl Proc {
+    /// Starts `cmd` in a new process group, output to `<logdir>/<name>.log`.
+    pub fn spawn(name: &str, mut cmd: Command, logdir: &Path) -> io::Result<Self> {
+        let log = logdir.join(format!("{name}.log"));
+        let out = fs::File::create(&log)?;
+        let err = out.try_clone()?;
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let child = cmd.spawn().map_err(|e| {
+            io::Error::new(e.kind(), format!("{name}: {:?}: {e}", cmd.get_program()))
+        })?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            log,
+            stopped: false,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Whether the process is still running (without reaping it).
+    pub fn alive_ref(&self) -> bool {
+        std::path::Path::new(&format!("/proc/{}/stat", self.pid())).exists()
+            && stat_state(self.pid()) != Some('Z')
+    }
+
+    /// Exit status, once it has exited.
+    pub fn exit_status(&mut self) -> Option<String> {
+        self.child.try_wait().ok().flatten().map(|s| s.to_string())
+    }
+
+    /// User + system CPU time of every process in the group, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        group_pids(self.pid())
+            .iter()
+            .filter_map(|p| stat_fields(*p))
+            .map(|f| f.utime + f.stime)
+            .sum()
+    }
+
+    /// Resident memory of every process in the group, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        group_pids(self.pid()).iter().map(|p| rss_of(*p)).sum()
+    }
+
+    /// Open descriptors of every process in the group.
+    pub fn fd_count(&self) -> u64 {
+        self.fd_counts().iter().sum()
+    }
+
+    /// Open descriptors of each process in the group.
+    pub fn fd_counts(&self) -> Vec<u64> {
+        group_pids(self.pid())
+            .iter()
+            .map(|p| {
+                fs::read_dir(format!("/proc/{p}/fd"))
+                    .map(|d| d.count() as u64)
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
+    /// Processes in the group (a supervisor and its workers, say).
+    pub fn process_count(&self) -> u64 {
+        group_pids(self.pid()).len() as u64
+    }
+
+    /// Last `n` lines of the process's output.
+    pub fn log_tail(&self, n: usize) -> Vec<String> {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..]
+            .iter()
+            .map(|l| l.chars().take(300).collect())
+            .collect()
+    }
+
+    /// SIGINT to the whole group, then SIGKILL after 3 s.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let group = format!("-{}", self.pid());
+        if self.alive() {
+            let _ = Command::new("kill").args(["-INT", "--", &group]).status();
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline && self.alive() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // The leader may be gone while children (nginx workers) linger.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL to the group at once (a crash, for the breaker scenario).
+    pub fn kill_now(&mut self) {
+        let group = format!("-{}", self.pid());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+        self.stopped = true;
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn stat_state(pid: u32) -> Option<char> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text[text.rfind(')')? + 2..].chars().next()
+}
+
+struct StatFields {
+    pgrp: u32,
+    utime: u64,
+    stime: u64,
+}
+
+fn stat_fields(pid: u32) -> Option<StatFields> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces: fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    // rest[0] is field 3 (state); pgrp is field 5, utime 14, stime 15.
+    Some(StatFields {
+        pgrp: f.get(2)?.parse().ok()?,
+        utime: f.get(11)?.parse().ok()?,
+        stime: f.get(12)?.parse().ok()?,
+    })
+}
+
+/// Every process whose process group is `pgid`.
+fn group_pids(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return vec![pgid];
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| stat_fields(*pid).is_some_and(|f| f.pgrp == pgid))
+        .collect()
+}
+
+/// Resident memory of every process in group `pgid`, in bytes.
+pub fn group_rss(pgid: u32) -> u64 {
+    group_pids(pgid).iter().map(|p| rss_of(*p)).sum()
+}
+
+/// VmRSS of one process, in bytes (0 when gone).
+pub fn rss_of(pid: u32) -> u64 {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown).
+pub fn clock_ticks_per_s() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// A loopback port free right now.
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Waits until `addr` accepts connections, or the process dies, or `limit`.
+pub fn wait_listening(proc: &mut Proc, addr: SocketAddr, limit: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if !proc.alive() {
+            return Err(io::Error::other(format!(
+                "{} exited before listening on {addr}: {}",
+                proc.name,
+                proc.log_tail(5).join(" | ")
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{} not listening on {addr} after {limit:?}", proc.name),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
