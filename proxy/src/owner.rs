@@ -91,8 +91,11 @@ impl McpGate {
         if ds.write_response_header(Box::new(out)).await.is_err() {
             return Some(false);
         }
-        loop {
+        while !up.response_done() {
             let chunk = tokio::select! {
+            // Upstream first: a client that already sent its next request
+            // must not be taken for one that left while the answer is done.
+            biased;
                 chunk = up.read_response_body() => chunk,
                 _ = ds.read_body_or_idle(true) => return Some(false),
             };

@@ -252,8 +252,13 @@ pub async fn relay_response(
     let inspect = plan.request_id.is_some() && plan.deadline.is_some();
     let mut deadline = plan.deadline.map(|(per, _)| plan.started + per);
     let hard = plan.deadline.map(|(_, max)| plan.started + max);
-    loop {
+    // A bodyless or already complete answer (202, Content-Length: 0) is done:
+    // do not wait on the client at all.
+    while !up.response_done() {
         let chunk = tokio::select! {
+            // Upstream first: a client that already sent its next request
+            // must not be taken for one that left while the answer is done.
+            biased;
             chunk = up.read_response_body() => chunk,
             idle = ds.read_body_or_idle(true) => {
                 tracing::debug!("client went away mid-response: {:?}", idle.err());

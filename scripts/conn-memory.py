@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Per-connection RSS of mcpgate, bare pingora and nginx, measured in one run.
+
+`make conn-memory` (writes evidence/connection-memory.json). Each proxy runs
+with one worker process in front of the demo upstream; for each, N client
+connections are opened and held (a) idle, before any request, and (b) after
+one keep-alive 4 KB tools/call each, and the RSS delta of the proxy's worker
+process is divided by N. Loopback only, bounded, stops by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / "target/release"
+N = int(os.environ.get("CONN_MEMORY_N", "5000"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+BODY = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                   "params": {"name": "payload", "arguments": {"size": 4096},
+                              "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                        "io.modelcontextprotocol/clientCapabilities": {}}}}).encode()
+REQ = (b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+       b"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n"
+       b"Mcp-Method: tools/call\r\nMcp-Name: payload\r\nContent-Length: %d\r\n\r\n" % len(BODY)) + BODY
+
+
+def one_request(s: socket.socket) -> None:
+    s.sendall(REQ)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise RuntimeError("closed")
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    assert head.split(b"\r\n")[0].split()[1] == b"200", head[:200]
+    length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length"))
+    while len(rest) < length:
+        rest += s.recv(65536)
+
+
+def measure(port: int, worker: int, mode: str) -> dict:
+    time.sleep(0.5)
+    before = rss_kib(worker)
+    socks = []
+    for _ in range(N):
+        s = socket.create_connection(("127.0.0.1", port))
+        socks.append(s)
+        if mode == "after_one_request":
+            one_request(s)
+    time.sleep(1.5)
+    after = rss_kib(worker)
+    for s in socks:
+        s.close()
+    return {"connections_count": N, "rss_before_bytes": before * 1024, "rss_after_bytes": after * 1024,
+            "rss_per_connection_bytes": round((after - before) * 1024 / N, 1)}
+
+
+def start(kind: str, port: int, upstream: int, tmp: Path) -> tuple[subprocess.Popen, int]:
+    if kind == "mcpgate":
+        cfg = tmp / "mcpgate.toml"
+        cfg.write_text(f'[listen]\naddress = "127.0.0.1:{port}"\n[upstream]\nurl = "http://127.0.0.1:{upstream}/mcp"\n'
+                       f'[sessions]\nmax_sessions = 100000\n[admission]\nmax_streams = 100000\n')
+        p = subprocess.Popen([BIN / "mcpgate", "run", "--config", cfg, "--workers", "1"], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, p)
+        return p, children(p.pid)[0]
+    if kind == "bare-pingora":
+        p = subprocess.Popen([BIN / "bare-pingora", "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}",
+                              "--threads", "1"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, p)
+        return p, p.pid
+    prefix = tmp / "nginx"
+    prefix.mkdir(exist_ok=True)
+    conf = (ROOT / "bench/scenarios/nginx.conf").read_text()
+    user = "user root;" if os.geteuid() == 0 else ""
+    for k, v in {"WORKERS": "1", "PREFIX": str(prefix), "USER_LINE": user, "UPSTREAM": f"127.0.0.1:{upstream}",
+                 "LISTEN": f"127.0.0.1:{port}"}.items():
+        conf = conf.replace("{{" + k + "}}", v)
+    (prefix / "nginx.conf").write_text(conf)
+    nginx = "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "nginx"
+    p = subprocess.Popen([nginx, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(prefix / "nginx.conf")],
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, p)
+    time.sleep(0.3)
+    return p, children(p.pid)[0]
+
+
+def main() -> int:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "evidence/connection-memory.json")
+    tmp = Path(tempfile.mkdtemp(prefix="conn-memory-"))
+    up_port = free_port()
+    upstream = subprocess.Popen([BIN / "demo-upstream", "--listen", f"127.0.0.1:{up_port}", "--threads", "1"],
+                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = {}
+    try:
+        wait_port(up_port, upstream)
+        for kind in ("mcpgate", "bare-pingora", "nginx"):
+            results[kind] = {}
+            for mode in ("idle", "after_one_request"):
+                port = free_port()
+                proc, worker = start(kind, port, up_port, tmp)
+                try:
+                    results[kind][mode] = measure(port, worker, mode)
+                finally:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                print(f"{kind:13} {mode:18} {results[kind][mode]['rss_per_connection_bytes']:>9.0f} B/connection", flush=True)
+    finally:
+        os.killpg(upstream.pid, signal.SIGKILL)
+    doc = {
+        "command": "make conn-memory",
+        "finished_unix_s": int(time.time()),
+        "machine": {"cores_count": os.cpu_count(), "kernel": platform.release()},
+        "method": "RSS delta of the proxy's worker process (VmRSS) divided by the connections held; one worker "
+                  "process per proxy, in front of demo-upstream; each proxy freshly started per mode",
+        "results": results,
+    }
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
