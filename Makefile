@@ -9,7 +9,7 @@ DEMO_UPSTREAM_ADDR ?= 127.0.0.1:9100
 CONFIG ?= config.example.toml
 
 .PHONY: run test lint unit-test build-debug build-release negative-suite clean-cache \
-	bench bench-quick evidence evidence-check fuzz supply-chain bench-tools criterion
+	bench bench-quick evidence evidence-check fuzz supply-chain bench-tools criterion conn-memory
 
 # Starts the bundled demo upstream on 127.0.0.1:9100/mcp and mcpgate in front of
 # it on 127.0.0.1:8080/mcp (policy: config.example.toml). Ctrl-C stops both.
@@ -80,6 +80,12 @@ criterion:
 # Every fuzz target for SECONDS seconds: evidence/fuzz.json.
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS) evidence/fuzz.json
+
+# Per-connection RSS of mcpgate, bare pingora and nginx in one run:
+# evidence/connection-memory.json.
+conn-memory: bench-tools
+	$(CARGO) build --release -p mcpgate -p bench
+	$(VENV_PY) scripts/conn-memory.py evidence/connection-memory.json
 
 # SBOM, cargo audit (offline, ../shared/advisory-db) and cargo deny.
 supply-chain:

@@ -127,7 +127,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         mock_addrs.push(addr);
     }
     let (gate, gate_addr) = rig
-        .mcpgate_with("mcpgate", &mock_addrs, workers, &[], &sizing(largest))
+        .mcpgate_with("mcpgate", &mock_addrs, workers, &[])
         .map_err(|e| e.to_string())?;
     // Let every worker come up, then warm them (SO_REUSEPORT spreads the
     // warm-up connections), so the baseline is of warm processes.
@@ -304,36 +304,4 @@ where
     })
     .await;
     out.into_iter().flatten().collect()
-}
-
-/// Policy for holding `largest` streams: the example's caps (100,000
-/// sessions and streams) are divided among the worker processes and
-/// SO_REUSEPORT spreads connections unevenly, so the caps get twice the
-/// target; health checks get a longer timeout because their TCP connects
-/// queue behind tens of thousands of stream setups on two cores.
-fn sizing(largest: u64) -> Vec<super::rig::Override> {
-    use super::rig::Override;
-    let cap = (2 * largest).to_string();
-    vec![
-        Override {
-            section: "sessions",
-            key: "max_sessions",
-            value: cap.clone(),
-        },
-        Override {
-            section: "admission",
-            key: "max_streams",
-            value: cap,
-        },
-        Override {
-            section: "upstream.health",
-            key: "timeout_ms",
-            value: "10000".into(),
-        },
-        Override {
-            section: "upstream.health",
-            key: "unhealthy_after",
-            value: "10".into(),
-        },
-    ]
 }

@@ -79,15 +79,12 @@ impl Rig {
     /// Writes mcpgate's policy: `config.example.toml` (the documented
     /// defaults) with the listen, upstream and admin addresses replaced and
     /// `tenants` appended.
-    /// Writes the mcpgate policy for a scenario: the example policy with the
-    /// addresses replaced, plus `overrides` of keys the example sets.
     pub fn mcpgate_config(
         &self,
         listen: SocketAddr,
         upstreams: &[SocketAddr],
         admin: SocketAddr,
         tenants: &[ExtraTenant],
-        overrides: &[Override],
     ) -> io::Result<PathBuf> {
         // MCPGATE_CONFIG_TEMPLATE: another base policy (e.g. the example of
         // the commit an MCPGATE_BIN was built from).
@@ -118,10 +115,6 @@ impl Rig {
                     ),
                 }),
                 ("admin", "address") if t.contains('=') => Some(format!("address = \"{admin}\"")),
-                (sec, k) if t.contains('=') => overrides
-                    .iter()
-                    .find(|o| o.section == sec && o.key == k)
-                    .map(|o| format!("{k} = {}", o.value)),
                 _ => None,
             };
             out.push_str(replaced.as_deref().unwrap_or(line));
@@ -147,7 +140,7 @@ impl Rig {
         upstream: SocketAddr,
         tenants: &[ExtraTenant],
     ) -> io::Result<(Proc, SocketAddr)> {
-        self.mcpgate_with(name, &[upstream], self.proxy_threads, tenants, &[])
+        self.mcpgate_with(name, &[upstream], self.proxy_threads, tenants)
     }
 
     /// Starts mcpgate with `workers` worker processes (where the binary has
@@ -158,11 +151,10 @@ impl Rig {
         upstreams: &[SocketAddr],
         workers: usize,
         tenants: &[ExtraTenant],
-        overrides: &[Override],
     ) -> io::Result<(Proc, SocketAddr)> {
         let listen: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let admin: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        let config = self.mcpgate_config(listen, upstreams, admin, tenants, overrides)?;
+        let config = self.mcpgate_config(listen, upstreams, admin, tenants)?;
         let mut cmd = Command::new(self.bin("mcpgate"));
         cmd.arg("run").arg("--config").arg(&config);
         if self.mcpgate_has_workers() {
@@ -259,12 +251,4 @@ pub fn find_repo(start: &Path) -> Option<PathBuf> {
         .ancestors()
         .find(|d| d.join("config.example.toml").is_file())
         .map(Path::to_path_buf)
-}
-
-/// A key of the example policy that a scenario sets differently (the value
-/// is TOML, e.g. `200000`).
-pub struct Override {
-    pub section: &'static str,
-    pub key: &'static str,
-    pub value: String,
 }
