@@ -17,10 +17,7 @@ const FAST_FAIL_US: u64 = 5_000;
 pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
     let started = Instant::now();
     let rig = ctx.rig.clone();
-    let (mock, mock_addr) = rig.mock("mock", 0, &[]).map_err(|e| e.to_string())?;
-    let (mut gate, gate_addr) = rig
-        .mcpgate("mcpgate", mock_addr, &[])
-        .map_err(|e| e.to_string())?;
+    let (mock, mock_addr, mut gate, gate_addr) = rig.mock_behind_mcpgate()?;
     let bucket = Duration::from_millis(100);
     let kill_at = Duration::from_secs(ctx.pick(2, 3));
     let restart_at = Duration::from_secs(ctx.pick(4, 8));

@@ -22,10 +22,7 @@ fn added(m: &Latency, d: &Latency) -> Value {
 pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
     let started = Instant::now();
     let rig = ctx.rig.clone();
-    let (mock, mock_addr) = rig.mock("mock", 0, &[]).map_err(|e| e.to_string())?;
-    let (mut gate, gate_addr) = rig
-        .mcpgate("mcpgate", mock_addr, &[])
-        .map_err(|e| e.to_string())?;
+    let (mock, mock_addr, mut gate, gate_addr) = rig.mock_behind_mcpgate()?;
     let max = ctx.mcpgate_max(gate_addr).await;
     let fractions = [0.25, 0.5, 0.75];
     let warmup = Duration::from_millis(ctx.pick(500, 1000));

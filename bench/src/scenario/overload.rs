@@ -14,10 +14,7 @@ use crate::load::{self, EraMix, LoadConfig};
 pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
     let started = Instant::now();
     let rig = ctx.rig.clone();
-    let (mock, mock_addr) = rig.mock("mock", 0, &[]).map_err(|e| e.to_string())?;
-    let (mut gate, gate_addr) = rig
-        .mcpgate("mcpgate", mock_addr, &[])
-        .map_err(|e| e.to_string())?;
+    let (mock, _, mut gate, gate_addr) = rig.mock_behind_mcpgate()?;
     let max = ctx.mcpgate_max(gate_addr).await;
     let factor = 3.0;
     let duration = Duration::from_secs(ctx.pick(5, 60));

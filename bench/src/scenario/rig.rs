@@ -132,6 +132,16 @@ impl Rig {
         Ok(path)
     }
 
+    /// A default mock upstream with mcpgate (example policy) in front of it:
+    /// `(mock, mock address, mcpgate, mcpgate address)`.
+    pub fn mock_behind_mcpgate(&self) -> Result<(Proc, SocketAddr, Proc, SocketAddr), String> {
+        let (mock, mock_addr) = self.mock("mock", 0, &[]).map_err(|e| e.to_string())?;
+        let (gate, gate_addr) = self
+            .mcpgate("mcpgate", mock_addr, &[])
+            .map_err(|e| e.to_string())?;
+        Ok((mock, mock_addr, gate, gate_addr))
+    }
+
     /// Starts mcpgate in front of `upstream` with as many workers as the
     /// other proxies. Returns the process and the MCP address.
     pub fn mcpgate(
