@@ -56,21 +56,9 @@ fn header_claim(ex: &Exchange<'_>) -> HeaderClaim {
     match single_str(ex.headers, "mcp-protocol-version") {
         None => HeaderClaim::Absent,
         Some(v) if ex.policy.protocol.legacy_versions.iter().any(|a| a == v) => HeaderClaim::Legacy,
-        Some(v) if is_version_date(v) && v < FIRST_MODERN_VERSION => HeaderClaim::Legacy,
+        Some(v) if policies::is_version_date(v) && v < FIRST_MODERN_VERSION => HeaderClaim::Legacy,
         Some(_) => HeaderClaim::Modern,
     }
-}
-
-fn is_version_date(v: &str) -> bool {
-    let b = v.as_bytes();
-    b.len() == 10
-        && b.iter().enumerate().all(|(i, c)| {
-            if i == 4 || i == 7 {
-                *c == b'-'
-            } else {
-                c.is_ascii_digit()
-            }
-        })
 }
 
 fn classify(ex: &Exchange<'_>) -> Result<Era, Rejection> {

@@ -264,7 +264,8 @@ fn read_protocol(r: &mut Reader, t: &dyn TableLike) -> Protocol {
     }
 }
 
-fn is_version_date(v: &str) -> bool {
+/// Whether `v` is shaped like a protocol version: `YYYY-MM-DD`.
+pub fn is_version_date(v: &str) -> bool {
     let b = v.as_bytes();
     b.len() == 10
         && b.iter().enumerate().all(|(i, c)| {

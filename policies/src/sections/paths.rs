@@ -236,25 +236,7 @@ pub(crate) fn read_paths(
 
 /// Reads `allowed_schemes` / `allowed_roots`; absent keys keep `base`'s.
 fn read_scope(r: &mut Reader, t: &dyn TableLike, path: &str, base: &UriScope) -> UriScope {
-    let schemes = match r.strings(t, "allowed_schemes", path) {
-        None => base.schemes.clone(),
-        Some(list) => list
-            .into_iter()
-            .filter_map(|(s, span)| {
-                let lower = s.to_ascii_lowercase();
-                if is_scheme(&lower) {
-                    Some(lower)
-                } else {
-                    r.error(
-                        span,
-                        &join(path, "allowed_schemes"),
-                        format!("`{s}` is not a URI scheme"),
-                    );
-                    None
-                }
-            })
-            .collect(),
-    };
+    let schemes = read_schemes(r, t, path).unwrap_or_else(|| base.schemes.clone());
     let roots = match r.strings(t, "allowed_roots", path) {
         None => base.roots.clone(),
         Some(list) => list
@@ -272,6 +254,29 @@ fn read_scope(r: &mut Reader, t: &dyn TableLike, path: &str, base: &UriScope) ->
 }
 
 /// RFC 3986 scheme: a letter, then letters, digits, `+`, `-`, `.` (lower case here).
+/// `allowed_schemes` of table `t` (lower-cased, each checked to be a URI
+/// scheme); `None` when the key is absent.
+pub(crate) fn read_schemes(r: &mut Reader, t: &dyn TableLike, path: &str) -> Option<Vec<String>> {
+    let list = r.strings(t, "allowed_schemes", path)?;
+    Some(
+        list.into_iter()
+            .filter_map(|(s, span)| {
+                let lower = s.to_ascii_lowercase();
+                if is_scheme(&lower) {
+                    Some(lower)
+                } else {
+                    r.error(
+                        span,
+                        &join(path, "allowed_schemes"),
+                        format!("`{s}` is not a URI scheme"),
+                    );
+                    None
+                }
+            })
+            .collect(),
+    )
+}
+
 pub(crate) fn is_scheme(s: &str) -> bool {
     let mut b = s.bytes();
     b.next().is_some_and(|c| c.is_ascii_lowercase())

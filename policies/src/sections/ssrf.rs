@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use toml_edit::TableLike;
 
-use super::paths::is_scheme;
+use super::paths::read_schemes;
 use super::pointer::read_tool_pointers;
 use crate::reader::{join, Reader};
 
@@ -153,23 +153,8 @@ pub(crate) fn read_ssrf(r: &mut Reader, t: Option<&dyn TableLike>) -> SsrfPolicy
     );
     out.enabled = r.boolean(t, "enabled", P, false);
     out.heuristic = r.boolean(t, "heuristic", P, false);
-    if let Some(list) = r.strings(t, "allowed_schemes", P) {
-        out.allowed_schemes = list
-            .into_iter()
-            .filter_map(|(s, span)| {
-                let lower = s.to_ascii_lowercase();
-                if is_scheme(&lower) {
-                    Some(lower)
-                } else {
-                    r.error(
-                        span,
-                        &join(P, "allowed_schemes"),
-                        format!("`{s}` is not a URI scheme"),
-                    );
-                    None
-                }
-            })
-            .collect();
+    if let Some(schemes) = read_schemes(r, t, P) {
+        out.allowed_schemes = schemes;
     }
     if let Some(list) = r.strings(t, "allow_hosts", P) {
         out.allow_hosts = list
