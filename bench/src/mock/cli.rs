@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::Parser;
 
 /// A fast MCP mock server speaking 2025-11-25 (sessions) and 2026-07-28
-/// (stateless) Streamable HTTP on one endpoint.
+/// (stateless) Streamable HTTP on one endpoint, over HTTP/1.1 or h2c (HTTP/2
+/// with prior knowledge), auto-detected per connection.
 #[derive(Debug, Parser)]
 #[command(name = "demo-upstream", version)]
 pub struct Args {
