@@ -3,9 +3,12 @@
 
 `make conn-memory` (writes evidence/connection-memory.json). Each proxy runs
 with one worker process in front of the demo upstream; for each, N client
-connections are opened and held (a) idle, before any request, and (b) after
-one keep-alive 4 KB tools/call each, and the RSS delta of the proxy's worker
-process is divided by N. Loopback only, bounded, stops by itself.
+connections are opened and held (a) idle, before any request, (b) after one
+keep-alive 4 KB tools/call each, (c) each holding an open legacy GET stream
+(after its own initialize handshake) and (d) each holding an open 2026-07-28
+`subscriptions/listen` stream; the RSS delta of the proxy's worker process is
+divided by N. Streams are opened by `loadgen hold`. Loopback only, bounded,
+stops by itself.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / "target/release"
 N = int(os.environ.get("CONN_MEMORY_N", "5000"))
+# Subsets for a quick look while working (the evidence run measures all).
+KINDS = os.environ.get("CONN_MEMORY_KINDS", "mcpgate,bare-pingora,nginx").split(",")
 
 
 def free_port() -> int:
@@ -81,9 +86,34 @@ def one_request(s: socket.socket) -> None:
         rest += s.recv(65536)
 
 
+MODES = os.environ.get("CONN_MEMORY_MODES", "idle,after_one_request,legacy_get_stream,listen_stream").split(",")
+
+
+def hold_streams(port: int, era: str) -> subprocess.Popen:
+    """Opens N streams of `era` with `loadgen hold`; returns the holder (kill it to close them)."""
+    holder = subprocess.Popen([BIN / "loadgen", "hold", "--url", f"http://127.0.0.1:{port}/mcp", "--era", era,
+                               "--threads", "1", "--parallel", "64", "--timeout-ms", "30000"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    holder.stdin.write(f"open {N}\n")
+    holder.stdin.flush()
+    status = json.loads(holder.stdout.readline())
+    if status["open_count"] != N:
+        os.killpg(holder.pid, signal.SIGKILL)
+        raise RuntimeError(f"{era} streams: {status}")
+    return holder
+
+
 def measure(port: int, worker: int, mode: str) -> dict:
     time.sleep(0.5)
     before = rss_kib(worker)
+    if mode in ("legacy_get_stream", "listen_stream"):
+        holder = hold_streams(port, "legacy" if mode == "legacy_get_stream" else "modern")
+        time.sleep(1.5)
+        after = rss_kib(worker)
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()
+        return {"connections_count": N, "rss_before_bytes": before * 1024, "rss_after_bytes": after * 1024,
+                "rss_per_connection_bytes": round((after - before) * 1024 / N, 1)}
     socks = []
     for _ in range(N):
         s = socket.create_connection(("127.0.0.1", port))
@@ -137,9 +167,9 @@ def main() -> int:
     results = {}
     try:
         wait_port(up_port, upstream)
-        for kind in ("mcpgate", "bare-pingora", "nginx"):
+        for kind in KINDS:
             results[kind] = {}
-            for mode in ("idle", "after_one_request"):
+            for mode in MODES:
                 port = free_port()
                 proc, worker = start(kind, port, up_port, tmp)
                 try:
@@ -155,7 +185,8 @@ def main() -> int:
         "finished_unix_s": int(time.time()),
         "machine": {"cores_count": os.cpu_count(), "kernel": platform.release()},
         "method": "RSS delta of the proxy's worker process (VmRSS) divided by the connections held; one worker "
-                  "process per proxy, in front of demo-upstream; each proxy freshly started per mode",
+                  "process per proxy, in front of demo-upstream; each proxy freshly started per mode; stream modes "
+                  "hold one open stream per client connection (legacy: its own initialize handshake first)",
         "results": results,
     }
     out.write_text(json.dumps(doc, indent=2) + "\n")

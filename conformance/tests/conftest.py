@@ -62,7 +62,10 @@ def gate_for(upstreams):
             if not harness.mcpgate_bin().exists() and os.environ.get("MCPGATE_REQUIRED") != "1":
                 pytest.skip(f"mcpgate binary not found at {harness.mcpgate_bin()} (set MCPGATE_BIN or build it)")
             try:
-                gates[name] = harness.start_mcpgate(upstreams(name).url)
+                # "NAME-h2": mcpgate speaking HTTP/2 (h2c) to that upstream.
+                upstream, _, variant = name.partition("-")
+                extra = "http2 = true\n" if variant == "h2" else ""
+                gates[name] = harness.start_mcpgate(upstreams(upstream).url, extra_toml=extra)
             except (RuntimeError, FileNotFoundError) as e:
                 broken[name] = f"mcpgate did not start in front of {name}: {e}"
                 pytest.fail(broken[name])
@@ -75,9 +78,12 @@ def gate_for(upstreams):
 
 @pytest.fixture
 def url_for(upstreams, gate_for):
-    """url_for(upstream, route) -> MCP URL; route is "direct" or "mcpgate"."""
+    """url_for(upstream, route) -> MCP URL; route is "direct", "mcpgate" or "mcpgate-h2"
+    (mcpgate with `http2 = true` towards the upstream; only the demo upstream speaks h2c)."""
 
     def get(name: str, route: str) -> str:
+        if route == "mcpgate-h2":
+            return gate_for(f"{name}-h2").url
         return gate_for(name).url if route == "mcpgate" else upstreams(name).url
 
     return get

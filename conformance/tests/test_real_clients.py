@@ -94,3 +94,25 @@ def test_ts_client(upstream, route, url_for):
     assert data["session_after_delete"] is None
     if EXPECT[upstream]["get_stream"]:
         assert data["get_stream"] == {"status": 200, "opened": True}
+
+
+# mcpgate speaking HTTP/2 (h2c) to its upstream: only the demo upstream speaks it.
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_py_client_through_an_http2_upstream(mode, url_for):
+    rc, data, err = run_json([harness.VENV_PY, harness.CLIENTS / "py_client.py", url_for("demo", "mcpgate-h2"),
+                              "--mode", mode])
+    print(json.dumps(data)[:2000])
+    assert rc == 0, f"rc={rc} {data.get('errors')} {err[-2000:]}"
+    check_common(data, "demo", "sampled-by-py-client")
+    assert data["protocol_version"] == ("2026-07-28" if mode == "auto" else "2025-11-25")
+
+
+def test_ts_client_through_an_http2_upstream(url_for):
+    rc, data, err = run_json([harness.NODE22, harness.CLIENTS / "ts_client.mjs", url_for("demo", "mcpgate-h2")])
+    print(json.dumps(data)[:2000])
+    assert rc == 0, f"rc={rc} {data.get('errors')} {err[-2000:]}"
+    check_common(data, "demo", "sampled-by-ts-client")
+    assert data["protocol_version"] == "2025-11-25"
+    assert data["session_id"]
+    assert data["session_after_delete"] is None
+    assert data["get_stream"] == {"status": 200, "opened": True}

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use crate::admission::AdmissionControl;
 use crate::clock::{Clock, SystemClock};
 use crate::forward::RequestFacts;
+use crate::held::Served;
 use crate::identity::WorkerIdentity;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
@@ -160,7 +161,7 @@ impl McpGate {
     /// Handles one request; returns whether the client connection is reusable.
     /// `internal`: the request came over this worker's private socket from
     /// another worker, so it is served here whatever session it names.
-    pub async fn handle(&self, ds: &mut ServerSession, internal: bool) -> bool {
+    pub async fn handle(&self, ds: &mut ServerSession, internal: bool) -> Served {
         let policy = self.policy.clone();
         let method = ds.req_header().method.as_str().to_string();
         let path = ds.req_header().uri.path().to_string();
@@ -179,7 +180,7 @@ impl McpGate {
         let tenant = match head {
             Ok(Some(t)) => t,
             Ok(None) => unreachable_tenant(),
-            Err(r) => return self.refuse_head(ds, r).await,
+            Err(r) => return self.refuse_head(ds, r).await.into(),
         };
 
         let body = match read_body(ds, policy.limits.max_body_bytes).await {
@@ -187,15 +188,15 @@ impl McpGate {
             Err(BodyError::TooLarge) => {
                 let r = Rejection::new(RejectionKind::PayloadTooLarge, "chunked body over limit");
                 self.refuse(ds, &r, false, BodyState::Unread).await;
-                return false;
+                return Served::Done(false);
             }
-            Err(BodyError::Io) => return false,
+            Err(BodyError::Io) => return Served::Done(false),
         };
 
         if !internal {
             if let Some(owner) = self.remote_owner(ds) {
                 if let Some(reusable) = self.hand_to_owner(ds, owner, &body).await {
-                    return reusable;
+                    return Served::Done(reusable);
                 }
             }
         }
@@ -204,7 +205,7 @@ impl McpGate {
             Err(refused) => {
                 let (r, bare) = *refused;
                 self.refuse(ds, &r, bare, BodyState::Consumed).await;
-                return true;
+                return Served::Done(true);
             }
         };
         self.forward(ds, &method, body, admitted).await
@@ -385,8 +386,19 @@ impl HttpServerApp for GateService {
         ds.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
         // Boxed: the handler's large state is allocated only once a request
         // arrived, not for every idle connection waiting in `read_request`.
-        if !Box::pin(self.0.handle(&mut ds, self.1)).await {
-            return None;
+        match Box::pin(self.0.handle(&mut ds, self.1)).await {
+            Served::Done(true) => {}
+            Served::Done(false) => return None,
+            Served::Stream(held) => {
+                // Only the public listener serves many streams; here the
+                // held stream runs on the same session's bare connection.
+                let mut stream = match ds {
+                    ServerSession::H1(s) => s.into_inner(),
+                    _ => return None,
+                };
+                held.run(&self.0, &mut stream).await;
+                return None;
+            }
         }
         let settings = HttpPersistentSettings::for_session(&ds);
         match ds.finish().await {

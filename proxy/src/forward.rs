@@ -9,18 +9,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use filters::{Era, Message, MessageKind, Rejection, RejectionKind as K, RequestId};
-use pingora::protocols::http::client::HttpSession;
 use pingora::protocols::http::ServerSession;
 use serde_json::{json, Value};
 
 use crate::admission::{Admitted as Slot, CapGuard};
 use crate::app::{Admitted, McpGate};
 use crate::breaker::Ticket;
+use crate::held::{HeldStream, Served};
 use crate::pool::{Endpoint, Outcome, Pool, Unavailable};
 use crate::relay::{relay_response, Abandoned, RelayPlan};
 use crate::respond::BodyState;
 use crate::sessions::Pinned;
-use crate::upstream::SendError;
+use crate::upstream::{Response, SendError};
 
 /// How long mcpgate's own messages to an upstream (cancel, DELETE) may take.
 const OWN_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -76,7 +76,7 @@ impl RequestFacts {
 }
 
 /// A held admission slot (request or stream), freed on drop.
-struct Held {
+pub(crate) struct Held {
     _request: Option<Slot>,
     _stream: Option<CapGuard>,
 }
@@ -121,11 +121,11 @@ impl McpGate {
         method: &str,
         body: Bytes,
         a: Admitted,
-    ) -> bool {
-        let reusable = self.forward_inner(ds, method, body, &a).await;
+    ) -> Served {
+        let served = self.forward_inner(ds, method, body, &a).await;
         self.finish_in_flight(&a);
         self.metrics.sessions.set(self.sessions.len() as i64);
-        reusable
+        served
     }
 
     async fn forward_inner(
@@ -134,7 +134,7 @@ impl McpGate {
         method: &str,
         body: Bytes,
         a: &Admitted,
-    ) -> bool {
+    ) -> Served {
         let session_key = a.session.as_ref().map(|s| s.id.as_str());
         if let Err(l) = self.rate_limits.check(
             &self.policy,
@@ -146,7 +146,7 @@ impl McpGate {
                 .with_retry_after(l.retry_after());
             self.refuse(ds, &self.refuse_for(a, r), a.bare, BodyState::Consumed)
                 .await;
-            return true;
+            return Served::Done(true);
         }
         let pool = self.pool_for(a);
         let _held = if a.facts.stream {
@@ -170,7 +170,7 @@ impl McpGate {
                 let r = Rejection::new(K::Overloaded, format!("{} cap reached", shed.label()));
                 self.refuse(ds, &self.refuse_for(a, r), a.bare, BodyState::Consumed)
                     .await;
-                return true;
+                return Served::Done(true);
             }
         };
         self.metrics
@@ -192,7 +192,7 @@ impl McpGate {
             .connect(ds, &pool, a, &body, timeouts.first_byte_ms)
             .await
         else {
-            return true;
+            return Served::Done(true);
         };
         let plan = RelayPlan {
             method,
@@ -217,8 +217,22 @@ impl McpGate {
             slow_client_timeout: Duration::from_millis(
                 self.policy.admission.slow_client_timeout_ms,
             ),
+            may_hand_off: a.facts.stream && a.begun.is_empty(),
         };
         let outcome = relay_response(self, ds, &mut up, plan).await;
+        if outcome.handed_off {
+            return Served::Stream(Box::new(HeldStream {
+                upstream: up,
+                pool,
+                endpoint: ep,
+                ticket,
+                _slot: _held,
+                request_id: a.facts.request_id.clone(),
+                slow_client_timeout: Duration::from_millis(
+                    self.policy.admission.slow_client_timeout_ms,
+                ),
+            }));
+        }
         pool.report(&ep, ticket, outcome.endpoint);
         if let Some(why) = outcome.abandoned {
             self.tell_upstream_abandoned(&ep, a, why, outcome.task_id.clone());
@@ -231,7 +245,7 @@ impl McpGate {
                 .with_label_values(&["response"])
                 .inc();
         }
-        outcome.downstream_reusable
+        Served::Done(outcome.downstream_reusable)
     }
 
     /// Picks an endpoint and sends the request; `None` when the client has
@@ -243,7 +257,7 @@ impl McpGate {
         a: &Admitted,
         body: &Bytes,
         first_byte_ms: u64,
-    ) -> Option<(Arc<Endpoint>, Ticket, HttpSession)> {
+    ) -> Option<(Arc<Endpoint>, Ticket, Response)> {
         let mut tried = Vec::new();
         loop {
             let picked = match &a.session {
@@ -285,11 +299,16 @@ impl McpGate {
                 .client
                 .request_header(ds.req_header(), upstream_sid, body.len())
             {
-                Ok(req) => {
+                Ok(req) if a.facts.stream => {
                     ep.client
-                        .send(&req, body, Duration::from_millis(first_byte_ms))
+                        .send_stream(&req, body, Duration::from_millis(first_byte_ms))
                         .await
                 }
+                Ok(req) => ep
+                    .client
+                    .send(&req, body, Duration::from_millis(first_byte_ms))
+                    .await
+                    .map(|s| Response::Pooled(Box::new(s))),
                 Err(e) => Err(SendError::Failed(e)),
             };
             let failure = match sent {

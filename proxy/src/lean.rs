@@ -26,6 +26,7 @@ use pingora::services::background::BackgroundService;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::McpGate;
+use crate::held::{HeldStream, Served};
 
 /// How long an idle keep-alive connection is kept.
 const KEEPALIVE: Duration = Duration::from_secs(60);
@@ -91,9 +92,20 @@ async fn serve_connection(gate: Arc<McpGate>, tcp: TcpStream, shutdown: Shutdown
     let mut settings: Option<HttpPersistentSettings> = None;
     loop {
         // Boxed: the session and handler state live only while serving.
-        let Some(next) = Box::pin(serve_one(&gate, stream, settings.take(), &shutdown)).await
-        else {
-            return;
+        let next = match Box::pin(serve_one(&gate, stream, settings.take(), &shutdown)).await {
+            Next::Close => return,
+            Next::Reuse(next) => next,
+            Next::Hold(mut client, held) => {
+                // The handler is gone; only the stream's own small state stays.
+                if !held.run(&gate, &mut client).await || *shutdown.borrow() {
+                    return;
+                }
+                Reusable {
+                    stream: client,
+                    settings: None,
+                    pipelined: false,
+                }
+            }
         };
         stream = next.stream;
         if !next.pipelined {
@@ -104,15 +116,23 @@ async fn serve_connection(gate: Arc<McpGate>, tcp: TcpStream, shutdown: Shutdown
                 _ => return,
             }
         }
-        settings = Some(next.settings);
+        settings = next.settings;
     }
 }
 
 struct Reusable {
     stream: Stream,
-    settings: HttpPersistentSettings,
+    settings: Option<HttpPersistentSettings>,
     /// Bytes of the next request were already read.
     pipelined: bool,
+}
+
+/// What follows a request on its connection.
+enum Next {
+    Close,
+    Reuse(Reusable),
+    /// A long-lived stream to relay on the bare connection.
+    Hold(Stream, Box<HeldStream>),
 }
 
 async fn serve_one(
@@ -120,17 +140,17 @@ async fn serve_one(
     stream: Stream,
     settings: Option<HttpPersistentSettings>,
     shutdown: &ShutdownWatch,
-) -> Option<Reusable> {
+) -> Next {
     let mut ds = ServerSession::new_http1(stream);
     if let Some(s) = settings {
         s.apply_to_session(&mut ds);
     }
     match ds.read_request().await {
         Ok(true) => {}
-        Ok(false) => return None,
+        Ok(false) => return Next::Close,
         Err(e) => {
             tracing::debug!("reading request head: {e}");
-            return None;
+            return Next::Close;
         }
     }
     ds.set_keepalive(if *shutdown.borrow() {
@@ -138,19 +158,28 @@ async fn serve_one(
     } else {
         Some(KEEPALIVE.as_secs())
     });
-    if !gate.handle(&mut ds, false).await {
-        return None;
+    match gate.handle(&mut ds, false).await {
+        Served::Done(true) => {}
+        Served::Done(false) => return Next::Close,
+        Served::Stream(held) => {
+            return match ds {
+                ServerSession::H1(s) => Next::Hold(s.into_inner(), held),
+                _ => Next::Close,
+            }
+        }
     }
     let mut settings = HttpPersistentSettings::for_session(&ds);
-    let reusable = ds.finish().await.ok()??;
+    let Ok(Some(reusable)) = ds.finish().await else {
+        return Next::Close;
+    };
     let (stream, prefix): (Stream, Option<BytesMut>) = reusable.into_parts();
     let pipelined = prefix.as_ref().is_some_and(|p| !p.is_empty());
     if let Some(p) = prefix {
         settings.set_pipelined_prefix(p);
     }
-    Some(Reusable {
+    Next::Reuse(Reusable {
         stream,
-        settings,
+        settings: Some(settings),
         pipelined,
     })
 }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use filters::RequestId;
-use pingora::protocols::http::client::HttpSession;
 use pingora::protocols::http::ServerSession;
 use policies::TenantName;
 use serde_json::Value;
@@ -24,7 +23,7 @@ use crate::inspect::{InitOutcome, InitWatcher};
 use crate::pool::Outcome;
 use crate::session_id::Claims;
 use crate::sessions::{Pinned, Session};
-use crate::upstream::{unsafe_value_names, RESPONSE_HOP_HEADERS};
+use crate::upstream::{unsafe_value_names, Response, RESPONSE_HOP_HEADERS};
 use filters::sse::SseParser;
 
 /// Largest SSE event or JSON answer inspected (bigger ones are relayed unread).
@@ -50,6 +49,9 @@ pub struct RelayPlan<'a> {
     /// Count a JSON-RPC -32603 answer as an endpoint failure.
     pub watch_internal_errors: bool,
     pub slow_client_timeout: Duration,
+    /// A long-lived stream whose body needs no inspection: once its head is
+    /// written, the caller may relay the rest as a [`crate::held::HeldStream`].
+    pub may_hand_off: bool,
 }
 
 /// Why the relay gave up on the upstream before its answer ended.
@@ -68,6 +70,9 @@ pub struct RelayOutcome {
     pub abandoned: Option<Abandoned>,
     /// A task id seen in the answer (for `tasks/cancel`).
     pub task_id: Option<String>,
+    /// Only the head was relayed (written, not flushed): the body is the
+    /// caller's to relay as a held stream. Nothing was reported yet.
+    pub handed_off: bool,
 }
 
 /// A session being created by an initialize response in flight.
@@ -166,7 +171,7 @@ impl AnswerWatch {
 pub async fn relay_response(
     gate: &McpGate,
     ds: &mut ServerSession,
-    up: &mut HttpSession,
+    up: &mut Response,
     plan: RelayPlan<'_>,
 ) -> RelayOutcome {
     let aborted = |endpoint, abandoned| RelayOutcome {
@@ -175,12 +180,15 @@ pub async fn relay_response(
         endpoint,
         abandoned,
         task_id: None,
+        handed_off: false,
     };
     let Some(resp) = up.response_header() else {
         return aborted(Outcome::Failure, None);
     };
     let status = resp.status.as_u16();
     let mut out = resp.clone();
+    // The client hop is HTTP/1.1 whatever the upstream spoke (HTTP/2).
+    out.set_version(http::Version::HTTP_11);
     for h in RESPONSE_HOP_HEADERS {
         out.remove_header(*h);
     }
@@ -235,17 +243,40 @@ pub async fn relay_response(
     let framed =
         out.headers.contains_key("content-length") || out.headers.contains_key("transfer-encoding");
     if !framed && !matches!(status, 204 | 304) {
-        let _ = out.insert_header("transfer-encoding", "chunked");
+        // An HTTP/2 upstream frames by END_STREAM: a head that ended the
+        // stream has no body; anything else is relayed chunked.
+        if up.response_done() {
+            let _ = out.insert_header("content-length", "0");
+        } else {
+            let _ = out.insert_header("transfer-encoding", "chunked");
+        }
     }
     let mut endpoint = if status >= 500 {
         Outcome::Failure
     } else {
         Outcome::Success
     };
+    let chunked_downstream = out
+        .headers
+        .get("transfer-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    let hand_off = plan.may_hand_off
+        && pending.is_none()
+        && (200..300).contains(&status)
+        && chunked_downstream
+        && ds.as_http1().is_some()
+        && !up.response_done();
     ds.set_write_timeout(Some(plan.slow_client_timeout));
     if let Err(e) = ds.write_response_header(Box::new(out)).await {
         tracing::debug!("writing response head downstream: {e}");
         return aborted(Outcome::Neutral, Some(Abandoned::ClientGone));
+    }
+    if hand_off {
+        return RelayOutcome {
+            handed_off: true,
+            ..aborted(Outcome::Success, None)
+        };
     }
 
     let mut watch = AnswerWatch::new(is_sse);
@@ -273,11 +304,8 @@ pub async fn relay_response(
                     let _ = ds.write_response_body(Bytes::new(), true).await;
                 }
                 return RelayOutcome {
-                    downstream_reusable: false,
-                    upstream_reusable: false,
-                    endpoint: Outcome::Failure,
-                    abandoned: Some(Abandoned::Deadline),
                     task_id: watch.task_id,
+                    ..aborted(Outcome::Failure, Some(Abandoned::Deadline))
                 };
             }
         };
@@ -340,6 +368,7 @@ pub async fn relay_response(
         endpoint,
         abandoned: None,
         task_id: watch.task_id,
+        handed_off: false,
     }
 }
 
@@ -365,7 +394,7 @@ fn timeout_event(id: Option<&RequestId>) -> Bytes {
 }
 
 /// The JSON-RPC error a client gets when the upstream dies mid-stream.
-fn failure_event(id: Option<&RequestId>) -> Bytes {
+pub(crate) fn failure_event(id: Option<&RequestId>) -> Bytes {
     error_event(id, filters::RejectionKind::UpstreamUnavailable)
 }
 

@@ -5,10 +5,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::Result;
+
+use crate::h1_stream::H1Response;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 7.6.1), plus the
 /// client's credentials: token passthrough to the upstream is forbidden.
@@ -70,6 +72,37 @@ pub enum SendError {
     FirstByteTimeout,
 }
 
+/// An upstream response being relayed: on a pooled pingora session, or,
+/// for long-lived streams over HTTP/1, read by [`H1Response`].
+pub enum Response {
+    /// Boxed: a held stream keeps this enum for hours, mostly the small variant.
+    Pooled(Box<HttpSession>),
+    Stream(H1Response),
+}
+
+impl Response {
+    pub fn response_header(&self) -> Option<&ResponseHeader> {
+        match self {
+            Response::Pooled(s) => s.response_header(),
+            Response::Stream(s) => s.head(),
+        }
+    }
+
+    pub fn response_done(&mut self) -> bool {
+        match self {
+            Response::Pooled(s) => s.response_done(),
+            Response::Stream(s) => s.is_done(),
+        }
+    }
+
+    pub async fn read_response_body(&mut self) -> Result<Option<Bytes>> {
+        match self {
+            Response::Pooled(s) => s.read_response_body().await,
+            Response::Stream(s) => s.read_body().await,
+        }
+    }
+}
+
 pub struct UpstreamClient {
     connector: Connector,
     peer: HttpPeer,
@@ -99,6 +132,15 @@ impl UpstreamClient {
         let mut peer = HttpPeer::new(addr, *tls, host.clone());
         peer.options.connection_timeout = Some(Duration::from_millis(pool.timeouts.connect_ms));
         peer.options.idle_timeout = Some(Duration::from_secs(pool.pool_idle_secs.max(1)));
+        if pool.http2 {
+            // HTTP/2 only: over plain TCP pingora then speaks h2c with prior
+            // knowledge; over TLS it offers only `h2` in ALPN.
+            peer.options.set_http_version(2, 2);
+            peer.options.max_h2_streams = pool.http2_max_streams;
+            // Long-lived streams keep the connection busy, never idle: a
+            // ping notices a dead upstream that sends nothing.
+            peer.options.h2_ping_interval = Some(Duration::from_secs(30));
+        }
         let authority = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
@@ -204,6 +246,64 @@ impl UpstreamClient {
         }
     }
 
+    /// Sends a request whose answer is a long-lived stream. Over HTTP/1 the
+    /// response is read by [`H1Response`] (no per-response 64 KiB buffer);
+    /// an HTTP/2 endpoint multiplexes it on a shared connection.
+    pub async fn send_stream(
+        &self,
+        req: &RequestHeader,
+        body: &Bytes,
+        first_byte: Duration,
+    ) -> Result<Response, SendError> {
+        let (s, reused) = self
+            .connector
+            .get_http_session(&self.peer)
+            .await
+            .map_err(SendError::Connect)?;
+        let io = match s {
+            HttpSession::H1(h1) => h1.into_inner(),
+            other => {
+                let mut s = other;
+                return match tokio::time::timeout(
+                    first_byte,
+                    Self::write_and_read_head(&mut s, req, body),
+                )
+                .await
+                {
+                    Ok(Ok(())) => Ok(Response::Pooled(Box::new(s))),
+                    Ok(Err(e)) => Err(SendError::Failed(e)),
+                    Err(_) => Err(SendError::FirstByteTimeout),
+                };
+            }
+        };
+        match tokio::time::timeout(first_byte, H1Response::exchange(io, req, body)).await {
+            Ok(Ok(r)) => Ok(Response::Stream(r)),
+            Ok(Err(e)) if reused => {
+                tracing::debug!("pooled upstream connection failed ({e}); retrying on a new one");
+                let (fresh, _) = self
+                    .connector
+                    .get_http_session(&self.peer)
+                    .await
+                    .map_err(SendError::Connect)?;
+                let HttpSession::H1(h1) = fresh else {
+                    return Err(SendError::Failed(e));
+                };
+                match tokio::time::timeout(
+                    first_byte,
+                    H1Response::exchange(h1.into_inner(), req, body),
+                )
+                .await
+                {
+                    Ok(Ok(r)) => Ok(Response::Stream(r)),
+                    Ok(Err(e)) => Err(SendError::Failed(e)),
+                    Err(_) => Err(SendError::FirstByteTimeout),
+                }
+            }
+            Ok(Err(e)) => Err(SendError::Failed(e)),
+            Err(_) => Err(SendError::FirstByteTimeout),
+        }
+    }
+
     /// Sends a small mcpgate-originated message (cancel, DELETE) and drains
     /// the answer; the status is returned for logging.
     pub async fn send_own(
@@ -228,7 +328,7 @@ impl UpstreamClient {
         })
         .await;
         if drained.is_ok() && s.response_done() {
-            self.release(s).await;
+            self.release(Response::Pooled(Box::new(s))).await;
         }
         status
     }
@@ -246,10 +346,13 @@ impl UpstreamClient {
         s.read_response_header().await
     }
 
-    /// Returns a finished connection to the pool.
-    pub async fn release(&self, s: HttpSession) {
-        self.connector
-            .release_http_session(s, &self.peer, Some(self.idle))
-            .await;
+    /// Returns a finished connection to the pool (a stream's connection,
+    /// read by [`H1Response`], is closed instead).
+    pub async fn release(&self, r: Response) {
+        if let Response::Pooled(s) = r {
+            self.connector
+                .release_http_session(*s, &self.peer, Some(self.idle))
+                .await;
+        }
     }
 }

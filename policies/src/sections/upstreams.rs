@@ -85,6 +85,12 @@ pub struct UpstreamPool {
     /// Idle keep-alive connections kept per endpoint.
     pub pool_size: usize,
     pub pool_idle_secs: u64,
+    /// Speak HTTP/2 to the endpoints (h2c with prior knowledge over
+    /// `http://`, ALPN `h2` over `https://`), multiplexing requests and
+    /// long-lived streams over few connections.
+    pub http2: bool,
+    /// Concurrent streams per HTTP/2 connection before another is opened.
+    pub http2_max_streams: usize,
     pub timeouts: Timeouts,
     /// Per-tool overrides of `request_ms`/`first_byte_ms`/`max_request_ms`.
     pub tool_timeouts: BTreeMap<String, Timeouts>,
@@ -106,6 +112,8 @@ const POOL_KEYS: &[&str] = &[
     "endpoints",
     "pool_size",
     "pool_idle_secs",
+    "http2",
+    "http2_max_streams",
     "connect_timeout_ms",
     "first_byte_timeout_ms",
     "request_timeout_ms",
@@ -189,6 +197,8 @@ fn read_pool(r: &mut Reader, t: &dyn TableLike, path: &str, name: &str) -> Optio
         name: name.to_string(),
         pool_size: r.integer(t, "pool_size", path, 128, 1..=65_536) as usize,
         pool_idle_secs: r.integer(t, "pool_idle_secs", path, 60, 0..=3_600) as u64,
+        http2: r.boolean(t, "http2", path, false),
+        http2_max_streams: r.integer(t, "http2_max_streams", path, 1000, 1..=100_000) as usize,
         timeouts,
         tool_timeouts,
         health: read_health(r, t, path),

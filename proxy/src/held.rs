@@ -1,0 +1,144 @@
+//! A long-lived stream once its response head has been relayed.
+//!
+//! A legacy GET stream or a `subscriptions/listen` stream is, after its head,
+//! a pass-through of events that the relay no longer inspects (no deadline,
+//! no session being created). Keeping the whole request handler alive for
+//! it would hold its state (about 13 KiB of future, the parsed request, the
+//! pingora session and their buffers) for hours. Instead the handler
+//! returns a [`HeldStream`]: the upstream body, the admission slot and what
+//! the breaker must be told at the end. The accept layer then runs it on the
+//! client's bare stream, writing the chunked framing itself, in a future of
+//! a few hundred bytes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use filters::RequestId;
+use pingora::protocols::Stream;
+use tokio::io::AsyncWriteExt;
+
+use crate::app::McpGate;
+use crate::breaker::Ticket;
+use crate::forward::Held;
+use crate::pool::{Endpoint, Outcome, Pool};
+use crate::upstream::Response;
+
+/// How a request was served.
+pub enum Served {
+    /// Answered; whether the client connection can be reused.
+    Done(bool),
+    /// The response head of a long-lived stream was written (not flushed);
+    /// the caller relays the rest with [`HeldStream::run`].
+    Stream(Box<HeldStream>),
+}
+
+impl From<bool> for Served {
+    fn from(reusable: bool) -> Self {
+        Served::Done(reusable)
+    }
+}
+
+pub struct HeldStream {
+    pub(crate) upstream: Response,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) endpoint: Arc<Endpoint>,
+    pub(crate) ticket: Ticket,
+    pub(crate) _slot: Held,
+    /// The stream request's id (for the error event if the upstream fails).
+    pub(crate) request_id: Option<RequestId>,
+    pub(crate) slow_client_timeout: Duration,
+}
+
+impl HeldStream {
+    /// Relays the stream's body to `client` as chunked HTTP/1.1 until
+    /// either side ends it; returns whether the client connection can be
+    /// reused (the upstream ended the stream cleanly).
+    pub async fn run(mut self, gate: &McpGate, client: &mut Stream) -> bool {
+        let (outcome, reusable) = self.relay(gate, client).await;
+        self.pool.report(&self.endpoint, self.ticket, outcome);
+        reusable
+    }
+
+    async fn relay(&mut self, gate: &McpGate, client: &mut Stream) -> (Outcome, bool) {
+        if let Response::Stream(s) = &mut self.upstream {
+            s.forget_head();
+        }
+        if !self.write(gate, client, Bytes::new()).await {
+            return (Outcome::Neutral, false);
+        }
+        loop {
+            let mut probe = [0u8; 1];
+            let chunk = tokio::select! {
+                biased;
+                chunk = self.upstream.read_response_body() => chunk,
+                // Any byte or EOF from the client: it left (or broke the
+                // protocol by sending while its stream is open).
+                _ = client.try_peek(&mut probe) => {
+                    tracing::debug!("client went away during a held stream");
+                    return (Outcome::Neutral, false);
+                }
+            };
+            match chunk {
+                Ok(Some(data)) => {
+                    if !self.write(gate, client, data).await {
+                        return (Outcome::Neutral, false);
+                    }
+                }
+                Ok(None) => {
+                    let ended = self.write_last(client).await;
+                    return (Outcome::Success, ended);
+                }
+                Err(e) => {
+                    tracing::info!("upstream failed during a held stream: {e}");
+                    gate.metrics
+                        .upstream_errors
+                        .with_label_values(&["response"])
+                        .inc();
+                    let event = crate::relay::failure_event(self.request_id.as_ref());
+                    if self.write(gate, client, event).await {
+                        self.write_last(client).await;
+                    }
+                    return (Outcome::Failure, false);
+                }
+            }
+        }
+    }
+
+    /// Writes one chunk (or, for empty `data`, only flushes what is
+    /// buffered, such as the head) within the slow-client timeout.
+    async fn write(&self, gate: &McpGate, client: &mut Stream, data: Bytes) -> bool {
+        let written = tokio::time::timeout(self.slow_client_timeout, async {
+            if !data.is_empty() {
+                let mut frame = BytesMut::with_capacity(data.len() + 20);
+                frame.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                frame.put_slice(&data);
+                frame.put_slice(b"\r\n");
+                client.write_all(&frame).await?;
+            }
+            client.flush().await
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::debug!("writing a held stream downstream: {e}");
+                false
+            }
+            Err(_) => {
+                gate.metrics.slow_clients.inc();
+                tracing::info!("client too slow to read the stream; closed");
+                false
+            }
+        }
+    }
+
+    async fn write_last(&self, client: &mut Stream) -> bool {
+        let done = tokio::time::timeout(self.slow_client_timeout, async {
+            client.write_all(b"0\r\n\r\n").await?;
+            client.flush().await
+        })
+        .await;
+        matches!(done, Ok(Ok(())))
+    }
+}
