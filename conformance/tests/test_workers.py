@@ -112,6 +112,37 @@ def test_in_flight_ids_are_unique_across_workers(gate):
     assert out[0].status_code == 200
 
 
+def get_stream_on_worker(port: int, worker: int, sid: str, tries: int = 200):
+    """Opens a GET stream on new connections until worker `worker` accepts one;
+    returns the connection (a test_held_streams.Conn) with its head read."""
+    from test_held_streams import Conn
+    for _ in range(tries):
+        c = Conn(port)
+        c.send("GET", [("Accept", "text/event-stream"), ("MCP-Protocol-Version", LEGACY), ("Mcp-Session-Id", sid)])
+        status, h = c.head()
+        if h.get("x-mcpgate-worker") == str(worker):
+            assert status == 200 and h.get("transfer-encoding") == "chunked", (status, h)
+            return c
+        c.close()
+    raise AssertionError(f"worker {worker} never accepted a connection")
+
+
+def test_get_stream_through_the_other_worker_is_held_and_ends_cleanly(gate):
+    # The session lives on worker 0; its GET stream arrives at worker 1, which
+    # relays the owner's stream as a held stream (no handler kept for it).
+    sid = open_session(gate.url, 0)
+    assert on_worker(gate.url, 0, note("notifications/initialized"), sess_h(sid)).status_code == 202
+    c = get_stream_on_worker(gate.port, 1, sid)
+    assert b"data:" in c.chunk()
+    assert b"data:" in c.chunk(), "events keep flowing through both workers"
+    with httpx.Client(timeout=10) as h:
+        assert h.delete(gate.url, headers=sess_h(sid)).status_code == 200
+    end = time.monotonic() + 10
+    while c.chunk() is not None:
+        assert time.monotonic() < end
+    c.close()
+
+
 def test_tampered_foreign_key_and_foreign_tenant_ids_get_404(gate, upstream):
     sid = open_session(gate.url, 0, KEYS["acme"])
     assert on_worker(gate.url, 0, note("notifications/initialized"), sess_h(sid, KEYS["acme"])).status_code == 202

@@ -10,15 +10,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use filters::header_values::single_str;
 use filters::{
     Chain, Era, Exchange, Message, MessageKind, Rejection, RejectionKind, RequestId, SessionLookup,
 };
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::protocols::http::ServerSession;
-use pingora::server::ShutdownWatch;
 use policies::{Policy, TenantName};
 
 use std::collections::BTreeMap;
@@ -195,8 +192,8 @@ impl McpGate {
 
         if !internal {
             if let Some(owner) = self.remote_owner(ds) {
-                if let Some(reusable) = self.hand_to_owner(ds, owner, &body).await {
-                    return Served::Done(reusable);
+                if let Some(served) = self.hand_to_owner(ds, owner, &body).await {
+                    return served;
                 }
             }
         }
@@ -359,53 +356,6 @@ async fn read_body(ds: &mut ServerSession, max: usize) -> Result<Bytes, BodyErro
             Err(e) => {
                 tracing::debug!("reading request body: {e}");
                 return Err(BodyError::Io);
-            }
-        }
-    }
-}
-
-/// The gateway as a pingora service, sharing one [`McpGate`] with the admin
-/// listener and the internal socket. The bool marks the internal socket.
-pub struct GateService(pub Arc<McpGate>, pub bool);
-
-#[async_trait]
-impl HttpServerApp for GateService {
-    async fn process_new_http(
-        self: &Arc<Self>,
-        mut ds: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        match ds.read_request().await {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(e) => {
-                tracing::debug!("reading request head: {e}");
-                return None;
-            }
-        }
-        ds.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
-        // Boxed: the handler's large state is allocated only once a request
-        // arrived, not for every idle connection waiting in `read_request`.
-        match Box::pin(self.0.handle(&mut ds, self.1)).await {
-            Served::Done(true) => {}
-            Served::Done(false) => return None,
-            Served::Stream(held) => {
-                // Only the public listener serves many streams; here the
-                // held stream runs on the same session's bare connection.
-                let mut stream = match ds {
-                    ServerSession::H1(s) => s.into_inner(),
-                    _ => return None,
-                };
-                held.run(&self.0, &mut stream).await;
-                return None;
-            }
-        }
-        let settings = HttpPersistentSettings::for_session(&ds);
-        match ds.finish().await {
-            Ok(stream) => stream.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
-            Err(e) => {
-                tracing::debug!("finishing downstream: {e}");
-                None
             }
         }
     }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::admission::{Admitted as Slot, CapGuard};
 use crate::app::{Admitted, McpGate};
 use crate::breaker::Ticket;
-use crate::held::{HeldStream, Served};
+use crate::held::{HeldStream, Report, Served};
 use crate::pool::{Endpoint, Outcome, Pool, Unavailable};
 use crate::relay::{relay_response, Abandoned, RelayPlan};
 use crate::respond::BodyState;
@@ -223,10 +223,12 @@ impl McpGate {
         if outcome.handed_off {
             return Served::Stream(Box::new(HeldStream {
                 upstream: up,
-                pool,
-                endpoint: ep,
-                ticket,
-                _slot: _held,
+                report: Some(Report {
+                    pool,
+                    endpoint: ep,
+                    ticket,
+                }),
+                _slot: Some(_held),
                 request_id: a.facts.request_id.clone(),
                 slow_client_timeout: Duration::from_millis(
                     self.policy.admission.slow_client_timeout_ms,

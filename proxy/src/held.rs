@@ -39,12 +39,18 @@ impl From<bool> for Served {
     }
 }
 
+/// Where a held stream's outcome is reported: its endpoint's breaker.
+pub struct Report {
+    pub pool: Arc<Pool>,
+    pub endpoint: Arc<Endpoint>,
+    pub ticket: Ticket,
+}
+
 pub struct HeldStream {
     pub(crate) upstream: Response,
-    pub(crate) pool: Arc<Pool>,
-    pub(crate) endpoint: Arc<Endpoint>,
-    pub(crate) ticket: Ticket,
-    pub(crate) _slot: Held,
+    /// `None` for a stream relayed from the owner worker (which reports).
+    pub(crate) report: Option<Report>,
+    pub(crate) _slot: Option<Held>,
     /// The stream request's id (for the error event if the upstream fails).
     pub(crate) request_id: Option<RequestId>,
     pub(crate) slow_client_timeout: Duration,
@@ -56,7 +62,9 @@ impl HeldStream {
     /// reused (the upstream ended the stream cleanly).
     pub async fn run(mut self, gate: &McpGate, client: &mut Stream) -> bool {
         let (outcome, reusable) = self.relay(gate, client).await;
-        self.pool.report(&self.endpoint, self.ticket, outcome);
+        if let Some(r) = &self.report {
+            r.pool.report(&r.endpoint, r.ticket, outcome);
+        }
         reusable
     }
 

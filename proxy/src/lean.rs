@@ -9,10 +9,14 @@
 //! socket and keeps an idle connection as a bare socket in a small task: the
 //! pingora stream and HTTP session (and the handler's state, boxed) exist
 //! only while a request is being read or served. Between keep-alive requests
-//! only pingora's unbuffered stream is kept. Requests are then served by the
+//! only pingora's unbuffered stream is kept. The worker's private socket, on
+//! which sibling workers hand over requests for sessions this worker owns,
+//! is served the same way. Requests are then served by the
 //! same pingora-core HTTP/1 session and the same handler as before.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +27,7 @@ use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 
 use crate::app::McpGate;
 use crate::held::{HeldStream, Served};
@@ -33,9 +37,19 @@ const KEEPALIVE: Duration = Duration::from_secs(60);
 /// A client must start its first request within this time.
 const FIRST_REQUEST: Duration = Duration::from_secs(60);
 
+/// Where a lean listener accepts.
+pub enum Bind {
+    /// The public MCP endpoint, shared by the workers (`SO_REUSEPORT`).
+    Tcp(SocketAddr),
+    /// This worker's private socket: requests handed over by sibling
+    /// workers for sessions this worker owns (served here, whatever the
+    /// session id names).
+    Internal(PathBuf),
+}
+
 pub struct LeanListener {
     pub gate: Arc<McpGate>,
-    pub addr: SocketAddr,
+    pub bind: Bind,
 }
 
 /// Binds `addr` with `SO_REUSEPORT`, so every worker process accepts on it.
@@ -52,11 +66,20 @@ pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
 
 #[async_trait]
 impl BackgroundService for LeanListener {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let listener = match bind_reuseport(self.addr).and_then(TcpListener::from_std) {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        match &self.bind {
+            Bind::Tcp(addr) => self.serve_tcp(*addr, shutdown).await,
+            Bind::Internal(path) => self.serve_internal(path, shutdown).await,
+        }
+    }
+}
+
+impl LeanListener {
+    async fn serve_tcp(&self, addr: SocketAddr, mut shutdown: ShutdownWatch) {
+        let listener = match bind_reuseport(addr).and_then(TcpListener::from_std) {
             Ok(l) => l,
             Err(e) => {
-                tracing::error!(addr = %self.addr, "cannot listen: {e}");
+                tracing::error!(%addr, "cannot listen: {e}");
                 std::process::exit(1);
             }
         };
@@ -66,21 +89,49 @@ impl BackgroundService for LeanListener {
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, _)) => {
                         let _ = tcp.set_nodelay(true);
-                        tokio::spawn(serve_connection(self.gate.clone(), tcp, shutdown.clone()));
+                        tokio::spawn(serve_tcp_connection(self.gate.clone(), tcp, shutdown.clone()));
                     }
-                    Err(e) => {
-                        // Out of descriptors or memory: back off, do not spin.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    Err(e) => accept_failed(e).await,
+                }
+            }
+        }
+    }
+
+    async fn serve_internal(&self, path: &Path, mut shutdown: ShutdownWatch) {
+        let _ = std::fs::remove_file(path);
+        let listener = match UnixListener::bind(path).and_then(|l| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            Ok(l)
+        }) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(path = %path.display(), "cannot listen: {e}");
+                std::process::exit(1);
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok((unix, _)) => {
+                        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(unix));
+                        tokio::spawn(serve_connection(self.gate.clone(), stream, true, shutdown.clone()));
                     }
+                    Err(e) => accept_failed(e).await,
                 }
             }
         }
     }
 }
 
-/// Serves one client connection, request after request.
-async fn serve_connection(gate: Arc<McpGate>, tcp: TcpStream, shutdown: ShutdownWatch) {
+/// Out of descriptors or memory: back off, do not spin.
+async fn accept_failed(e: std::io::Error) {
+    tracing::warn!("accept failed: {e}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+/// Serves one public client connection, request after request.
+async fn serve_tcp_connection(gate: Arc<McpGate>, tcp: TcpStream, shutdown: ShutdownWatch) {
     // `peek` (MSG_PEEK), not `readable()`, which may report readiness
     // spuriously: only a real first byte earns the per-request state.
     let mut probe = [0u8; 1];
@@ -88,11 +139,30 @@ async fn serve_connection(gate: Arc<McpGate>, tcp: TcpStream, shutdown: Shutdown
         Ok(Ok(n)) if n > 0 => {}
         _ => return,
     }
-    let mut stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
+    let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
+    serve_connection(gate, stream, false, shutdown).await;
+}
+
+/// Serves a connection whose first request is arriving (or, for the
+/// internal socket, about to), request after request.
+async fn serve_connection(
+    gate: Arc<McpGate>,
+    mut stream: Stream,
+    internal: bool,
+    shutdown: ShutdownWatch,
+) {
     let mut settings: Option<HttpPersistentSettings> = None;
     loop {
         // Boxed: the session and handler state live only while serving.
-        let next = match Box::pin(serve_one(&gate, stream, settings.take(), &shutdown)).await {
+        let next = match Box::pin(serve_one(
+            &gate,
+            stream,
+            settings.take(),
+            internal,
+            &shutdown,
+        ))
+        .await
+        {
             Next::Close => return,
             Next::Reuse(next) => next,
             Next::Hold(mut client, held) => {
@@ -139,6 +209,7 @@ async fn serve_one(
     gate: &McpGate,
     stream: Stream,
     settings: Option<HttpPersistentSettings>,
+    internal: bool,
     shutdown: &ShutdownWatch,
 ) -> Next {
     let mut ds = ServerSession::new_http1(stream);
@@ -158,7 +229,7 @@ async fn serve_one(
     } else {
         Some(KEEPALIVE.as_secs())
     });
-    match gate.handle(&mut ds, false).await {
+    match gate.handle(&mut ds, internal).await {
         Served::Done(true) => {}
         Served::Done(false) => return Next::Close,
         Served::Stream(held) => {

@@ -33,7 +33,6 @@ use clap::{Parser, Subcommand};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
-use std::os::unix::fs::PermissionsExt;
 
 #[derive(Parser)]
 #[command(name = "mcpgate", version, about = "MCP safety gateway")]
@@ -191,18 +190,16 @@ fn worker(policy: policies::Policy, index: usize, workers: usize, keys: Vec<[u8;
         "mcpgate-listener",
         lean::LeanListener {
             gate: gate.clone(),
-            addr: policy.listen.address,
+            bind: lean::Bind::Tcp(policy.listen.address),
         },
     ));
-    let mut internal = Service::new(
-        "mcpgate-internal".to_string(),
-        app::GateService(gate.clone(), true),
-    );
-    internal.add_uds(
-        &internal_socket.to_string_lossy(),
-        Some(std::fs::Permissions::from_mode(0o600)),
-    );
-    server.add_service(internal);
+    server.add_service(pingora::services::background::background_service(
+        "mcpgate-internal",
+        lean::LeanListener {
+            gate: gate.clone(),
+            bind: lean::Bind::Internal(internal_socket),
+        },
+    ));
     server.add_service(pingora::services::background::background_service(
         "mcpgate-maintenance",
         background::Maintenance(gate.clone()),

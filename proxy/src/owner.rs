@@ -11,13 +11,18 @@
 //! being restarted), the request is served locally from the session id's
 //! sealed claims.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
+use pingora::protocols::http::client::HttpSession;
 use pingora::protocols::http::ServerSession;
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::app::McpGate;
-use crate::upstream::RESPONSE_HOP_HEADERS;
+use crate::h1_stream::H1Response;
+use crate::held::{HeldStream, Served};
+use crate::upstream::{Response, RESPONSE_HOP_HEADERS};
 
 /// Request headers that describe the client hop only.
 const HOP_HEADERS: &[&str] = &[
@@ -47,13 +52,15 @@ impl McpGate {
     }
 
     /// Passes the request to `owner` and relays its answer. `None` when the
-    /// owner could not be reached (nothing was sent): serve locally.
+    /// owner could not be reached (nothing was sent): serve locally. A GET
+    /// stream's answer is read by [`H1Response`] and, after its head, relayed
+    /// as a held stream (no pingora client session kept for its life).
     pub async fn hand_to_owner(
         &self,
         ds: &mut ServerSession,
         owner: usize,
         body: &Bytes,
-    ) -> Option<bool> {
+    ) -> Option<Served> {
         let path = self.identity.socket_of(owner);
         let peer = HttpPeer::new_uds(path.to_str()?, false, String::new()).ok()?;
         let mut req = ds.req_header().clone();
@@ -64,22 +71,32 @@ impl McpGate {
             req.insert_header("content-length", body.len().to_string())
                 .ok()?;
         }
-        let (mut up, _) = self.owner_link.get_http_session(&peer).await.ok()?;
-        let sent = async {
-            up.write_request_header(Box::new(req)).await?;
-            if !body.is_empty() {
-                up.write_request_body(body.clone(), true).await?;
+        let (up, _) = self.owner_link.get_http_session(&peer).await.ok()?;
+        let stream = req.method == http::Method::GET;
+        let sent = match up {
+            HttpSession::H1(h1) if stream => H1Response::exchange(h1.into_inner(), &req, body)
+                .await
+                .map(Response::Stream),
+            mut up => async {
+                up.write_request_header(Box::new(req)).await?;
+                if !body.is_empty() {
+                    up.write_request_body(body.clone(), true).await?;
+                }
+                up.finish_request_body().await?;
+                up.read_response_header().await
             }
-            up.finish_request_body().await?;
-            up.read_response_header().await
-        }
-        .await;
-        if let Err(e) = sent {
-            tracing::warn!(owner, "owner worker failed before answering: {e}");
-            return Some(self.fail_handoff(ds).await);
-        }
+            .await
+            .map(|()| Response::Pooled(Box::new(up))),
+        };
+        let mut up = match sent {
+            Ok(up) => up,
+            Err(e) => {
+                tracing::warn!(owner, "owner worker failed before answering: {e}");
+                return Some(self.fail_handoff(ds).await.into());
+            }
+        };
         let Some(head) = up.response_header() else {
-            return Some(self.fail_handoff(ds).await);
+            return Some(self.fail_handoff(ds).await.into());
         };
         let mut out: ResponseHeader = head.clone();
         for h in RESPONSE_HOP_HEADERS {
@@ -88,8 +105,27 @@ impl McpGate {
         if self.policy.listen.expose_worker_header {
             let _ = out.insert_header(WORKER_HEADER, self.identity.index.to_string());
         }
+        let hold = stream
+            && out.status.is_success()
+            && ds.as_http1().is_some()
+            && !up.response_done()
+            && out
+                .headers
+                .get("transfer-encoding")
+                .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"chunked"));
         if ds.write_response_header(Box::new(out)).await.is_err() {
-            return Some(false);
+            return Some(Served::Done(false));
+        }
+        if hold {
+            return Some(Served::Stream(Box::new(HeldStream {
+                upstream: up,
+                report: None,
+                _slot: None,
+                request_id: None,
+                slow_client_timeout: Duration::from_millis(
+                    self.policy.admission.slow_client_timeout_ms,
+                ),
+            })));
         }
         while !up.response_done() {
             let chunk = tokio::select! {
@@ -97,26 +133,26 @@ impl McpGate {
             // must not be taken for one that left while the answer is done.
             biased;
                 chunk = up.read_response_body() => chunk,
-                _ = ds.read_body_or_idle(true) => return Some(false),
+                _ = ds.read_body_or_idle(true) => return Some(Served::Done(false)),
             };
             match chunk {
                 Ok(Some(data)) => {
                     if ds.write_response_body(data, false).await.is_err() {
-                        return Some(false);
+                        return Some(Served::Done(false));
                     }
                     if up.response_done() {
                         break; // see relay: the client may already send again
                     }
                 }
                 Ok(None) => break,
-                Err(_) => return Some(false),
+                Err(_) => return Some(Served::Done(false)),
             }
         }
         let ok = ds.write_response_body(Bytes::new(), true).await.is_ok();
-        if up.response_done() {
-            self.owner_link.release_http_session(up, &peer, None).await;
+        if let (true, Response::Pooled(s)) = (up.response_done(), up) {
+            self.owner_link.release_http_session(*s, &peer, None).await;
         }
-        Some(ok)
+        Some(Served::Done(ok))
     }
 
     async fn fail_handoff(&self, ds: &mut ServerSession) -> bool {

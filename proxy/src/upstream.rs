@@ -195,7 +195,10 @@ impl UpstreamClient {
                     format!("line break or NUL in the value of {n}; not forwarded"),
                 ));
             }
-            req.append_header(name.clone(), value.clone())?;
+            // Copied, not shared: pingora's parsed values are slices of the
+            // client's 4 KiB read buffer, which a held HTTP/2 stream would
+            // otherwise keep alive through its request head.
+            req.append_header(name.clone(), value.as_bytes())?;
         }
         req.insert_header("host", &self.authority)?;
         if let Some(id) = upstream_session.filter(|id| is_safe_value(id.as_bytes())) {
