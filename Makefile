@@ -92,7 +92,7 @@ supply-chain:
 	scripts/supply-chain.sh ../shared/advisory-db
 
 # Everything, then evidence/bundle.json, the SVG plots and REPORT.md.
-evidence: bench criterion fuzz supply-chain bootstrap
+evidence: bench criterion fuzz supply-chain conn-memory bootstrap
 	target/release/mcpbench evidence --dir evidence --made-by "make evidence"
 	$(VENV_PY) scripts/validate-evidence.py evidence
 

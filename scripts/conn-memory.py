@@ -7,8 +7,12 @@ connections are opened and held (a) idle, before any request, (b) after one
 keep-alive 4 KB tools/call each, (c) each holding an open legacy GET stream
 (after its own initialize handshake) and (d) each holding an open 2026-07-28
 `subscriptions/listen` stream; the RSS delta of the proxy's worker process is
-divided by N. Streams are opened by `loadgen hold`. Loopback only, bounded,
-stops by itself.
+divided by N. For mcpgate also (e): legacy GET streams accepted by the worker
+that does not own their session (2 workers), relayed from the owner over its
+private socket; RSS delta of both workers / N. Streams are opened by `loadgen hold`. "mcpgate-h2" is mcpgate
+with `[upstream] http2 = true` (streams multiplexed on HTTP/2 upstream
+connections; the demo upstream speaks h2c). Loopback only, bounded, stops by
+itself.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / "target/release"
 N = int(os.environ.get("CONN_MEMORY_N", "5000"))
 # Subsets for a quick look while working (the evidence run measures all).
-KINDS = os.environ.get("CONN_MEMORY_KINDS", "mcpgate,bare-pingora,nginx").split(",")
+OTHER_WORKER = os.environ.get("CONN_MEMORY_OTHER_WORKER", "1") == "1"
+KINDS = os.environ.get("CONN_MEMORY_KINDS", "mcpgate,mcpgate-h2,bare-pingora,nginx").split(",")
 
 
 def free_port() -> int:
@@ -128,20 +133,84 @@ def measure(port: int, worker: int, mode: str) -> dict:
             "rss_per_connection_bytes": round((after - before) * 1024 / N, 1)}
 
 
-def start(kind: str, port: int, upstream: int, tmp: Path) -> tuple[subprocess.Popen, int]:
-    if kind == "mcpgate":
-        cfg = tmp / "mcpgate.toml"
-        cfg.write_text(f'[listen]\naddress = "127.0.0.1:{port}"\n[upstream]\nurl = "http://127.0.0.1:{upstream}/mcp"\n'
+def read_head(f) -> dict[str, str]:
+    status = f.readline().split()[1]
+    headers = {":status": status.decode()}
+    while (line := f.readline()) not in (b"\r\n", b""):
+        k, v = line.decode().split(":", 1)
+        headers[k.strip().lower()] = v.strip()
+    return headers
+
+
+def post(f, s: socket.socket, body: bytes, extra: str = "") -> dict[str, str]:
+    s.sendall((f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               f"Accept: application/json, text/event-stream\r\n{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body)
+    h = read_head(f)
+    if "content-length" in h:
+        f.read(int(h["content-length"]))
+    return h
+
+
+INIT = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "conn-memory", "version": "1"}}}).encode()
+INITIALIZED = json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}).encode()
+
+
+def measure_other_worker(port: int, workers: list[int]) -> dict:
+    """Legacy GET streams that land on the worker not owning their session:
+    the stream is relayed through the accepting worker from the owner.
+    RSS delta of both workers / streams."""
+    time.sleep(0.5)
+    before = sum(rss_kib(w) for w in workers)
+    held = []
+    while len(held) < N:
+        a = socket.create_connection(("127.0.0.1", port))
+        fa = a.makefile("rb")
+        h = post(fa, a, INIT)
+        assert "mcp-session-id" in h, h
+        owner, sid = h["x-mcpgate-worker"], h["mcp-session-id"]
+        sess = f"MCP-Protocol-Version: 2025-11-25\r\nMcp-Session-Id: {sid}\r\n"
+        post(fa, a, INITIALIZED, sess)
+        fa.close()
+        a.close()
+        for _ in range(100):
+            b = socket.create_connection(("127.0.0.1", port))
+            fb = b.makefile("rb")
+            b.sendall(f"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{sess}\r\n".encode())
+            h = read_head(fb)
+            if h[":status"] == "200" and h.get("x-mcpgate-worker") != owner:
+                held.append((b, fb))
+                break
+            fb.close()
+            b.close()
+    time.sleep(1.5)
+    after = sum(rss_kib(w) for w in workers)
+    for b, fb in held:
+        fb.close()
+        b.close()
+    return {"connections_count": N, "rss_before_bytes": before * 1024, "rss_after_bytes": after * 1024,
+            "rss_per_connection_bytes": round((after - before) * 1024 / N, 1),
+            "note": "2 workers; each stream's session is owned by the other worker than the one accepting the GET; "
+                    "RSS of both workers"}
+
+
+def start(kind: str, port: int, upstream: int, tmp: Path, workers: int = 1) -> tuple[subprocess.Popen, list[int]]:
+    if kind in ("mcpgate", "mcpgate-h2"):
+        cfg = tmp / f"{kind}.toml"
+        h2 = "http2 = true\n" if kind == "mcpgate-h2" else ""
+        cfg.write_text(f'[listen]\naddress = "127.0.0.1:{port}"\nexpose_worker_header = true\n'
+                       f'[upstream]\nurl = "http://127.0.0.1:{upstream}/mcp"\n{h2}'
                        f'[sessions]\nmax_sessions = 100000\n[admission]\nmax_streams = 100000\n')
-        p = subprocess.Popen([BIN / "mcpgate", "run", "--config", cfg, "--workers", "1"], start_new_session=True,
+        p = subprocess.Popen([BIN / "mcpgate", "run", "--config", cfg, "--workers", str(workers)], start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(port, p)
-        return p, children(p.pid)[0]
+        time.sleep(0.5)
+        return p, children(p.pid)
     if kind == "bare-pingora":
         p = subprocess.Popen([BIN / "bare-pingora", "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{upstream}",
                               "--threads", "1"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(port, p)
-        return p, p.pid
+        return p, [p.pid]
     prefix = tmp / "nginx"
     prefix.mkdir(exist_ok=True)
     conf = (ROOT / "bench/scenarios/nginx.conf").read_text()
@@ -155,7 +224,7 @@ def start(kind: str, port: int, upstream: int, tmp: Path) -> tuple[subprocess.Po
                          start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, p)
     time.sleep(0.3)
-    return p, children(p.pid)[0]
+    return p, children(p.pid)
 
 
 def main() -> int:
@@ -169,15 +238,19 @@ def main() -> int:
         wait_port(up_port, upstream)
         for kind in KINDS:
             results[kind] = {}
-            for mode in MODES:
+            for mode in MODES + (["legacy_get_stream_other_worker"] if kind.startswith("mcpgate") and OTHER_WORKER else []):
                 port = free_port()
-                proc, worker = start(kind, port, up_port, tmp)
+                other = mode == "legacy_get_stream_other_worker"
+                proc, workers = start(kind, port, up_port, tmp, 2 if other else 1)
                 try:
-                    results[kind][mode] = measure(port, worker, mode)
+                    if other:
+                        results[kind][mode] = measure_other_worker(port, workers)
+                    else:
+                        results[kind][mode] = measure(port, workers[0], mode)
                 finally:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
-                print(f"{kind:13} {mode:18} {results[kind][mode]['rss_per_connection_bytes']:>9.0f} B/connection", flush=True)
+                print(f"{kind:13} {mode:31} {results[kind][mode]['rss_per_connection_bytes']:>9.0f} B/connection", flush=True)
     finally:
         os.killpg(upstream.pid, signal.SIGKILL)
     doc = {

@@ -237,32 +237,25 @@ pub fn report(b: &Value) -> String {
             c["parameters"]["streams"].as_str().unwrap_or(""),
             mib(&c["results"]["baseline_rss_bytes"])
         );
-        let _ = writeln!(s, "| target | open | failed | establish s | mcpgate RSS | RSS/connection | mcpgate fds | held-request p50/p99 µs |\n|---|---|---|---|---|---|---|---|");
-        for st in c["results"]["steps"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-        {
+        let _ = writeln!(
+            s,
+            "With an HTTP/2 upstream (`http2 = true`, the headline): {}.\n",
+            c["parameters"]["workers"].as_str().unwrap_or("")
+        );
+        stream_steps(&mut s, &c["results"], &c["stopped_by"]);
+        let h1 = &c["results"]["http1_upstream"];
+        if !h1.is_null() {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} B | {} | {} / {} |",
-                num(&st["target_connections_count"]),
-                num(&st["open_connections_count"]),
-                num(&st["failed_setups_count"]),
-                num(&st["establish_s"]),
-                mib(&st["mcpgate_rss_bytes"]),
-                num(&st["mcpgate_rss_per_connection_bytes"]),
-                num(&st["mcpgate_fds_count"]),
-                num(&st["held_request_latency"]["p50_us"]),
-                num(&st["held_request_latency"]["p99_us"])
+                "\nThe same steps with an HTTP/1.1 upstream (every stream also holds an upstream connection): {}.\n",
+                h1["parameters"]["workers"].as_str().unwrap_or("")
             );
-        }
-        if let Some(why) = c["stopped_by"].as_str() {
-            let _ = writeln!(s, "\n**Stopped:** {why}");
+            stream_steps(&mut s, &h1["results"], &h1["stopped_by"]);
         }
         let _ = writeln!(s, "\nHow the machine's limits are handled: {}; {}; {}.\n\n![RSS against connections](connections_rss.svg)\n",
             c["parameters"]["holders"].as_str().unwrap_or(""), c["parameters"]["upstream_side"].as_str().unwrap_or(""), c["parameters"]["mock"].as_str().unwrap_or(""));
     }
+    connection_memory(&mut s, &b["connection_memory"]);
 
     let cr = &b["criterion"];
     if !cr.is_null() {
@@ -346,4 +339,69 @@ pub fn report(b: &Value) -> String {
     let _ = writeln!(s, "## Regenerate\n\n```sh\nmake evidence          # everything: bench, criterion, fuzz, supply chain, bundle, report\nmake bench             # scenarios only (evidence/bench/*.json)\nmake bench-quick       # smoke run into target/bench-quick/\nmake fuzz SECONDS=60   # fuzz targets only (evidence/fuzz.json)\n```");
     let _ = h;
     s
+}
+
+/// One row per step of a `connections-100k` run.
+fn stream_steps(s: &mut String, results: &Value, stopped_by: &Value) {
+    let _ = writeln!(s, "| target | open | failed | establish s | mcpgate RSS | RSS/connection | mcpgate fds | held-request p50/p99 µs |\n|---|---|---|---|---|---|---|---|");
+    for st in results["steps"].as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} B | {} | {} / {} |",
+            num(&st["target_connections_count"]),
+            num(&st["open_connections_count"]),
+            num(&st["failed_setups_count"]),
+            num(&st["establish_s"]),
+            mib(&st["mcpgate_rss_bytes"]),
+            num(&st["mcpgate_rss_per_connection_bytes"]),
+            num(&st["mcpgate_fds_count"]),
+            num(&st["held_request_latency"]["p50_us"]),
+            num(&st["held_request_latency"]["p99_us"])
+        );
+    }
+    if let Some(why) = stopped_by.as_str() {
+        let _ = writeln!(s, "\n**Stopped:** {why}");
+    }
+}
+
+/// `make conn-memory`: RSS per connection of mcpgate, bare pingora and
+/// nginx, measured in one run.
+fn connection_memory(s: &mut String, cm: &Value) {
+    let Some(kinds) = cm["results"].as_object() else {
+        return;
+    };
+    let modes = [
+        ("idle", "idle"),
+        ("after_one_request", "after one request"),
+        ("legacy_get_stream", "legacy GET stream"),
+        ("listen_stream", "listen stream"),
+        (
+            "legacy_get_stream_other_worker",
+            "GET stream via the other worker",
+        ),
+    ];
+    let _ = writeln!(
+        s,
+        "## Memory per connection (`{}`)\n\n{}.\n",
+        cm["command"].as_str().unwrap_or("make conn-memory"),
+        cm["method"].as_str().unwrap_or("")
+    );
+    let _ = write!(s, "| proxy |");
+    for (_, label) in modes {
+        let _ = write!(s, " {label} |");
+    }
+    let _ = writeln!(s, "\n|---|{}", "---|".repeat(modes.len()));
+    for (kind, r) in kinds {
+        let _ = write!(s, "| {kind} |");
+        for (mode, _) in modes {
+            let v = &r[mode]["rss_per_connection_bytes"];
+            if v.is_null() {
+                let _ = write!(s, " – |");
+            } else {
+                let _ = write!(s, " {} B |", num(v));
+            }
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s);
 }

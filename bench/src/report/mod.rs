@@ -251,6 +251,7 @@ pub fn build(dir: &Path, made_by: &str) -> Result<(), String> {
     let criterion = read_json(&bench_dir.join("criterion.json")).unwrap_or(Value::Null);
     let fuzz = read_json(&dir.join("fuzz.json")).unwrap_or(Value::Null);
     let supply = read_json(&dir.join("supply-chain/summary.json")).unwrap_or(Value::Null);
+    let connection_memory = read_json(&dir.join("connection-memory.json")).unwrap_or(Value::Null);
     let head = headline(&scenarios, &fuzz, &supply);
     let plots = plot_all(dir, &scenarios)?;
     let commit = git(&["rev-parse", "HEAD"]).unwrap_or_default();
@@ -277,6 +278,7 @@ pub fn build(dir: &Path, made_by: &str) -> Result<(), String> {
         "criterion": criterion,
         "fuzz": fuzz,
         "supply_chain": supply,
+        "connection_memory": connection_memory,
         "plots": plots,
     });
     let text = serde_json::to_string_pretty(&bundle).map_err(|e| e.to_string())? + "\n";

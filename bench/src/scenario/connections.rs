@@ -10,6 +10,14 @@
 //! each); each holder binds its own loopback source address (127.0.1.N) so the
 //! ~28K ephemeral ports per source address are not a limit; the mock upstream
 //! is told to allow that many streams and sessions and to notify rarely.
+//!
+//! mcpgate speaks HTTP/2 to the mocks (`[upstream] http2 = true`), so a held
+//! stream costs a worker one client descriptor and a share of a multiplexed
+//! upstream connection, and is sized as an operator would for 100K: stream
+//! and session caps above the target (they are divided across workers, and
+//! `SO_REUSEPORT` does not spread connections exactly evenly), and connect
+//! and health-check timeouts that tolerate processes busy with setting up
+//! 100K connections on 2 cores.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -19,14 +27,22 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
+use super::rig::Override;
 use super::{envelope, round1, Ctx};
 use crate::load::hold::HoldStatus;
 use crate::load::{self, EraMix, LoadConfig};
 
-/// Streams one mcpgate worker process is meant to hold at most.
-const PER_WORKER: u64 = 8_000;
-/// Streams one mock upstream (and one holder) holds at most.
-const PER_MOCK: u64 = 15_000;
+/// Streams one mcpgate worker process is meant to hold at most with an
+/// HTTP/2 upstream (one client descriptor each, under the 20,000 limit with
+/// room for uneven spread).
+const PER_WORKER: u64 = 13_000;
+/// The same over HTTP/1.1 (a client and an upstream descriptor each).
+const PER_WORKER_HTTP1: u64 = 8_000;
+/// Streams one mock upstream (and one holder) holds at most. Over HTTP/1.1
+/// every stream is also a connection from 127.0.0.1 to its mock, and the
+/// kernel runs out of local ports for one (source, destination) pair at
+/// about 13,000 of them here (measured: `BindError` past ~90K with 7 mocks).
+const PER_MOCK: u64 = 10_000;
 
 /// The mock upstream: room for every stream and session, rare notifications.
 const MOCK_ARGS: &[&str] = &[
@@ -107,14 +123,57 @@ async fn held_latency(addr: SocketAddr, secs: u64) -> load::LoadReport {
 
 pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
     let started = Instant::now();
-    let rig = ctx.rig.clone();
     let steps: Vec<u64> = ctx.pick(vec![500, 2_000], vec![10_000, 50_000, 100_000]);
+    // The headline: streams multiplexed on HTTP/2 upstream connections. Then
+    // the same steps with HTTP/1.1 upstreams, where every held stream also
+    // holds an upstream connection (and its descriptor).
+    let h2 = run_variant(ctx, &steps, true).await?;
+    let h1 = run_variant(ctx, &steps, false).await?;
+    let mut results = h2.results;
+    results["http1_upstream"] = json!({
+        "parameters": h1.params,
+        "results": h1.results,
+        "stopped_by": h1.stopped_by,
+    });
+    Ok(envelope(
+        ctx,
+        "connections-100k",
+        started,
+        h2.params,
+        results,
+        h2.stopped_by,
+        &[
+            "RSS: the sum over mcpgate's processes (supervisor and workers); per connection: (RSS at the step - RSS of the warm processes before any stream) / open streams.",
+            "The largest count reached and what stopped it are recorded as measured.",
+            "results.http1_upstream: the same steps with `http2 = false`: each held stream then holds an upstream connection too, so twice the descriptors per stream and more worker processes.",
+        ],
+    ))
+}
+
+struct Variant {
+    params: Value,
+    results: Value,
+    stopped_by: Option<String>,
+}
+
+/// Streams one mcpgate worker may hold: each costs a client descriptor,
+/// and over HTTP/1.1 an upstream descriptor too.
+fn per_worker(http2: bool) -> u64 {
+    if http2 {
+        PER_WORKER
+    } else {
+        PER_WORKER_HTTP1
+    }
+}
+
+async fn run_variant(ctx: &mut Ctx, steps: &[u64], http2: bool) -> Result<Variant, String> {
+    let rig = ctx.rig.clone();
     let largest = steps.iter().copied().max().unwrap_or(0);
-    // Each held stream costs mcpgate a client and an upstream descriptor, and
-    // a process may hold 20,000: workers sharing the port (SO_REUSEPORT)
-    // with at most PER_WORKER streams each. The mock's side: one descriptor
-    // per stream, so several mock endpoints.
-    let workers = largest.div_ceil(PER_WORKER).max(1) as usize;
+    // A process may hold 20,000 descriptors: workers sharing the port
+    // (SO_REUSEPORT) with at most per_worker() streams each. The mock's side:
+    // one descriptor per stream over HTTP/1.1, so several mock endpoints
+    // (kept for HTTP/2 too, where they share the setup work).
+    let workers = largest.div_ceil(per_worker(http2)).max(1) as usize;
     let mock_count = largest.div_ceil(PER_MOCK).max(1) as usize;
     let has_workers = rig.mcpgate_has_workers();
     let mut mocks = Vec::new();
@@ -126,8 +185,20 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         mocks.push(mock);
         mock_addrs.push(addr);
     }
+    let caps = (largest * 2).max(100_000);
+    let overrides = [
+        Override::new("upstream", "http2", http2),
+        Override::new("sessions", "max_sessions", caps),
+        Override::new("admission", "max_streams", caps),
+        Override::new("upstream.health", "timeout_ms", 5000),
+        Override::new("upstream", "connect_timeout_ms", 5000),
+        // Setup bursts (10 holders x 64 in parallel) land unevenly on the
+        // workers, each holding its share of the in-flight caps.
+        Override::new("admission", "tenant_max_in_flight", 16_384),
+        Override::new("admission", "global_max_in_flight", 16_384),
+    ];
     let (gate, gate_addr) = rig
-        .mcpgate_with("mcpgate", &mock_addrs, workers, &[])
+        .mcpgate_with("mcpgate", &mock_addrs, workers, &[], &overrides)
         .map_err(|e| e.to_string())?;
     // Let every worker come up, then warm them (SO_REUSEPORT spreads the
     // warm-up connections), so the baseline is of warm processes.
@@ -144,12 +215,15 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
     let holder_count = mock_count;
     let mut holders: Vec<Holder> = Vec::new();
     for h in 0..holder_count {
-        holders.push(Holder::start(ctx, h, gate_addr)?);
+        // Fresh source addresses per variant: the previous variant's closed
+        // connections may still hold their ports (TIME_WAIT).
+        let source = h + if http2 { 0 } else { 32 };
+        holders.push(Holder::start(ctx, source, gate_addr)?);
     }
     let mut points = Vec::new();
     let mut stopped_by = None;
     let t_all = Instant::now();
-    for &target in &steps {
+    for &target in steps {
         let t = Instant::now();
         // Spread the step evenly over the holders.
         let per = target.div_ceil(holder_count as u64);
@@ -212,6 +286,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
             "mock_fds_count": mocks.iter().map(|m| m.fd_count()).sum::<u64>(),
             "mock_rss_bytes": mocks.iter().map(|m| m.rss_bytes()).sum::<u64>(),
             "setup_error_counts": errors,
+            "mcpgate_log_counts": log_counts(&gate.log),
             "held_request_latency": lat.as_ref().map(|l| &l.latency),
             "held_requests": lat,
         }));
@@ -253,7 +328,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         "mcpgate_processes_count": processes,
         "mock_endpoints_count": mock_count,
         "workers": if has_workers {
-            format!("one mcpgate (`run --workers {workers}`): {workers} worker processes sharing the port with SO_REUSEPORT, at most ~{PER_WORKER} streams each, because each held stream costs a worker a client and an upstream descriptor and a process may hold 20,000")
+            format!("one mcpgate (`run --workers {workers}`): {workers} worker processes sharing the port with SO_REUSEPORT, at most ~{} streams each, because each held stream costs a worker a client descriptor ({}) and a process may hold 20,000", per_worker(http2), if http2 { "its upstream side is multiplexed" } else { "and an upstream one" })
         } else {
             "this mcpgate has no --workers: one process, at most ~10,000 streams".to_owned()
         },
@@ -262,20 +337,46 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         "mock": format!("demo-upstream {}", MOCK_ARGS.join(" ")),
         "held_request_rate_per_s": 200,
         "held_requests_target": "tools/call (both revisions) at 200/s over 8 connections, while every stream is held",
-        "upstream_side": format!("mcpgate relays each held stream over its own upstream connection; the upstream pool has {mock_count} mock endpoints (upstream `endpoints`), so no mock passes its descriptor limit and each (source, destination) pair stays under the ephemeral port range"),
+        "upstream_http2": http2,
+        "upstream_side": if http2 {
+            format!("HTTP/2 (h2c) to the mocks: held streams are multiplexed, up to 1,000 per upstream connection (http2_max_streams); the upstream pool has {mock_count} mock endpoints (upstream `endpoints`), single-threaded each")
+        } else {
+            format!("HTTP/1.1 to the mocks: each held stream holds its own upstream connection; the upstream pool has {mock_count} mock endpoints (upstream `endpoints`), so no mock passes its descriptor limit and each (source, destination) pair stays under the ephemeral port range")
+        },
+        "policy_overrides": overrides.iter().map(|o| format!("[{}] {} = {}", o.section, o.key, o.value)).collect::<Vec<_>>(),
     });
-    Ok(envelope(
-        ctx,
-        "connections-100k",
-        started,
+    Ok(Variant {
         params,
         results,
-        stopped_by.or_else(|| (!all_alive).then(|| "an mcpgate process exited".to_owned())),
-        &[
-            "RSS: the sum over mcpgate's processes (supervisor and workers); per connection: (RSS at the step - RSS of the warm processes before any stream) / open streams.",
-            "The largest count reached and what stopped it are recorded as measured.",
-        ],
-    ))
+        stopped_by: stopped_by
+            .or_else(|| (!all_alive).then(|| "an mcpgate process exited".to_owned())),
+    })
+}
+
+/// What mcpgate logged so far that explains failed setups: rejections by
+/// kind and detail, endpoints marked unhealthy, upstream failures.
+fn log_counts(log: &std::path::Path) -> std::collections::BTreeMap<String, u64> {
+    let mut counts = std::collections::BTreeMap::new();
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    for line in text.lines() {
+        let key = if let Some(i) = line.find("rejected kind=") {
+            let kind = line[i + 14..].split_whitespace().next().unwrap_or("");
+            let detail = line.split("detail=").nth(1).unwrap_or("").trim();
+            let detail: String = detail.chars().take(160).collect();
+            format!("rejected {kind}: {detail}")
+        } else if line.contains("endpoint health changed") && line.contains("healthy=false") {
+            "endpoint marked unhealthy".to_owned()
+        } else if let Some(i) = line.find("upstream connect failed: ") {
+            let why: String = line[i + 25..].chars().take(120).collect();
+            format!("upstream connect failed: {why}")
+        } else if line.contains("upstream failed") {
+            "upstream failed mid-response".to_owned()
+        } else {
+            continue;
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
 }
 
 /// Awaits every future concurrently, in order.

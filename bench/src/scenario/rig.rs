@@ -37,6 +37,26 @@ pub struct ExtraTenant {
     pub api_key: String,
 }
 
+/// A key of the example policy given another value for a scenario (the key
+/// must be present in the example, in `section`).
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub section: &'static str,
+    pub key: &'static str,
+    /// TOML value, e.g. `true` or `200000`.
+    pub value: String,
+}
+
+impl Override {
+    pub fn new(section: &'static str, key: &'static str, value: impl ToString) -> Self {
+        Self {
+            section,
+            key,
+            value: value.to_string(),
+        }
+    }
+}
+
 impl Rig {
     /// A binary of the run.
     pub fn bin(&self, name: &str) -> PathBuf {
@@ -85,6 +105,7 @@ impl Rig {
         upstreams: &[SocketAddr],
         admin: SocketAddr,
         tenants: &[ExtraTenant],
+        overrides: &[Override],
     ) -> io::Result<PathBuf> {
         // MCPGATE_CONFIG_TEMPLATE: another base policy (e.g. the example of
         // the commit an MCPGATE_BIN was built from).
@@ -99,7 +120,11 @@ impl Rig {
                 section = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
             }
             let key = t.split('=').next().unwrap_or("").trim();
-            let replaced = match (section.as_str(), key) {
+            let overridden = overrides
+                .iter()
+                .find(|o| o.section == section && o.key == key && t.contains('='))
+                .map(|o| format!("{} = {}", o.key, o.value));
+            let replaced = overridden.or_else(|| match (section.as_str(), key) {
                 ("listen", "address") if t.contains('=') => Some(format!("address = \"{listen}\"")),
                 ("listen", "threads") if t.contains('=') => {
                     Some(format!("threads = {}", self.proxy_threads))
@@ -116,7 +141,7 @@ impl Rig {
                 }),
                 ("admin", "address") if t.contains('=') => Some(format!("address = \"{admin}\"")),
                 _ => None,
-            };
+            });
             out.push_str(replaced.as_deref().unwrap_or(line));
             out.push('\n');
         }
@@ -150,7 +175,7 @@ impl Rig {
         upstream: SocketAddr,
         tenants: &[ExtraTenant],
     ) -> io::Result<(Proc, SocketAddr)> {
-        self.mcpgate_with(name, &[upstream], self.proxy_threads, tenants)
+        self.mcpgate_with(name, &[upstream], self.proxy_threads, tenants, &[])
     }
 
     /// Starts mcpgate with `workers` worker processes (where the binary has
@@ -161,10 +186,11 @@ impl Rig {
         upstreams: &[SocketAddr],
         workers: usize,
         tenants: &[ExtraTenant],
+        overrides: &[Override],
     ) -> io::Result<(Proc, SocketAddr)> {
         let listen: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let admin: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        let config = self.mcpgate_config(listen, upstreams, admin, tenants)?;
+        let config = self.mcpgate_config(listen, upstreams, admin, tenants, overrides)?;
         let mut cmd = Command::new(self.bin("mcpgate"));
         cmd.arg("run").arg("--config").arg(&config);
         if self.mcpgate_has_workers() {
