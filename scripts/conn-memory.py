@@ -231,7 +231,10 @@ def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "evidence/connection-memory.json")
     tmp = Path(tempfile.mkdtemp(prefix="conn-memory-"))
     up_port = free_port()
-    upstream = subprocess.Popen([BIN / "demo-upstream", "--listen", f"127.0.0.1:{up_port}", "--threads", "1"],
+    # Room for every session and stream of every mode (sessions outlive their
+    # client connections until they idle out).
+    upstream = subprocess.Popen([BIN / "demo-upstream", "--listen", f"127.0.0.1:{up_port}", "--threads", "1",
+                                 "--max-sessions", "1000000", "--max-streams", "1000000"],
                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = {}
     try:

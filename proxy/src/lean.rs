@@ -166,8 +166,9 @@ async fn serve_connection(
             Next::Close => return,
             Next::Reuse(next) => next,
             Next::Hold(mut client, held) => {
-                // The handler is gone; only the stream's own small state stays.
-                if !held.run(&gate, &mut client).await || *shutdown.borrow() {
+                // The handler is gone; only the stream's own small state stays
+                // (boxed: an idle connection's task must not reserve room for it).
+                if !Box::pin(held.run(&gate, &mut client)).await || *shutdown.borrow() {
                     return;
                 }
                 Reusable {
