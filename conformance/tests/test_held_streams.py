@@ -216,7 +216,12 @@ def test_http2_upstream_multiplexes_streams_and_requests():
                                                        ("Mcp-Method", "tools/call"), ("Mcp-Name", "echo")], call)
         assert status == 200 and "over h2" in body.decode()
         # 51 streams and 3 requests, over HTTP/1 that would be 51+ connections.
-        assert 1 <= upstream_connections(up_port) <= 2
+        # The least of a few samples: an active health check is a short extra connect.
+        samples = []
+        for _ in range(5):
+            samples.append(upstream_connections(up_port))
+            time.sleep(0.05)
+        assert 1 <= min(samples) <= 2, samples
         for cl in clients[:5]:
             assert b"tools/list_changed" in cl.chunk()
     finally:
