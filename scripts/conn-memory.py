@@ -55,6 +55,12 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
     raise RuntimeError(f"port {port} never opened")
 
 
+def rss_result(before_kib: int, after_kib: int) -> dict:
+    """One cell: RSS before and after holding N connections, and the delta per connection."""
+    return {"connections_count": N, "rss_before_bytes": before_kib * 1024, "rss_after_bytes": after_kib * 1024,
+            "rss_per_connection_bytes": round((after_kib - before_kib) * 1024 / N, 1)}
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS"):
@@ -117,8 +123,7 @@ def measure(port: int, worker: int, mode: str) -> dict:
         after = rss_kib(worker)
         os.killpg(holder.pid, signal.SIGKILL)
         holder.wait()
-        return {"connections_count": N, "rss_before_bytes": before * 1024, "rss_after_bytes": after * 1024,
-                "rss_per_connection_bytes": round((after - before) * 1024 / N, 1)}
+        return rss_result(before, after)
     socks = []
     for _ in range(N):
         s = socket.create_connection(("127.0.0.1", port))
@@ -129,8 +134,7 @@ def measure(port: int, worker: int, mode: str) -> dict:
     after = rss_kib(worker)
     for s in socks:
         s.close()
-    return {"connections_count": N, "rss_before_bytes": before * 1024, "rss_after_bytes": after * 1024,
-            "rss_per_connection_bytes": round((after - before) * 1024 / N, 1)}
+    return rss_result(before, after)
 
 
 def read_head(f) -> dict[str, str]:
@@ -188,10 +192,9 @@ def measure_other_worker(port: int, workers: list[int]) -> dict:
     for b, fb in held:
         fb.close()
         b.close()
-    return {"connections_count": N, "rss_before_bytes": before * 1024, "rss_after_bytes": after * 1024,
-            "rss_per_connection_bytes": round((after - before) * 1024 / N, 1),
-            "note": "2 workers; each stream's session is owned by the other worker than the one accepting the GET; "
-                    "RSS of both workers"}
+    return rss_result(before, after) | {
+        "note": "2 workers; each stream's session is owned by the other worker than the one accepting the GET; "
+                "RSS of both workers"}
 
 
 def start(kind: str, port: int, upstream: int, tmp: Path, workers: int = 1) -> tuple[subprocess.Popen, list[int]]:

@@ -128,6 +128,11 @@ impl McpGate {
         Some(s)
     }
 
+    /// How long a client may accept no bytes of a response before it is cut off.
+    pub fn slow_client_timeout(&self) -> Duration {
+        Duration::from_millis(self.policy.admission.slow_client_timeout_ms)
+    }
+
     /// This worker's index, when `[listen] expose_worker_header` is on.
     pub fn worker_header(&self) -> Option<usize> {
         self.policy

@@ -214,9 +214,7 @@ impl McpGate {
             }),
             started,
             watch_internal_errors: pool.config.breaker.count_internal_errors,
-            slow_client_timeout: Duration::from_millis(
-                self.policy.admission.slow_client_timeout_ms,
-            ),
+            slow_client_timeout: self.slow_client_timeout(),
             may_hand_off: a.facts.stream && a.begun.is_empty(),
         };
         let outcome = relay_response(self, ds, &mut up, plan).await;
@@ -230,9 +228,7 @@ impl McpGate {
                 }),
                 _slot: Some(_held),
                 request_id: a.facts.request_id.clone(),
-                slow_client_timeout: Duration::from_millis(
-                    self.policy.admission.slow_client_timeout_ms,
-                ),
+                slow_client_timeout: self.slow_client_timeout(),
             }));
         }
         pool.report(&ep, ticket, outcome.endpoint);
@@ -301,16 +297,16 @@ impl McpGate {
                 .client
                 .request_header(ds.req_header(), upstream_sid, body.len())
             {
-                Ok(req) if a.facts.stream => {
+                Ok(req) => {
                     ep.client
-                        .send_stream(&req, body, Duration::from_millis(first_byte_ms))
+                        .send(
+                            &req,
+                            body,
+                            Duration::from_millis(first_byte_ms),
+                            a.facts.stream,
+                        )
                         .await
                 }
-                Ok(req) => ep
-                    .client
-                    .send(&req, body, Duration::from_millis(first_byte_ms))
-                    .await
-                    .map(|s| Response::Pooled(Box::new(s))),
                 Err(e) => Err(SendError::Failed(e)),
             };
             let failure = match sent {

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use filters::RequestId;
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use tokio::io::AsyncWriteExt;
 
@@ -56,6 +58,23 @@ pub struct HeldStream {
     pub(crate) slow_client_timeout: Duration,
 }
 
+/// Whether the rest of a response whose head `out` is about to be written
+/// can be relayed as a held stream: a success, going to an HTTP/1 client,
+/// framed by chunked as the last transfer coding (the held stream writes
+/// that framing itself) and not already complete.
+pub fn can_hold(out: &ResponseHeader, ds: &ServerSession, up: &mut Response) -> bool {
+    let chunked_last = out
+        .headers
+        .get_all("transfer-encoding")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .rfind(|c| !c.is_empty())
+        .is_some_and(|c| c.eq_ignore_ascii_case("chunked"));
+    out.status.is_success() && chunked_last && ds.as_http1().is_some() && !up.response_done()
+}
+
 impl HeldStream {
     /// Relays the stream's body to `client` as chunked HTTP/1.1 until
     /// either side ends it; returns whether the client connection can be
@@ -94,7 +113,7 @@ impl HeldStream {
                     }
                 }
                 Ok(None) => {
-                    let ended = self.write_last(client).await;
+                    let ended = self.write_last(gate, client).await;
                     return (Outcome::Success, ended);
                 }
                 Err(e) => {
@@ -105,7 +124,7 @@ impl HeldStream {
                         .inc();
                     let event = crate::relay::failure_event(self.request_id.as_ref());
                     if self.write(gate, client, event).await {
-                        self.write_last(client).await;
+                        self.write_last(gate, client).await;
                     }
                     return (Outcome::Failure, false);
                 }
@@ -116,14 +135,25 @@ impl HeldStream {
     /// Writes one chunk (or, for empty `data`, only flushes what is
     /// buffered, such as the head) within the slow-client timeout.
     async fn write(&self, gate: &McpGate, client: &mut Stream, data: Bytes) -> bool {
+        let mut frame = BytesMut::new();
+        if !data.is_empty() {
+            frame.reserve(data.len() + 20);
+            frame.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            frame.put_slice(&data);
+            frame.put_slice(b"\r\n");
+        }
+        self.send(gate, client, &frame).await
+    }
+
+    /// Writes the last chunk: the body ends, the connection may be reused.
+    async fn write_last(&self, gate: &McpGate, client: &mut Stream) -> bool {
+        self.send(gate, client, b"0\r\n\r\n").await
+    }
+
+    /// Writes `bytes` and flushes, within the slow-client timeout.
+    async fn send(&self, gate: &McpGate, client: &mut Stream, bytes: &[u8]) -> bool {
         let written = tokio::time::timeout(self.slow_client_timeout, async {
-            if !data.is_empty() {
-                let mut frame = BytesMut::with_capacity(data.len() + 20);
-                frame.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                frame.put_slice(&data);
-                frame.put_slice(b"\r\n");
-                client.write_all(&frame).await?;
-            }
+            client.write_all(bytes).await?;
             client.flush().await
         })
         .await;
@@ -139,14 +169,5 @@ impl HeldStream {
                 false
             }
         }
-    }
-
-    async fn write_last(&self, client: &mut Stream) -> bool {
-        let done = tokio::time::timeout(self.slow_client_timeout, async {
-            client.write_all(b"0\r\n\r\n").await?;
-            client.flush().await
-        })
-        .await;
-        matches!(done, Ok(Ok(())))
     }
 }

@@ -11,18 +11,14 @@
 //! being restarted), the request is served locally from the session id's
 //! sealed claims.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
-use pingora::protocols::http::client::HttpSession;
 use pingora::protocols::http::ServerSession;
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::app::McpGate;
-use crate::h1_stream::H1Response;
-use crate::held::{HeldStream, Served};
-use crate::upstream::{Response, RESPONSE_HOP_HEADERS};
+use crate::held::{can_hold, HeldStream, Served};
+use crate::upstream::{exchange, Response, RESPONSE_HOP_HEADERS};
 
 /// Request headers that describe the client hop only.
 const HOP_HEADERS: &[&str] = &[
@@ -53,7 +49,7 @@ impl McpGate {
 
     /// Passes the request to `owner` and relays its answer. `None` when the
     /// owner could not be reached (nothing was sent): serve locally. A GET
-    /// stream's answer is read by [`H1Response`] and, after its head, relayed
+    /// stream's answer is read by [`crate::h1_stream::H1Response`] and, after its head, relayed
     /// as a held stream (no pingora client session kept for its life).
     pub async fn hand_to_owner(
         &self,
@@ -73,21 +69,7 @@ impl McpGate {
         }
         let (up, _) = self.owner_link.get_http_session(&peer).await.ok()?;
         let stream = req.method == http::Method::GET;
-        let sent = match up {
-            HttpSession::H1(h1) if stream => H1Response::exchange(h1.into_inner(), &req, body)
-                .await
-                .map(Response::Stream),
-            mut up => async {
-                up.write_request_header(Box::new(req)).await?;
-                if !body.is_empty() {
-                    up.write_request_body(body.clone(), true).await?;
-                }
-                up.finish_request_body().await?;
-                up.read_response_header().await
-            }
-            .await
-            .map(|()| Response::Pooled(Box::new(up))),
-        };
+        let sent = exchange(up, &req, body, stream).await;
         let mut up = match sent {
             Ok(up) => up,
             Err(e) => {
@@ -105,14 +87,7 @@ impl McpGate {
         if self.policy.listen.expose_worker_header {
             let _ = out.insert_header(WORKER_HEADER, self.identity.index.to_string());
         }
-        let hold = stream
-            && out.status.is_success()
-            && ds.as_http1().is_some()
-            && !up.response_done()
-            && out
-                .headers
-                .get("transfer-encoding")
-                .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"chunked"));
+        let hold = stream && can_hold(&out, ds, &mut up);
         if ds.write_response_header(Box::new(out)).await.is_err() {
             return Some(Served::Done(false));
         }
@@ -122,9 +97,7 @@ impl McpGate {
                 report: None,
                 _slot: None,
                 request_id: None,
-                slow_client_timeout: Duration::from_millis(
-                    self.policy.admission.slow_client_timeout_ms,
-                ),
+                slow_client_timeout: self.slow_client_timeout(),
             })));
         }
         while !up.response_done() {

@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::app::McpGate;
+use crate::held::can_hold;
 use crate::inspect::{InitOutcome, InitWatcher};
 use crate::pool::Outcome;
 use crate::session_id::Claims;
@@ -256,17 +257,7 @@ pub async fn relay_response(
     } else {
         Outcome::Success
     };
-    let chunked_downstream = out
-        .headers
-        .get("transfer-encoding")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
-    let hand_off = plan.may_hand_off
-        && pending.is_none()
-        && (200..300).contains(&status)
-        && chunked_downstream
-        && ds.as_http1().is_some()
-        && !up.response_done();
+    let hand_off = plan.may_hand_off && pending.is_none() && can_hold(&out, ds, up);
     ds.set_write_timeout(Some(plan.slow_client_timeout));
     if let Err(e) = ds.write_response_header(Box::new(out)).await {
         tracing::debug!("writing response head downstream: {e}");

@@ -212,96 +212,43 @@ impl UpstreamClient {
 
     /// Sends a whole request and reads the response head within `first_byte`.
     /// Retries once on a fresh connection when a pooled one turns out to be
-    /// dead before any response byte arrived.
+    /// dead before any response byte arrived. `stream`: the answer is a
+    /// long-lived stream (see [`exchange`]).
     pub async fn send(
         &self,
         req: &RequestHeader,
         body: &Bytes,
         first_byte: Duration,
-    ) -> Result<HttpSession, SendError> {
-        let (mut s, reused) = self
-            .connector
-            .get_http_session(&self.peer)
-            .await
-            .map_err(SendError::Connect)?;
-        match tokio::time::timeout(first_byte, Self::write_and_read_head(&mut s, req, body)).await {
-            Ok(Ok(())) => Ok(s),
-            Ok(Err(e)) if reused => {
-                tracing::debug!("pooled upstream connection failed ({e}); retrying on a new one");
-                let (mut fresh, _) = self
-                    .connector
-                    .get_http_session(&self.peer)
-                    .await
-                    .map_err(SendError::Connect)?;
-                match tokio::time::timeout(
-                    first_byte,
-                    Self::write_and_read_head(&mut fresh, req, body),
-                )
-                .await
-                {
-                    Ok(Ok(())) => Ok(fresh),
-                    Ok(Err(e)) => Err(SendError::Failed(e)),
-                    Err(_) => Err(SendError::FirstByteTimeout),
-                }
-            }
-            Ok(Err(e)) => Err(SendError::Failed(e)),
-            Err(_) => Err(SendError::FirstByteTimeout),
-        }
-    }
-
-    /// Sends a request whose answer is a long-lived stream. Over HTTP/1 the
-    /// response is read by [`H1Response`] (no per-response 64 KiB buffer);
-    /// an HTTP/2 endpoint multiplexes it on a shared connection.
-    pub async fn send_stream(
-        &self,
-        req: &RequestHeader,
-        body: &Bytes,
-        first_byte: Duration,
+        stream: bool,
     ) -> Result<Response, SendError> {
         let (s, reused) = self
             .connector
             .get_http_session(&self.peer)
             .await
             .map_err(SendError::Connect)?;
-        let io = match s {
-            HttpSession::H1(h1) => h1.into_inner(),
-            other => {
-                let mut s = other;
-                return match tokio::time::timeout(
-                    first_byte,
-                    Self::write_and_read_head(&mut s, req, body),
-                )
-                .await
-                {
-                    Ok(Ok(())) => Ok(Response::Pooled(Box::new(s))),
-                    Ok(Err(e)) => Err(SendError::Failed(e)),
-                    Err(_) => Err(SendError::FirstByteTimeout),
-                };
-            }
-        };
-        match tokio::time::timeout(first_byte, H1Response::exchange(io, req, body)).await {
-            Ok(Ok(r)) => Ok(Response::Stream(r)),
-            Ok(Err(e)) if reused => {
+        match Self::attempt(s, req, body, first_byte, stream).await {
+            Err(SendError::Failed(e)) if reused => {
                 tracing::debug!("pooled upstream connection failed ({e}); retrying on a new one");
                 let (fresh, _) = self
                     .connector
                     .get_http_session(&self.peer)
                     .await
                     .map_err(SendError::Connect)?;
-                let HttpSession::H1(h1) = fresh else {
-                    return Err(SendError::Failed(e));
-                };
-                match tokio::time::timeout(
-                    first_byte,
-                    H1Response::exchange(h1.into_inner(), req, body),
-                )
-                .await
-                {
-                    Ok(Ok(r)) => Ok(Response::Stream(r)),
-                    Ok(Err(e)) => Err(SendError::Failed(e)),
-                    Err(_) => Err(SendError::FirstByteTimeout),
-                }
+                Self::attempt(fresh, req, body, first_byte, stream).await
             }
+            other => other,
+        }
+    }
+
+    async fn attempt(
+        s: HttpSession,
+        req: &RequestHeader,
+        body: &Bytes,
+        first_byte: Duration,
+        stream: bool,
+    ) -> Result<Response, SendError> {
+        match tokio::time::timeout(first_byte, exchange(s, req, body, stream)).await {
+            Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(SendError::Failed(e)),
             Err(_) => Err(SendError::FirstByteTimeout),
         }
@@ -324,29 +271,16 @@ impl UpstreamClient {
         }
         req.insert_header("content-length", body.len().to_string())
             .ok()?;
-        let mut s = self.send(&req, &body, limit).await.ok()?;
+        let mut s = self.send(&req, &body, limit, false).await.ok()?;
         let status = s.response_header().map(|h| h.status.as_u16());
         let drained = tokio::time::timeout(limit, async {
             while let Ok(Some(_)) = s.read_response_body().await {}
         })
         .await;
         if drained.is_ok() && s.response_done() {
-            self.release(Response::Pooled(Box::new(s))).await;
+            self.release(s).await;
         }
         status
-    }
-
-    async fn write_and_read_head(
-        s: &mut HttpSession,
-        req: &RequestHeader,
-        body: &Bytes,
-    ) -> Result<()> {
-        s.write_request_header(Box::new(req.clone())).await?;
-        if !body.is_empty() {
-            s.write_request_body(body.clone(), true).await?;
-        }
-        s.finish_request_body().await?;
-        s.read_response_header().await
     }
 
     /// Returns a finished connection to the pool (a stream's connection,
@@ -356,6 +290,31 @@ impl UpstreamClient {
             self.connector
                 .release_http_session(*s, &self.peer, Some(self.idle))
                 .await;
+        }
+    }
+}
+
+/// Writes a whole request on `s` and reads the response head. The answer to
+/// a `stream` request over HTTP/1 is read by [`H1Response`] (no pingora body
+/// buffer kept for the stream's life); anything else by pingora's session.
+pub async fn exchange(
+    s: HttpSession,
+    req: &RequestHeader,
+    body: &Bytes,
+    stream: bool,
+) -> Result<Response> {
+    match s {
+        HttpSession::H1(h1) if stream => H1Response::exchange(h1.into_inner(), req, body)
+            .await
+            .map(Response::Stream),
+        mut s => {
+            s.write_request_header(Box::new(req.clone())).await?;
+            if !body.is_empty() {
+                s.write_request_body(body.clone(), true).await?;
+            }
+            s.finish_request_body().await?;
+            s.read_response_header().await?;
+            Ok(Response::Pooled(Box::new(s)))
         }
     }
 }
