@@ -6,34 +6,14 @@ use std::sync::Arc;
 
 use toml_edit::{Document, TableLike};
 
-use crate::error::{line_col, PolicyError, PolicyErrors};
+use crate::error::{line_col, syntax_error_offset, PolicyError, PolicyErrors};
 use crate::model::*;
 use crate::reader::{join, Reader};
-use crate::sections::admission::{
-    read_admission, read_rate_limits, read_tenant_limits, TENANT_LIMIT_KEYS,
-};
+use crate::sections::admission::{read_admission, read_rate_limits, read_tenant_limits};
 use crate::sections::headers::read_headers;
 use crate::sections::paths::read_paths;
 use crate::sections::ssrf::read_ssrf;
 use crate::sections::upstreams::read_upstreams;
-
-const TOP_LEVEL: &[&str] = &[
-    "listen",
-    "upstream",
-    "limits",
-    "protocol",
-    "origin",
-    "auth",
-    "tenants",
-    "sessions",
-    "admin",
-    "paths",
-    "ssrf",
-    "headers",
-    "upstreams",
-    "admission",
-    "rate_limits",
-];
 
 /// Versions of the stateful revision accepted by default.
 pub const DEFAULT_LEGACY_VERSIONS: &[&str] =
@@ -61,7 +41,8 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     let doc = match Document::parse(src) {
         Ok(doc) => doc,
         Err(e) => {
-            let (line, column) = line_col(src, e.span().map_or(0, |s| s.start));
+            let at = e.span().map_or(0, |s| syntax_error_offset(src, s));
+            let (line, column) = line_col(src, at);
             return Err(PolicyErrors(vec![PolicyError {
                 file: file.to_string(),
                 line,
@@ -73,7 +54,7 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     };
     let mut r = Reader::new(file, src);
     let root = doc.as_table();
-    r.deny_unknown(root, "", TOP_LEVEL);
+    r.deny_unknown(root, "", "");
     let empty = toml_edit::Table::new();
     let listen_t = r.table(root, "listen", "");
     let listen = read_listen(&mut r, listen_t.unwrap_or(&empty));
@@ -106,6 +87,8 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     let ssrf = read_ssrf(&mut r, ssrf_t);
     let headers_t = r.table(root, "headers", "");
     let headers = read_headers(&mut r, headers_t);
+    let shutdown_t = r.table(root, "shutdown", "");
+    let shutdown = shutdown_t.map_or_else(Shutdown::default, |t| read_shutdown(&mut r, t));
     let mut errors = r.into_errors();
     errors.sort_by_key(|e| (e.line, e.column));
     if !errors.is_empty() {
@@ -125,12 +108,22 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
         paths,
         ssrf,
         headers,
+        shutdown,
     })
+}
+
+fn read_shutdown(r: &mut Reader, t: &dyn TableLike) -> Shutdown {
+    const P: &str = "shutdown";
+    r.deny_unknown(t, P, P);
+    let d = Shutdown::default();
+    Shutdown {
+        grace_secs: r.integer(t, "grace_secs", P, d.grace_secs as i64, 0..=3_600) as u64,
+    }
 }
 
 fn read_admin(r: &mut Reader, t: &dyn TableLike) -> Option<AdminListen> {
     const P: &str = "admin";
-    r.deny_unknown(t, P, &["address"]);
+    r.deny_unknown(t, P, P);
     let raw = r.opt_string(t, "address", P)?;
     match raw.parse::<SocketAddr>() {
         Ok(address) => Some(AdminListen { address }),
@@ -147,11 +140,7 @@ fn read_admin(r: &mut Reader, t: &dyn TableLike) -> Option<AdminListen> {
 
 fn read_listen(r: &mut Reader, t: &dyn TableLike) -> Listen {
     const P: &str = "listen";
-    r.deny_unknown(
-        t,
-        P,
-        &["address", "path", "threads", "expose_worker_header"],
-    );
+    r.deny_unknown(t, P, P);
     let raw = r.string(t, "address", P, "127.0.0.1:8080");
     let address = raw.parse::<SocketAddr>().unwrap_or_else(|_| {
         r.error(
@@ -181,16 +170,7 @@ fn read_listen(r: &mut Reader, t: &dyn TableLike) -> Listen {
 
 fn read_limits(r: &mut Reader, t: &dyn TableLike) -> Limits {
     const P: &str = "limits";
-    r.deny_unknown(
-        t,
-        P,
-        &[
-            "max_body_bytes",
-            "max_json_depth",
-            "allow_batches",
-            "max_session_id_bytes",
-        ],
-    );
+    r.deny_unknown(t, P, P);
     Limits {
         max_body_bytes: r.integer(
             t,
@@ -207,15 +187,7 @@ fn read_limits(r: &mut Reader, t: &dyn TableLike) -> Limits {
 
 fn read_protocol(r: &mut Reader, t: &dyn TableLike) -> Protocol {
     const P: &str = "protocol";
-    r.deny_unknown(
-        t,
-        P,
-        &[
-            "legacy_versions",
-            "modern_versions",
-            "session_version_header",
-        ],
-    );
+    r.deny_unknown(t, P, P);
     let versions = |r: &mut Reader, key: &str, default: &[&str]| -> Vec<String> {
         match r.strings(t, key, P) {
             None => default.iter().map(|s| s.to_string()).collect(),
@@ -242,8 +214,10 @@ fn read_protocol(r: &mut Reader, t: &dyn TableLike) -> Protocol {
             "at least one protocol version must be allowed",
         );
     }
+    // Default `allowlisted`: the spec refuses only invalid or unsupported
+    // versions (see SessionVersionHeader); `negotiated` is opt-in hardening.
     let session_version_header = match r
-        .string(t, "session_version_header", P, "negotiated")
+        .string(t, "session_version_header", P, "allowlisted")
         .as_str()
     {
         "negotiated" => SessionVersionHeader::Negotiated,
@@ -252,9 +226,9 @@ fn read_protocol(r: &mut Reader, t: &dyn TableLike) -> Protocol {
             r.error(
                 Reader::span_of(t, "session_version_header"),
                 &join(P, "session_version_header"),
-                format!("`{other}` is not one of: negotiated, allowlisted"),
+                format!("`{other}` is not one of: allowlisted, negotiated"),
             );
-            SessionVersionHeader::Negotiated
+            SessionVersionHeader::Allowlisted
         }
     };
     Protocol {
@@ -279,7 +253,7 @@ pub fn is_version_date(v: &str) -> bool {
 
 fn read_origin(r: &mut Reader, t: &dyn TableLike) -> OriginPolicy {
     const P: &str = "origin";
-    r.deny_unknown(t, P, &["allowed_hosts", "allowed_origins"]);
+    r.deny_unknown(t, P, P);
     let loopback = ["127.0.0.1", "localhost", "[::1]"];
     let allowed_hosts = match r.strings(t, "allowed_hosts", P) {
         None => loopback
@@ -373,7 +347,7 @@ fn parse_origin_pattern(s: &str) -> Option<OriginPattern> {
 
 fn read_auth(r: &mut Reader, t: &dyn TableLike, tenants: Option<&dyn TableLike>) -> Auth {
     const P: &str = "auth";
-    r.deny_unknown(t, P, &["anonymous_tenant"]);
+    r.deny_unknown(t, P, P);
     let mut out = Vec::new();
     if let Some(tenants) = tenants {
         for (name, _) in tenants.iter() {
@@ -382,9 +356,7 @@ fn read_auth(r: &mut Reader, t: &dyn TableLike, tenants: Option<&dyn TableLike>)
                 continue;
             };
             // `paths`: [tenants.NAME.paths], read by sections::paths.
-            let mut known = vec!["api_keys_sha256", "paths"];
-            known.extend_from_slice(TENANT_LIMIT_KEYS);
-            r.deny_unknown(tt, &path, &known);
+            r.deny_unknown(tt, &path, "tenants.*");
             let limits = read_tenant_limits(r, tt, &path);
             let mut key_hashes = Vec::new();
             for (hexkey, span) in r.strings(tt, "api_keys_sha256", &path).unwrap_or_default() {
@@ -454,17 +426,7 @@ fn check_tenant_routes(
 
 fn read_sessions(r: &mut Reader, t: &dyn TableLike) -> SessionPolicy {
     const P: &str = "sessions";
-    r.deny_unknown(
-        t,
-        P,
-        &[
-            "max_sessions",
-            "idle_timeout_secs",
-            "max_in_flight_per_session",
-            "keys",
-            "key_file",
-        ],
-    );
+    r.deny_unknown(t, P, P);
     let mut keys = Vec::new();
     for (k, span) in r.strings(t, "keys", P).unwrap_or_default() {
         match decode_session_key(&k) {

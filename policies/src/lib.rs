@@ -11,8 +11,10 @@ mod compile;
 mod error;
 mod model;
 mod reader;
+mod schema;
 mod sections;
 mod share;
+pub use schema::{accepted_keys, table_pattern};
 pub use share::share;
 
 pub use compile::{

@@ -37,6 +37,8 @@ pub struct Policy {
     pub ssrf: SsrfPolicy,
     /// Request-head limits of the header-injection guard (`[headers]`).
     pub headers: HeaderPolicy,
+    /// Graceful shutdown (`[shutdown]`).
+    pub shutdown: Shutdown,
 }
 
 /// Where mcpgate accepts clients.
@@ -71,18 +73,24 @@ pub struct Protocol {
     pub legacy_versions: Vec<String>,
     /// Versions a stateless request may carry in `_meta`.
     pub modern_versions: Vec<String>,
-    /// What `MCP-Protocol-Version` a legacy session's requests may carry.
+    /// What `MCP-Protocol-Version` a legacy session's requests may carry
+    /// (`allowlisted` unless the file says `negotiated`).
     pub session_version_header: SessionVersionHeader,
 }
 
 /// Rule for the `MCP-Protocol-Version` header on an established legacy session.
+///
+/// The 2025-11-25 transport says a client SHOULD send the negotiated version
+/// and a server MUST refuse the header only when it is invalid or
+/// unsupported, so the default accepts any allowlisted version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionVersionHeader {
-    /// Exactly the version negotiated in `initialize` (strict, default).
+    /// Exactly the version negotiated in `initialize`: stricter than the
+    /// spec, a hardening option for fleets of known clients.
     Negotiated,
     /// Any version in `legacy_versions` not newer than the negotiated one
-    /// (what the spec requires of a server; the official conformance suite
-    /// sends 2025-03-26 on a 2025-11-25 session).
+    /// (the default, what the spec requires of a server; the official
+    /// conformance suite sends 2025-03-26 on a 2025-11-25 session).
     Allowlisted,
 }
 
@@ -158,6 +166,21 @@ pub struct SessionPolicy {
     pub keys: Vec<[u8; 32]>,
     /// A file with one base64 key per line, newest first, read at start.
     pub key_file: Option<std::path::PathBuf>,
+}
+
+/// Graceful shutdown (`[shutdown]`): on SIGTERM or SIGINT mcpgate stops
+/// accepting, lets in-flight requests finish for up to `grace_secs`, ends held
+/// streams cleanly, then exits 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shutdown {
+    /// Longest wait for in-flight requests, in seconds (0: do not wait).
+    pub grace_secs: u64,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self { grace_secs: 30 }
+    }
 }
 
 /// The admin listener (`/metrics`, `/healthz`).

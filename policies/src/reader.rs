@@ -55,8 +55,11 @@ impl<'s> Reader<'s> {
         });
     }
 
-    /// Reports every key of `table` that is not in `known`.
-    pub(crate) fn deny_unknown(&mut self, table: &dyn TableLike, path: &str, known: &[&str]) {
+    /// Reports every key of `table` (at `path`) that the table `pattern` of
+    /// [`crate::schema`] does not accept.
+    pub(crate) fn deny_unknown(&mut self, table: &dyn TableLike, path: &str, pattern: &str) {
+        let known = crate::schema::keys(pattern)
+            .unwrap_or_else(|| panic!("loader bug: table `{pattern}` is not in schema::TABLES"));
         for (key, _) in table.iter() {
             if !known.contains(&key) {
                 let span = table.get_key_value(key).and_then(|(k, _)| k.span());

@@ -208,3 +208,56 @@ fn pool_errors_are_located() {
     );
     assert!(paths.contains(&"tenants.t.upstream"), "{paths:?}");
 }
+
+#[test]
+fn session_version_header_defaults_to_allowlisted() {
+    let p = parse_policy("p.toml", MINIMAL).unwrap();
+    assert_eq!(
+        p.protocol.session_version_header,
+        SessionVersionHeader::Allowlisted
+    );
+    let strict = format!("{MINIMAL}[protocol]\nsession_version_header = \"negotiated\"\n");
+    let p = parse_policy("p.toml", &strict).unwrap();
+    assert_eq!(
+        p.protocol.session_version_header,
+        SessionVersionHeader::Negotiated
+    );
+    let errs = errors(&format!(
+        "{MINIMAL}[protocol]\nsession_version_header = \"exact\"\n"
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(
+        (errs[0].key_path.as_str(), errs[0].line, errs[0].column),
+        ("protocol.session_version_header", 4, 26)
+    );
+}
+
+#[test]
+fn shutdown_grace_secs() {
+    let p = parse_policy("p.toml", MINIMAL).unwrap();
+    assert_eq!(p.shutdown, Shutdown { grace_secs: 30 });
+    assert_eq!(Shutdown::default().grace_secs, 30);
+    for (value, want) in [(0, 0), (5, 5), (3600, 3600)] {
+        let src = format!("{MINIMAL}[shutdown]\ngrace_secs = {value}\n");
+        let p = parse_policy("p.toml", &src).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.shutdown.grace_secs, want);
+    }
+    let errs = errors(&format!(
+        "{MINIMAL}[shutdown]\ngrace_secs = 3601\ngrace = 1\n"
+    ));
+    let got: Vec<_> = errs
+        .iter()
+        .map(|e| (e.file.as_str(), e.key_path.as_str(), e.line, e.column))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("p.toml", "shutdown.grace_secs", 4, 14),
+            ("p.toml", "shutdown.grace", 5, 1)
+        ]
+    );
+    let errs = errors(&format!("{MINIMAL}[shutdown]\ngrace_secs = \"30s\"\n"));
+    assert_eq!(errs[0].key_path, "shutdown.grace_secs");
+    let errs = errors(&format!("shutdown = 30\n{MINIMAL}"));
+    assert_eq!(errs[0].key_path, "shutdown");
+}

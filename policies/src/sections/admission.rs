@@ -69,31 +69,11 @@ pub struct TenantLimits {
     pub rate: Option<Rate>,
 }
 
-/// Keys a tenant table may carry for these limits.
-pub const TENANT_LIMIT_KEYS: &[&str] = &[
-    "upstream",
-    "max_in_flight",
-    "max_concurrent_upstream",
-    "rate_per_sec",
-    "rate_burst",
-];
-
 pub(crate) fn read_admission(r: &mut Reader, t: Option<&dyn TableLike>) -> Admission {
     const P: &str = "admission";
     let empty = toml_edit::Table::new();
     let t = t.unwrap_or(&empty);
-    r.deny_unknown(
-        t,
-        P,
-        &[
-            "global_max_in_flight",
-            "tenant_max_in_flight",
-            "tenant_max_concurrent_upstream",
-            "queue_timeout_ms",
-            "max_streams",
-            "slow_client_timeout_ms",
-        ],
-    );
+    r.deny_unknown(t, P, P);
     Admission {
         global_max_in_flight: r.integer(t, "global_max_in_flight", P, 4_096, 1..=10_000_000)
             as usize,
@@ -132,24 +112,14 @@ pub(crate) fn read_rate_limits(r: &mut Reader, t: Option<&dyn TableLike>) -> Rat
     const P: &str = "rate_limits";
     let empty = toml_edit::Table::new();
     let t = t.unwrap_or(&empty);
-    r.deny_unknown(
-        t,
-        P,
-        &[
-            "tenant_per_sec",
-            "tenant_burst",
-            "session_per_sec",
-            "session_burst",
-            "tools",
-        ],
-    );
+    r.deny_unknown(t, P, P);
     let mut tools = BTreeMap::new();
     let tools_path = join(P, "tools");
     if let Some(tt) = r.table(t, "tools", P) {
         for (tool, _) in tt.iter() {
             let tp = join(&tools_path, tool);
             if let Some(one) = r.table(tt, tool, &tools_path) {
-                r.deny_unknown(one, &tp, &["per_sec", "burst"]);
+                r.deny_unknown(one, &tp, "rate_limits.tools.*");
                 if let Some(rate) = read_rate(r, one, &tp, "per_sec", "burst") {
                     tools.insert(tool.to_string(), rate);
                 }

@@ -39,7 +39,7 @@ pub(crate) fn read_headers(r: &mut Reader, t: Option<&dyn TableLike>) -> HeaderP
     let Some(t) = t else {
         return d;
     };
-    r.deny_unknown(t, P, &["max_block_bytes", "max_field_bytes", "max_count"]);
+    r.deny_unknown(t, P, P);
     let block = r.integer(
         t,
         "max_block_bytes",

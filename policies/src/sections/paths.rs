@@ -28,8 +28,6 @@ use crate::reader::{join, Reader};
 /// use their own names.
 pub const DEFAULT_UPSTREAM: &str = super::upstreams::DEFAULT_POOL;
 
-const SCOPE_KEYS: &[&str] = &["allowed_schemes", "allowed_roots"];
-
 /// Which URIs one tenant or upstream may name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UriScope {
@@ -179,17 +177,7 @@ pub(crate) fn read_paths(
     const P: &str = "paths";
     let mut out = PathPolicy::default();
     if let Some(t) = t {
-        r.deny_unknown(
-            t,
-            P,
-            &[
-                "allowed_schemes",
-                "allowed_roots",
-                "heuristic",
-                "tools",
-                "upstreams",
-            ],
-        );
+        r.deny_unknown(t, P, P);
         out.scope = read_scope(r, t, P, &UriScope::default());
         out.heuristic = r.boolean(t, "heuristic", P, false);
         out.tools = read_tool_pointers(r, t, P);
@@ -210,7 +198,7 @@ pub(crate) fn read_paths(
                     continue;
                 }
                 if let Some(ut) = r.table(ups, name, &ups_path) {
-                    r.deny_unknown(ut, &path, SCOPE_KEYS);
+                    r.deny_unknown(ut, &path, "paths.upstreams.*");
                     let scope = read_scope(r, ut, &path, &UriScope::default());
                     out.upstreams.insert(name.to_string(), scope);
                 }
@@ -225,7 +213,7 @@ pub(crate) fn read_paths(
             let tenant_path = join("tenants", name);
             if let Some(pt) = r.table(tt, "paths", &tenant_path) {
                 let path = join(&tenant_path, "paths");
-                r.deny_unknown(pt, &path, SCOPE_KEYS);
+                r.deny_unknown(pt, &path, "tenants.*.paths");
                 let scope = read_scope(r, pt, &path, &out.scope);
                 out.tenants.insert(name.to_string(), scope);
             }

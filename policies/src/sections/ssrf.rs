@@ -139,18 +139,7 @@ pub(crate) fn read_ssrf(r: &mut Reader, t: Option<&dyn TableLike>) -> SsrfPolicy
     let Some(t) = t else {
         return out;
     };
-    r.deny_unknown(
-        t,
-        P,
-        &[
-            "enabled",
-            "allowed_schemes",
-            "allow_hosts",
-            "allow_cidrs",
-            "heuristic",
-            "tools",
-        ],
-    );
+    r.deny_unknown(t, P, P);
     out.enabled = r.boolean(t, "enabled", P, false);
     out.heuristic = r.boolean(t, "heuristic", P, false);
     if let Some(schemes) = read_schemes(r, t, P) {

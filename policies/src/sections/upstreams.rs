@@ -107,22 +107,6 @@ impl UpstreamPool {
     }
 }
 
-const POOL_KEYS: &[&str] = &[
-    "url",
-    "endpoints",
-    "pool_size",
-    "pool_idle_secs",
-    "http2",
-    "http2_max_streams",
-    "connect_timeout_ms",
-    "first_byte_timeout_ms",
-    "request_timeout_ms",
-    "max_request_ms",
-    "health",
-    "breaker",
-    "tools",
-];
-
 /// Reads `[upstream]` and every `[upstreams.NAME]`; at least one is required.
 pub(crate) fn read_upstreams(
     r: &mut Reader,
@@ -161,8 +145,10 @@ pub(crate) fn read_upstreams(
     pools
 }
 
+/// Reads one pool; `[upstreams.NAME]` takes exactly the keys of `[upstream]`
+/// (schema table `upstream`, sub-tables `upstream.*`).
 fn read_pool(r: &mut Reader, t: &dyn TableLike, path: &str, name: &str) -> Option<UpstreamPool> {
-    r.deny_unknown(t, path, POOL_KEYS);
+    r.deny_unknown(t, path, "upstream");
     let mut urls = Vec::new();
     if let Some(url) = r.opt_string(t, "url", path) {
         urls.push((url, Reader::span_of(t, "url")));
@@ -273,15 +259,7 @@ fn read_tool_timeouts(
     for (tool, _) in tools.iter() {
         let tp = join(&tools_path, tool);
         if let Some(tt) = r.table(tools, tool, &tools_path) {
-            r.deny_unknown(
-                tt,
-                &tp,
-                &[
-                    "first_byte_timeout_ms",
-                    "request_timeout_ms",
-                    "max_request_ms",
-                ],
-            );
+            r.deny_unknown(tt, &tp, "upstream.tools.*");
             out.insert(tool.to_string(), read_timeouts(r, tt, &tp, Some(base)));
         }
     }
@@ -292,16 +270,7 @@ fn read_health(r: &mut Reader, t: &dyn TableLike, path: &str) -> HealthCheck {
     let p = join(path, "health");
     let empty = toml_edit::Table::new();
     let h = r.table(t, "health", path).unwrap_or(&empty);
-    r.deny_unknown(
-        h,
-        &p,
-        &[
-            "interval_ms",
-            "timeout_ms",
-            "unhealthy_after",
-            "healthy_after",
-        ],
-    );
+    r.deny_unknown(h, &p, "upstream.health");
     HealthCheck {
         interval_ms: r.integer(h, "interval_ms", &p, 2_000, 0..=3_600_000) as u64,
         timeout_ms: r.integer(h, "timeout_ms", &p, 1_000, 1..=60_000) as u64,
@@ -314,19 +283,7 @@ fn read_breaker(r: &mut Reader, t: &dyn TableLike, path: &str) -> BreakerPolicy 
     let p = join(path, "breaker");
     let empty = toml_edit::Table::new();
     let b = r.table(t, "breaker", path).unwrap_or(&empty);
-    r.deny_unknown(
-        b,
-        &p,
-        &[
-            "consecutive_failures",
-            "failure_rate_percent",
-            "window_ms",
-            "min_requests",
-            "cooldown_ms",
-            "half_open_probes",
-            "count_internal_errors",
-        ],
-    );
+    r.deny_unknown(b, &p, "upstream.breaker");
     BreakerPolicy {
         consecutive_failures: r.integer(b, "consecutive_failures", &p, 5, 0..=1_000_000) as u32,
         failure_rate: r.integer(b, "failure_rate_percent", &p, 50, 0..=100) as f64 / 100.0,

@@ -1,0 +1,252 @@
+//! Every table the loader reads and the keys it accepts there.
+//!
+//! This one list is what [`Reader::deny_unknown`](crate::reader::Reader)
+//! checks a table against, and what the test of `config.example.toml` checks
+//! the example against, so a key cannot be accepted without being documented.
+//!
+//! Tables are written as patterns: `*` stands for a name the file chooses (a
+//! tenant, a pool, a tool). A table whose keys are `["*"]` takes any name.
+//! `[upstreams.NAME]` is read exactly like `[upstream]` (same keys, same
+//! sub-tables), so its pattern is `upstream` ([`table_pattern`]).
+
+/// (table pattern, accepted keys), root (`""`) first.
+const TABLES: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "listen",
+            "upstream",
+            "limits",
+            "protocol",
+            "origin",
+            "auth",
+            "tenants",
+            "sessions",
+            "admin",
+            "paths",
+            "ssrf",
+            "headers",
+            "upstreams",
+            "admission",
+            "rate_limits",
+            "shutdown",
+        ],
+    ),
+    (
+        "listen",
+        &["address", "path", "threads", "expose_worker_header"],
+    ),
+    (
+        "upstream",
+        &[
+            "url",
+            "endpoints",
+            "pool_size",
+            "pool_idle_secs",
+            "http2",
+            "http2_max_streams",
+            "connect_timeout_ms",
+            "first_byte_timeout_ms",
+            "request_timeout_ms",
+            "max_request_ms",
+            "health",
+            "breaker",
+            "tools",
+        ],
+    ),
+    (
+        "upstream.health",
+        &[
+            "interval_ms",
+            "timeout_ms",
+            "unhealthy_after",
+            "healthy_after",
+        ],
+    ),
+    (
+        "upstream.breaker",
+        &[
+            "consecutive_failures",
+            "failure_rate_percent",
+            "window_ms",
+            "min_requests",
+            "cooldown_ms",
+            "half_open_probes",
+            "count_internal_errors",
+        ],
+    ),
+    ("upstream.tools", &["*"]),
+    (
+        "upstream.tools.*",
+        &[
+            "first_byte_timeout_ms",
+            "request_timeout_ms",
+            "max_request_ms",
+        ],
+    ),
+    // Each name is a pool read as `upstream` (see `table_pattern`).
+    ("upstreams", &["*"]),
+    (
+        "limits",
+        &[
+            "max_body_bytes",
+            "max_json_depth",
+            "allow_batches",
+            "max_session_id_bytes",
+        ],
+    ),
+    (
+        "protocol",
+        &[
+            "legacy_versions",
+            "modern_versions",
+            "session_version_header",
+        ],
+    ),
+    ("origin", &["allowed_hosts", "allowed_origins"]),
+    ("auth", &["anonymous_tenant"]),
+    ("tenants", &["*"]),
+    (
+        "tenants.*",
+        &[
+            "api_keys_sha256",
+            "paths",
+            // Routing and limits: sections::admission::read_tenant_limits.
+            "upstream",
+            "max_in_flight",
+            "max_concurrent_upstream",
+            "rate_per_sec",
+            "rate_burst",
+        ],
+    ),
+    ("tenants.*.paths", &["allowed_schemes", "allowed_roots"]),
+    (
+        "sessions",
+        &[
+            "max_sessions",
+            "idle_timeout_secs",
+            "max_in_flight_per_session",
+            "keys",
+            "key_file",
+        ],
+    ),
+    ("admin", &["address"]),
+    (
+        "admission",
+        &[
+            "global_max_in_flight",
+            "tenant_max_in_flight",
+            "tenant_max_concurrent_upstream",
+            "queue_timeout_ms",
+            "max_streams",
+            "slow_client_timeout_ms",
+        ],
+    ),
+    (
+        "rate_limits",
+        &[
+            "tenant_per_sec",
+            "tenant_burst",
+            "session_per_sec",
+            "session_burst",
+            "tools",
+        ],
+    ),
+    ("rate_limits.tools", &["*"]),
+    ("rate_limits.tools.*", &["per_sec", "burst"]),
+    (
+        "paths",
+        &[
+            "allowed_schemes",
+            "allowed_roots",
+            "heuristic",
+            "tools",
+            "upstreams",
+        ],
+    ),
+    // Tool name = JSON pointers (values, not tables).
+    ("paths.tools", &["*"]),
+    ("paths.upstreams", &["*"]),
+    ("paths.upstreams.*", &["allowed_schemes", "allowed_roots"]),
+    (
+        "ssrf",
+        &[
+            "enabled",
+            "allowed_schemes",
+            "allow_hosts",
+            "allow_cidrs",
+            "heuristic",
+            "tools",
+        ],
+    ),
+    // Tool name = JSON pointers (values, not tables).
+    ("ssrf.tools", &["*"]),
+    (
+        "headers",
+        &["max_block_bytes", "max_field_bytes", "max_count"],
+    ),
+    ("shutdown", &["grace_secs"]),
+];
+
+/// The keys accepted in the table `pattern`, `None` for no such table.
+pub(crate) fn keys(pattern: &str) -> Option<&'static [&'static str]> {
+    TABLES.iter().find(|(t, _)| *t == pattern).map(|(_, k)| *k)
+}
+
+/// Every (table pattern, key) the loader accepts, root keys under `""`.
+/// A key that is itself a table (`upstream.health`) is listed in its parent
+/// and as a table of its own; `*` is any name.
+pub fn accepted_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
+    TABLES
+        .iter()
+        .flat_map(|(table, keys)| keys.iter().map(move |k| (*table, *k)))
+}
+
+/// The pattern of the table named by `path` (its keys as written, e.g.
+/// `["tenants", "acme", "paths"]` gives `tenants.*.paths`); `None` when the
+/// loader reads no such table. `[upstreams.NAME]` gives `upstream`.
+pub fn table_pattern(path: &[&str]) -> Option<String> {
+    let mut pattern = String::new();
+    for key in path {
+        let accepted = keys(&pattern)?;
+        let step = if accepted.contains(key) { key } else { "*" };
+        if !accepted.contains(&step) {
+            return None;
+        }
+        pattern = crate::reader::join(&pattern, step);
+        if pattern == "upstreams.*" {
+            pattern = "upstream".to_string();
+        }
+        keys(&pattern)?;
+    }
+    Some(pattern)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert_eq!(table_pattern(&[]).as_deref(), Some(""));
+        assert_eq!(
+            table_pattern(&["tenants", "acme", "paths"]).as_deref(),
+            Some("tenants.*.paths")
+        );
+        assert_eq!(
+            table_pattern(&["upstreams", "main", "tools", "slow"]).as_deref(),
+            Some("upstream.tools.*")
+        );
+        assert_eq!(table_pattern(&["listen", "address"]), None);
+        assert_eq!(table_pattern(&["paths", "tools", "read_file"]), None);
+        assert_eq!(table_pattern(&["lisen"]), None);
+    }
+
+    #[test]
+    fn every_table_is_reachable_from_the_root() {
+        for (table, _) in TABLES {
+            let path: Vec<&str> = table.split('.').filter(|s| !s.is_empty()).collect();
+            assert_eq!(table_pattern(&path).as_deref(), Some(*table), "{table}");
+        }
+    }
+}
