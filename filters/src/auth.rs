@@ -19,18 +19,22 @@ impl Filter for AuthFilter {
     fn check(&self, ex: &mut Exchange<'_>) -> Decision {
         let auth = &ex.policy.auth;
         let tenant = match single(ex.headers, "authorization") {
-            Single::Absent => auth.anonymous_tenant.clone(),
-            Single::Repeated => None,
-            Single::One(v) => bearer_token(v)
-                .and_then(|key| auth.tenant_for_key(key))
-                .cloned(),
+            Single::Absent => auth.anonymous_tenant.clone().ok_or("missing-api-key"),
+            Single::Repeated => Err("repeated-header"),
+            Single::One(v) => match bearer_token(v) {
+                None => Err("not-a-bearer-token"),
+                Some(key) => auth.tenant_for_key(key).cloned().ok_or("unknown-api-key"),
+            },
         };
         match tenant {
-            Some(t) => {
+            Ok(t) => {
                 ex.tenant = Some(t);
                 Decision::Continue
             }
-            None => Rejection::new(K::Unauthenticated, "missing or unknown API key").into(),
+            Err(rule) => Rejection::new(K::Unauthenticated, "missing or unknown API key")
+                .with_rule(rule)
+                .with_at("header:authorization")
+                .into(),
         }
     }
 }
@@ -50,16 +54,21 @@ mod tests {
 
     const FOO_HASH: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
 
-    fn tenant(p: &policies::Policy, h: &[(&str, &str)]) -> Option<String> {
+    fn judged(p: &policies::Policy, h: &[(&str, &str)]) -> Result<String, &'static str> {
         let h = headers(h);
         let mut ex = Exchange::new(p, "POST", "/mcp", &h, b"");
         match AuthFilter.check(&mut ex) {
-            Decision::Continue => ex.tenant.map(|t| t.to_string()),
+            Decision::Continue => Ok(ex.tenant.map(|t| t.to_string()).unwrap_or_default()),
             Decision::Reject(r) => {
                 assert_eq!(r.kind, K::Unauthenticated);
-                None
+                assert_eq!(r.at(), Some("header:authorization"));
+                Err(r.rule)
             }
         }
+    }
+
+    fn tenant(p: &policies::Policy, h: &[(&str, &str)]) -> Option<String> {
+        judged(p, h).ok()
     }
 
     #[test]
@@ -85,5 +94,31 @@ mod tests {
         ));
         assert_eq!(tenant(&p, &[]), None);
         assert_eq!(tenant(&policy(), &[]).as_deref(), Some("anonymous"));
+    }
+
+    #[test]
+    fn rules_name_what_was_wrong_with_the_key() {
+        let p = policy_with(&format!(
+            "[tenants.acme]\napi_keys_sha256 = [\"{FOO_HASH}\"]\n"
+        ));
+        assert_eq!(judged(&p, &[]), Err("missing-api-key"));
+        assert_eq!(
+            judged(&p, &[("authorization", "Bearer bar")]),
+            Err("unknown-api-key")
+        );
+        assert_eq!(
+            judged(&p, &[("authorization", "Basic Zm9v")]),
+            Err("not-a-bearer-token")
+        );
+        assert_eq!(
+            judged(
+                &p,
+                &[
+                    ("authorization", "Bearer foo"),
+                    ("authorization", "Bearer foo")
+                ]
+            ),
+            Err("repeated-header")
+        );
     }
 }

@@ -77,22 +77,42 @@ fn classify(ex: &Exchange<'_>) -> Result<Era, Rejection> {
                 .is_some_and(|meta| meta.contains_key(META_PROTOCOL_VERSION))
         })
         .count();
-    let conflict = |why: &str| Err(Rejection::new(K::EraConflict, why.to_string()));
+    let conflict = |rule: &'static str, at: &'static str, why: &str| {
+        Err(Rejection::new(K::EraConflict, why.to_string())
+            .with_rule(rule)
+            .with_at(at))
+    };
     if modern_bodies > 0 {
         if modern_bodies != ex.messages.len() {
-            return conflict("batch mixes stateless and stateful messages");
+            return conflict(
+                "batch-mixes-eras",
+                "body",
+                "batch mixes stateless and stateful messages",
+            );
         }
         if has_session {
-            return conflict("stateless request carries Mcp-Session-Id");
+            return conflict(
+                "session-id-on-stateless-request",
+                "header:mcp-session-id",
+                "stateless request carries Mcp-Session-Id",
+            );
         }
         if header == HeaderClaim::Legacy {
-            return conflict("stateless body with a stateful MCP-Protocol-Version header");
+            return conflict(
+                "legacy-version-header-on-stateless-body",
+                "header:mcp-protocol-version",
+                "stateless body with a stateful MCP-Protocol-Version header",
+            );
         }
         return Ok(Era::Modern);
     }
     if header == HeaderClaim::Modern {
         if has_session {
-            return conflict("Mcp-Session-Id with a stateless MCP-Protocol-Version header");
+            return conflict(
+                "session-id-with-stateless-version-header",
+                "header:mcp-session-id",
+                "Mcp-Session-Id with a stateless MCP-Protocol-Version header",
+            );
         }
         return Ok(Era::Modern);
     }
@@ -105,15 +125,24 @@ mod tests {
     use crate::envelope::EnvelopeFilter;
     use crate::testutil::{headers, policy};
 
-    fn era(h: &[(&str, &str)], body: &str) -> Result<Era, K> {
+    fn judged(h: &[(&str, &str)], body: &str) -> Result<Era, Rejection> {
         let p = policy();
         let h = headers(h);
         let mut ex = Exchange::new(&p, "POST", "/mcp", &h, body.as_bytes());
         assert!(matches!(EnvelopeFilter.check(&mut ex), Decision::Continue));
         match EraFilter.check(&mut ex) {
             Decision::Continue => Ok(ex.era),
-            Decision::Reject(r) => Err(r.kind),
+            Decision::Reject(r) => Err(r),
         }
+    }
+
+    fn era(h: &[(&str, &str)], body: &str) -> Result<Era, K> {
+        judged(h, body).map_err(|r| r.kind)
+    }
+
+    fn rule_at(h: &[(&str, &str)], body: &str) -> (&'static str, String) {
+        let r = judged(h, body).expect_err("refused");
+        (r.rule, r.at().unwrap_or_default().to_string())
     }
 
     const MODERN: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
@@ -161,6 +190,37 @@ mod tests {
                 LEGACY
             ),
             Err(K::EraConflict)
+        );
+    }
+
+    #[test]
+    fn conflicts_name_the_header_at_fault() {
+        assert_eq!(
+            rule_at(&[("mcp-protocol-version", "2025-11-25")], MODERN),
+            (
+                "legacy-version-header-on-stateless-body",
+                "header:mcp-protocol-version".into()
+            )
+        );
+        assert_eq!(
+            rule_at(&[("mcp-session-id", "abc")], MODERN),
+            (
+                "session-id-on-stateless-request",
+                "header:mcp-session-id".into()
+            )
+        );
+        assert_eq!(
+            rule_at(
+                &[
+                    ("mcp-session-id", "abc"),
+                    ("mcp-protocol-version", "2026-07-28")
+                ],
+                LEGACY
+            ),
+            (
+                "session-id-with-stateless-version-header",
+                "header:mcp-session-id".into()
+            )
         );
     }
 }

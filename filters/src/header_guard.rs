@@ -24,7 +24,8 @@ use http::HeaderMap;
 use policies::HeaderPolicy;
 
 use crate::exchange::Exchange;
-use crate::rejection::{Decision, Rejection, RejectionKind as K};
+use crate::header_values::header_at;
+use crate::rejection::{Decision, Location, Rejection, RejectionKind as K};
 use crate::transport::SINGLETON_HEADERS;
 use crate::Filter;
 
@@ -52,16 +53,22 @@ impl Filter for HeaderGuardFilter {
     }
 }
 
-fn injection(why: impl Into<String>) -> Rejection {
+fn injection(rule: &'static str, at: impl Into<Location>, why: impl Into<String>) -> Rejection {
     Rejection::new(K::HeaderInjection, why)
+        .with_rule(rule)
+        .with_at(at)
 }
 
-fn framing(why: impl Into<String>) -> Rejection {
+fn framing(rule: &'static str, at: impl Into<Location>, why: impl Into<String>) -> Rejection {
     Rejection::new(K::AmbiguousFraming, why)
+        .with_rule(rule)
+        .with_at(at)
 }
 
-fn too_large(why: impl Into<String>) -> Rejection {
+fn too_large(rule: &'static str, at: impl Into<Location>, why: impl Into<String>) -> Rejection {
     Rejection::new(K::HeaderTooLarge, why)
+        .with_rule(rule)
+        .with_at(at)
 }
 
 fn is_tchar(b: u8) -> bool {
@@ -74,59 +81,96 @@ fn value_bytes_ok(name: &str, v: &[u8]) -> Result<(), Rejection> {
         .find(|b| (**b < 0x20 && **b != b'\t') || **b == 0x7f)
     {
         None => Ok(()),
-        Some(0) => Err(injection(format!("NUL byte in {name} value"))),
-        Some(b'\r' | b'\n') => Err(injection(format!("line break in {name} value"))),
-        Some(b) => Err(injection(format!("control byte 0x{b:02x} in {name} value"))),
+        Some(0) => Err(injection(
+            "nul-in-header-value",
+            header_at(name),
+            format!("NUL byte in {name} value"),
+        )),
+        Some(b'\r' | b'\n') => Err(injection(
+            "line-break-in-header-value",
+            header_at(name),
+            format!("line break in {name} value"),
+        )),
+        Some(b) => Err(injection(
+            "control-byte-in-header-value",
+            header_at(name),
+            format!("control byte 0x{b:02x} in {name} value"),
+        )),
     }
 }
 
 /// Checks the raw HTTP/1 head.
 fn check_raw(raw: &[u8], limits: &HeaderPolicy) -> Result<(), Rejection> {
     if raw.len() > limits.max_block_bytes {
-        return Err(too_large(format!("request head of {} bytes", raw.len())));
+        return Err(too_large(
+            "head-too-large",
+            "head",
+            format!("request head of {} bytes", raw.len()),
+        ));
     }
     let mut lines = Vec::new();
     let mut start = 0;
     for (i, b) in raw.iter().enumerate() {
         if *b == b'\n' {
             if i == 0 || raw[i - 1] != b'\r' {
-                return Err(injection("bare LF line ending"));
+                return Err(injection("bare-lf", "head", "bare LF line ending"));
             }
             lines.push(&raw[start..i - 1]);
             start = i + 1;
         }
     }
     if start != raw.len() || lines.last().is_none_or(|l| !l.is_empty()) {
-        return Err(injection("request head does not end with an empty line"));
+        return Err(injection(
+            "unterminated-head",
+            "head",
+            "request head does not end with an empty line",
+        ));
     }
     lines.pop();
     let Some((request_line, header_lines)) = lines.split_first() else {
-        return Err(injection("empty request head"));
+        return Err(injection("empty-head", "head", "empty request head"));
     };
     let http10 = check_request_line(request_line)?;
     if header_lines.len() > limits.max_count {
-        return Err(too_large(format!("{} header lines", header_lines.len())));
+        return Err(too_large(
+            "too-many-headers",
+            "headers",
+            format!("{} header lines", header_lines.len()),
+        ));
     }
     let mut fields = Vec::with_capacity(header_lines.len());
     for line in header_lines {
         if line.contains(&b'\r') {
-            return Err(injection("bare CR in a header line"));
+            return Err(injection("bare-cr", "headers", "bare CR in a header line"));
         }
         if matches!(line.first(), Some(b' ' | b'\t')) {
-            return Err(injection("obsolete line folding"));
+            return Err(injection(
+                "obsolete-line-folding",
+                "headers",
+                "obsolete line folding",
+            ));
         }
         if line.len() > limits.max_field_bytes {
-            return Err(too_large(format!("header line of {} bytes", line.len())));
+            return Err(too_large(
+                "header-line-too-large",
+                "headers",
+                format!("header line of {} bytes", line.len()),
+            ));
         }
         let Some(colon) = line.iter().position(|b| *b == b':') else {
-            return Err(injection("header line without a colon"));
+            return Err(injection(
+                "header-without-colon",
+                "headers",
+                "header line without a colon",
+            ));
         };
         let (name, value) = (&line[..colon], &line[colon + 1..]);
         if name.is_empty() || !name.iter().all(|b| is_tchar(*b)) {
-            return Err(injection(format!(
-                "invalid header name {:?}",
-                String::from_utf8_lossy(name)
-            )));
+            return Err(injection(
+                "invalid-header-name",
+                "headers",
+                format!("invalid header name {:?}", String::from_utf8_lossy(name)),
+            ));
         }
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
         value_bytes_ok(&name, value)?;
@@ -137,21 +181,30 @@ fn check_raw(raw: &[u8], limits: &HeaderPolicy) -> Result<(), Rejection> {
 
 /// `METHOD SP /path SP HTTP/1.x`; returns whether the version is HTTP/1.0.
 fn check_request_line(line: &[u8]) -> Result<bool, Rejection> {
-    let bad = |why: &str| injection(format!("request line: {why}"));
+    let bad = |rule, why: &str| injection(rule, "request-line", format!("request line: {why}"));
     let parts: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
     let [method, target, version] = parts.as_slice() else {
-        return Err(bad("not three parts separated by single spaces"));
+        return Err(bad(
+            "malformed-request-line",
+            "not three parts separated by single spaces",
+        ));
     };
     if method.is_empty() || !method.iter().all(|b| is_tchar(*b)) {
-        return Err(bad("invalid method"));
+        return Err(bad("invalid-method", "invalid method"));
     }
     if !target.starts_with(b"/") || !target.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(bad("target is not an origin-form path"));
+        return Err(bad(
+            "invalid-request-target",
+            "target is not an origin-form path",
+        ));
     }
     match *version {
         b"HTTP/1.1" => Ok(false),
         b"HTTP/1.0" => Ok(true),
-        _ => Err(bad("version is not HTTP/1.0 or HTTP/1.1")),
+        _ => Err(bad(
+            "unsupported-http-version",
+            "version is not HTTP/1.0 or HTTP/1.1",
+        )),
     }
 }
 
@@ -162,17 +215,29 @@ fn check_map(headers: &HeaderMap, limits: &HeaderPolicy) -> Result<(), Rejection
     for (name, value) in headers {
         let line = name.as_str().len() + 2 + value.len();
         if line > limits.max_field_bytes {
-            return Err(too_large(format!("header {name} of {line} bytes")));
+            return Err(too_large(
+                "header-line-too-large",
+                header_at(name.as_str()),
+                format!("header {name} of {line} bytes"),
+            ));
         }
         total += line + 2;
         value_bytes_ok(name.as_str(), value.as_bytes())?;
         fields.push((name.as_str().to_string(), value.as_bytes().trim_ascii()));
     }
     if total > limits.max_block_bytes {
-        return Err(too_large(format!("headers of {total} bytes")));
+        return Err(too_large(
+            "head-too-large",
+            "headers",
+            format!("headers of {total} bytes"),
+        ));
     }
     if fields.len() > limits.max_count {
-        return Err(too_large(format!("{} header lines", fields.len())));
+        return Err(too_large(
+            "too-many-headers",
+            "headers",
+            format!("{} header lines", fields.len()),
+        ));
     }
     check_fields(&fields, false)
 }
@@ -202,15 +267,22 @@ fn underscore_alias(name: &str) -> Option<String> {
 /// Singletons, framing and `Connection`, on lower-case names and trimmed values.
 fn check_fields(fields: &[(String, &[u8])], http10: bool) -> Result<(), Rejection> {
     if let Some(alias) = fields.iter().find_map(|(k, _)| underscore_alias(k)) {
-        return Err(injection(format!("underscore spelling of {alias}")));
+        return Err(injection(
+            "underscore-header-name",
+            header_at(&alias),
+            format!("underscore spelling of {alias}"),
+        ));
     }
     let all = |n: &'static str| values(fields, n);
     for name in SINGLETON_HEADERS.iter().chain(&["transfer-encoding"]) {
         if all(name).count() > 1 {
             let why = format!("repeated singleton header {name}");
+            let at = format!("header:{name}");
             return Err(match *name {
-                "content-length" | "transfer-encoding" => framing(why),
-                _ => Rejection::new(K::MalformedHeader, why),
+                "content-length" | "transfer-encoding" => framing("repeated-header", at, why),
+                _ => Rejection::new(K::MalformedHeader, why)
+                    .with_rule("repeated-header")
+                    .with_at(at),
             });
         }
     }
@@ -218,33 +290,48 @@ fn check_fields(fields: &[(String, &[u8])], http10: bool) -> Result<(), Rejectio
     let te = all("transfer-encoding").next();
     if let Some(v) = cl {
         if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-            return Err(framing(format!(
-                "malformed Content-Length {:?}",
-                String::from_utf8_lossy(v)
-            )));
+            return Err(framing(
+                "malformed-content-length",
+                "header:content-length",
+                format!("malformed Content-Length {:?}", String::from_utf8_lossy(v)),
+            ));
         }
     }
     if let Some(v) = te {
         if cl.is_some() {
-            return Err(framing("Content-Length together with Transfer-Encoding"));
+            return Err(framing(
+                "content-length-with-transfer-encoding",
+                "header:transfer-encoding",
+                "Content-Length together with Transfer-Encoding",
+            ));
         }
         if http10 {
-            return Err(framing("Transfer-Encoding on HTTP/1.0"));
+            return Err(framing(
+                "transfer-encoding-on-http10",
+                "header:transfer-encoding",
+                "Transfer-Encoding on HTTP/1.0",
+            ));
         }
         if !v.eq_ignore_ascii_case(b"chunked") {
-            return Err(framing(format!(
-                "Transfer-Encoding {:?} is not exactly `chunked`",
-                String::from_utf8_lossy(v)
-            )));
+            return Err(framing(
+                "unsupported-transfer-encoding",
+                "header:transfer-encoding",
+                format!(
+                    "Transfer-Encoding {:?} is not exactly `chunked`",
+                    String::from_utf8_lossy(v)
+                ),
+            ));
         }
     }
     for v in all("connection") {
         for token in v.split(|b| *b == b',') {
             let token = String::from_utf8_lossy(token.trim_ascii()).to_ascii_lowercase();
             if !token.is_empty() && !CONNECTION_TOKENS.contains(&token.as_str()) {
-                return Err(injection(format!(
-                    "Connection names the end-to-end header {token:?}"
-                )));
+                return Err(injection(
+                    "connection-names-end-to-end-header",
+                    "header:connection",
+                    format!("Connection names the end-to-end header {token:?}"),
+                ));
             }
         }
     }

@@ -3,6 +3,25 @@
 use base64::Engine;
 use http::HeaderMap;
 
+use crate::rejection::Location;
+use crate::transport::SINGLETON_HEADERS;
+
+/// Headers other than the singletons that a rejection names in its location.
+const NAMED_HEADERS: &[&str] = &["transfer-encoding", "connection", "accept"];
+
+/// The location of a header in a rejection: `header:NAME` for a header
+/// mcpgate knows by name, `headers` for any other (its name is the client's
+/// and is never echoed).
+pub fn header_at(name: &str) -> Location {
+    SINGLETON_HEADERS
+        .iter()
+        .chain(NAMED_HEADERS)
+        .find(|known| known.eq_ignore_ascii_case(name))
+        .map_or(Location::Borrowed("headers"), |known| {
+            Location::Owned(format!("header:{known}"))
+        })
+}
+
 /// Largest header value mcpgate decodes (checked before decoding).
 pub const MAX_DECODED_HEADER_BYTES: usize = 8 * 1024;
 
@@ -72,6 +91,14 @@ mod tests {
             decode_mcp_value(&vec![b'a'; MAX_DECODED_HEADER_BYTES + 1]),
             None
         );
+    }
+
+    #[test]
+    fn only_known_header_names_are_located() {
+        assert_eq!(header_at("Content-Length"), "header:content-length");
+        assert_eq!(header_at("mcp-method"), "header:mcp-method");
+        assert_eq!(header_at("transfer-encoding"), "header:transfer-encoding");
+        assert_eq!(header_at("x-evil-<script>"), "headers");
     }
 
     #[test]

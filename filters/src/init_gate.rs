@@ -27,7 +27,8 @@ impl Filter for InitGateFilter {
             return Decision::Continue;
         }
         let result = match ex.session {
-            SessionLookup::Unknown => Err(Rejection::new(K::SessionNotFound, "unknown session")),
+            SessionLookup::Unknown => Err(Rejection::new(K::SessionNotFound, "unknown session")
+                .with_at("header:mcp-session-id")),
             SessionLookup::NoneGiven => without_session(ex),
             SessionLookup::Found(s) => with_session(ex, s),
         };
@@ -43,24 +44,32 @@ fn without_session(ex: &Exchange<'_>) -> Result<(), Rejection> {
         return Err(Rejection::new(
             K::SessionRequired,
             format!("{} without a session", ex.method),
-        ));
+        )
+        .with_rule("missing-session-id")
+        .with_at("header:mcp-session-id"));
     }
-    for m in &ex.messages {
+    for (i, m) in ex.messages.iter().enumerate() {
+        let item = |r: Rejection| if ex.batch { r.in_item(i) } else { r };
         match (m.kind, m.method()) {
             (MessageKind::Request, "initialize") => {
                 if ex.batch {
-                    return Err(Rejection::new(
-                        K::InvalidRequest,
-                        "initialize inside a batch",
+                    return Err(item(
+                        Rejection::new(K::InvalidRequest, "initialize inside a batch")
+                            .with_rule("initialize-in-batch")
+                            .with_at("method"),
                     ));
                 }
                 check_requested_version(ex, m)?;
             }
             (MessageKind::Request, "ping") => {}
             (_, method) => {
-                return Err(Rejection::new(
-                    K::SessionRequired,
-                    format!("{method:?} before a session exists"),
+                return Err(item(
+                    Rejection::new(
+                        K::SessionRequired,
+                        format!("{method:?} before a session exists"),
+                    )
+                    .with_rule("request-before-session")
+                    .with_at("header:mcp-session-id"),
                 ));
             }
         }
@@ -76,15 +85,19 @@ fn check_requested_version(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejecti
         .and_then(Value::as_str);
     match requested {
         Some(v) if allowed.iter().any(|a| a == v) => Ok(()),
+        // The requested version is the client's string: logged, not echoed.
         Some(v) => Err(Rejection::new(
             K::UnsupportedLegacyVersion,
             format!("initialize asks for {v:?}"),
         )
-        .with_data(json!({ "supported": allowed, "requested": v }))),
+        .with_at("params.protocolVersion")
+        .with_data(json!({ "supported": allowed }))),
         None => Err(Rejection::new(
             K::InvalidRequest,
             "initialize without params.protocolVersion",
-        )),
+        )
+        .with_rule("missing-protocol-version")
+        .with_at("params.protocolVersion")),
     }
 }
 
@@ -104,28 +117,34 @@ fn with_session(ex: &Exchange<'_>, s: &dyn SessionView) -> Result<(), Rejection>
                     "header {v:?} but session negotiated {:?}",
                     s.negotiated_version()
                 ),
-            ));
+            )
+            .with_rule("protocol-version-not-negotiated")
+            .with_at("header:mcp-protocol-version"));
         }
     }
-    for m in &ex.messages {
+    for (i, m) in ex.messages.iter().enumerate() {
+        let item = |r: Rejection| if ex.batch { r.in_item(i) } else { r };
         match m.kind {
             MessageKind::Request if m.method() == "initialize" => {
-                return Err(Rejection::new(
-                    K::AlreadyInitialized,
-                    "second initialize on a session",
+                return Err(item(
+                    Rejection::new(K::AlreadyInitialized, "second initialize on a session")
+                        .with_at("method"),
                 ));
             }
             MessageKind::Request => {
                 if s.state() == SessionState::AwaitingInitialized && m.method() != "ping" {
-                    return Err(Rejection::new(
-                        K::NotInitialized,
-                        format!("{:?} before notifications/initialized", m.method()),
+                    return Err(item(
+                        Rejection::new(
+                            K::NotInitialized,
+                            format!("{:?} before notifications/initialized", m.method()),
+                        )
+                        .with_at("method"),
                     ));
                 }
                 if m.id.as_ref().is_some_and(|id| s.is_in_flight(id)) {
-                    return Err(Rejection::new(
-                        K::DuplicateRequestId,
-                        "request id already in flight",
+                    return Err(item(
+                        Rejection::new(K::DuplicateRequestId, "request id already in flight")
+                            .with_at("id"),
                     ));
                 }
             }

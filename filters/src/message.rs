@@ -34,13 +34,32 @@ impl RequestId {
     }
 }
 
+/// As in JSON: `7`, `"abc"` (quoted and escaped, so a log line cannot be
+/// split or forged by an id).
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Number(n) => write!(f, "{n}"),
-            Self::String(s) => write!(f, "{s:?}"),
+            Self::String(s) => match serde_json::to_string(s) {
+                Ok(quoted) => f.write_str(&quoted),
+                Err(_) => Err(fmt::Error),
+            },
         }
     }
+}
+
+/// An optional id for a log line: the id as in JSON, or `-` when there is none.
+pub fn display_id(id: Option<&RequestId>) -> impl fmt::Display + '_ {
+    struct Shown<'a>(Option<&'a RequestId>);
+    impl fmt::Display for Shown<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self.0 {
+                Some(id) => id.fmt(f),
+                None => f.write_str("-"),
+            }
+        }
+    }
+    Shown(id)
 }
 
 /// What a JSON-RPC message is.
@@ -86,28 +105,50 @@ impl Message {
     }
 
     /// Validates one JSON value as a JSON-RPC 2.0 message.
-    pub fn from_value(v: Value) -> Result<Self, String> {
+    pub fn from_value(v: Value) -> Result<Self, Invalid> {
         let Value::Object(body) = v else {
-            return Err("message is not a JSON object".into());
+            return Err(Invalid::new(
+                "not-an-object",
+                "",
+                "message is not a JSON object",
+            ));
         };
         if body.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-            return Err("`jsonrpc` must be \"2.0\"".into());
+            return Err(Invalid::new(
+                "wrong-jsonrpc-version",
+                "jsonrpc",
+                "`jsonrpc` must be \"2.0\"",
+            ));
         }
         if let Some(p) = body.get("params") {
             if !p.is_object() && !p.is_array() {
-                return Err("`params` must be an object or array".into());
+                return Err(Invalid::new(
+                    "params-not-structured",
+                    "params",
+                    "`params` must be an object or array",
+                ));
             }
         }
         let id = match body.get("id") {
             None => None,
-            Some(raw) => {
-                Some(RequestId::from_json(raw).ok_or("`id` must be a string or an integer")?)
-            }
+            Some(raw) => Some(RequestId::from_json(raw).ok_or(Invalid::new(
+                "invalid-id",
+                "id",
+                "`id` must be a string or an integer",
+            ))?),
         };
         match body.get("method") {
             Some(Value::String(m)) => {
                 if body.contains_key("result") || body.contains_key("error") {
-                    return Err("a request cannot carry `result` or `error`".into());
+                    return Err(Invalid::new(
+                        "request-with-result",
+                        if body.contains_key("result") {
+                            "result"
+                        } else {
+                            "error"
+                        },
+                        "a request cannot carry `result` or `error`",
+                    ));
                 }
                 let kind = if id.is_some() {
                     MessageKind::Request
@@ -122,13 +163,25 @@ impl Message {
                     body,
                 })
             }
-            Some(_) => Err("`method` must be a string".into()),
+            Some(_) => Err(Invalid::new(
+                "method-not-a-string",
+                "method",
+                "`method` must be a string",
+            )),
             None => {
                 if id.is_none() {
-                    return Err("a response needs an `id`".into());
+                    return Err(Invalid::new(
+                        "response-without-id",
+                        "id",
+                        "a response needs an `id`",
+                    ));
                 }
                 if body.contains_key("result") == body.contains_key("error") {
-                    return Err("a response carries exactly one of `result` and `error`".into());
+                    return Err(Invalid::new(
+                        "response-result-xor-error",
+                        "result",
+                        "a response carries exactly one of `result` and `error`",
+                    ));
                 }
                 Ok(Self {
                     kind: MessageKind::Response,
@@ -138,6 +191,29 @@ impl Message {
                 })
             }
         }
+    }
+}
+
+/// Why a JSON value is not a JSON-RPC message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invalid {
+    /// Rule name, as in [`crate::Rejection::rule`].
+    pub rule: &'static str,
+    /// Member of the message at fault (`id`, `params`); empty for the whole.
+    pub at: &'static str,
+    /// For the log.
+    pub detail: &'static str,
+}
+
+impl Invalid {
+    const fn new(rule: &'static str, at: &'static str, detail: &'static str) -> Self {
+        Self { rule, at, detail }
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.detail)
     }
 }
 
@@ -187,14 +263,50 @@ pub fn nesting_depth(bytes: &[u8], limit: usize) -> usize {
 }
 
 /// Parses strict JSON: one value, UTF-8, no duplicate keys.
-pub fn parse_strict(bytes: &[u8]) -> Result<Value, String> {
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = StrictValue
-        .deserialize(&mut de)
-        .map_err(|e| e.to_string())?;
-    de.end().map_err(|e| e.to_string())?;
+    let v = StrictValue.deserialize(&mut de).map_err(|e| {
+        let rule = if std::str::from_utf8(bytes).is_err() {
+            "invalid-utf8"
+        } else if e.is_eof() {
+            "truncated-json"
+        } else if e.is_data() && e.to_string().starts_with(DUPLICATE_KEY) {
+            "duplicate-key"
+        } else {
+            "invalid-json"
+        };
+        JsonError::new(rule, &e)
+    })?;
+    de.end().map_err(|e| JsonError::new("trailing-data", &e))?;
     Ok(v)
 }
+
+/// Why a body is not strict JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    /// Rule name: `invalid-json`, `truncated-json`, `trailing-data`,
+    /// `duplicate-key` or `invalid-utf8`.
+    pub rule: &'static str,
+    /// serde_json's message, for the log (it may quote the body).
+    pub detail: String,
+}
+
+impl JsonError {
+    fn new(rule: &'static str, e: &serde_json::Error) -> Self {
+        Self {
+            rule,
+            detail: e.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+const DUPLICATE_KEY: &str = "duplicate key";
 
 /// A `Value` seed that refuses duplicate object keys.
 struct StrictValue;
@@ -246,7 +358,7 @@ impl<'de> Visitor<'de> for StrictValue {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
-                return Err(de::Error::custom(format!("duplicate key `{key}`")));
+                return Err(de::Error::custom(format!("{DUPLICATE_KEY} `{key}`")));
             }
             let v = map.next_value_seed(StrictValue)?;
             out.insert(key, v);
@@ -261,13 +373,18 @@ mod tests {
 
     #[test]
     fn duplicate_keys_and_trailing_data_are_refused() {
+        let rule = |b: &[u8]| parse_strict(b).unwrap_err().rule;
+        assert_eq!(rule(br#"{"a":1,"a":2}"#), "duplicate-key");
+        assert_eq!(rule(br#"{"a":{"b":1,"b":1}}"#), "duplicate-key");
+        assert_eq!(rule(br#"{"a":1} {"#), "trailing-data");
+        assert_eq!(rule(b"{\"a\":\"\xff\"}"), "invalid-utf8");
+        assert_eq!(rule(br#"{"a":"\ud800"}"#), "invalid-json");
+        assert_eq!(rule(br#"{"a":"#), "truncated-json");
+        assert_eq!(rule(br#"{"a" 1}"#), "invalid-json");
         assert!(parse_strict(br#"{"a":1,"a":2}"#)
             .unwrap_err()
+            .detail
             .contains("duplicate"));
-        assert!(parse_strict(br#"{"a":{"b":1,"b":1}}"#).is_err());
-        assert!(parse_strict(br#"{"a":1} {"#).is_err());
-        assert!(parse_strict(b"{\"a\":\"\xff\"}").is_err());
-        assert!(parse_strict(br#"{"a":"\ud800"}"#).is_err());
         assert_eq!(
             parse_strict(br#" {"a":[1,2.5,"x",null,true]} "#).unwrap()["a"][1],
             2.5
@@ -289,13 +406,26 @@ mod tests {
     }
 
     #[test]
+    fn ids_print_as_json() {
+        assert_eq!(RequestId::Number(7.into()).to_string(), "7");
+        assert_eq!(RequestId::String("abc".into()).to_string(), r#""abc""#);
+        assert_eq!(
+            RequestId::String("a\"b\nc\u{1b}".into()).to_string(),
+            r#""a\"b\nc\u001b""#
+        );
+        assert_eq!(display_id(None).to_string(), "-");
+        let id = RequestId::Number((-3).into());
+        assert_eq!(format!("id={}", display_id(Some(&id))), "id=-3");
+    }
+
+    #[test]
     fn depth_ignores_brackets_in_strings() {
         assert_eq!(nesting_depth(br#"{"a":"[[[[{{{"}"#, 64), 1);
         assert_eq!(nesting_depth(br#"{"a":"\"[[","b":[[1]]}"#, 64), 3);
         assert_eq!(nesting_depth(&[b'['; 1000], 10), 11);
     }
 
-    fn msg(s: &str) -> Result<Message, String> {
+    fn msg(s: &str) -> Result<Message, Invalid> {
         Message::from_value(serde_json::from_str(s).unwrap())
     }
 
@@ -325,5 +455,42 @@ mod tests {
         assert!(msg(r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#).is_err());
         assert!(msg(r#"{"jsonrpc":"2.0","result":{}}"#).is_err());
         assert!(msg(r#"[1]"#).is_err());
+    }
+
+    #[test]
+    fn envelope_rules_are_named_and_located() {
+        let why = |s: &str| {
+            let e = msg(s).unwrap_err();
+            (e.rule, e.at)
+        };
+        assert_eq!(why(r#"42"#), ("not-an-object", ""));
+        assert_eq!(
+            why(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#),
+            ("wrong-jsonrpc-version", "jsonrpc")
+        );
+        assert_eq!(
+            why(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#),
+            ("invalid-id", "id")
+        );
+        assert_eq!(
+            why(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#),
+            ("params-not-structured", "params")
+        );
+        assert_eq!(
+            why(r#"{"jsonrpc":"2.0","id":1,"method":3}"#),
+            ("method-not-a-string", "method")
+        );
+        assert_eq!(
+            why(r#"{"jsonrpc":"2.0","id":1,"method":"x","error":{}}"#),
+            ("request-with-result", "error")
+        );
+        assert_eq!(
+            why(r#"{"jsonrpc":"2.0","result":{}}"#),
+            ("response-without-id", "id")
+        );
+        assert_eq!(
+            why(r#"{"jsonrpc":"2.0","id":1}"#),
+            ("response-result-xor-error", "result")
+        );
     }
 }

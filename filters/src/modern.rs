@@ -28,11 +28,16 @@ impl Filter for ModernFilter {
                 K::MethodNotAllowed,
                 format!("{} in the stateless revision", ex.method),
             )
+            .with_rule("stateless-method-not-allowed")
+            .with_at("method")
             .with_allow("POST")
             .into();
         }
         if ex.batch {
-            return Rejection::new(K::BatchNotAllowed, "batch in the stateless revision").into();
+            return Rejection::new(K::BatchNotAllowed, "batch in the stateless revision")
+                .with_rule("stateless-batch")
+                .with_at("body")
+                .into();
         }
         match ex.message() {
             Some(m) => match check_message(ex, m) {
@@ -52,35 +57,42 @@ fn check_message(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejection> {
         return Err(Rejection::new(
             K::ResponseNotAllowed,
             "client response in the stateless revision",
-        ));
+        )
+        .with_rule("stateless-client-response")
+        .with_at("body"));
     }
     if REMOVED_METHODS.contains(&m.method()) {
         return Err(Rejection::new(
             K::MethodNotFound,
             format!("{:?} does not exist in the stateless revision", m.method()),
-        ));
+        )
+        .with_rule("method-removed-in-stateless")
+        .with_at("method"));
     }
     let allowed = &ex.policy.protocol.modern_versions;
     let header_version = header(ex, "mcp-protocol-version")?;
     let Some(header_version) = header_version else {
-        return Err(Rejection::new(
-            K::HeaderMismatch,
-            "missing MCP-Protocol-Version",
-        ));
+        return Err(
+            Rejection::new(K::HeaderMismatch, "missing MCP-Protocol-Version")
+                .with_rule("missing-protocol-version-header")
+                .with_at("header:mcp-protocol-version"),
+        );
     };
     if m.kind == MessageKind::Request {
         let meta = m.meta();
         let Some(v) = meta.and_then(|meta| meta.get(META_PROTOCOL_VERSION)) else {
-            return Err(Rejection::new(
-                K::MissingMeta,
-                "request lacks _meta protocolVersion",
-            ));
+            return Err(
+                Rejection::new(K::MissingMeta, "request lacks _meta protocolVersion")
+                    .with_rule("missing-meta-protocol-version")
+                    .with_at(AT_META_VERSION),
+            );
         };
         let Some(v) = v.as_str() else {
-            return Err(Rejection::new(
-                K::MissingMeta,
-                "_meta protocolVersion is not a string",
-            ));
+            return Err(
+                Rejection::new(K::MissingMeta, "_meta protocolVersion is not a string")
+                    .with_rule("meta-protocol-version-not-a-string")
+                    .with_at(AT_META_VERSION),
+            );
         };
         // Header first: a header that lies about the body is -32020 whatever
         // the versions; only an honest header gets the -32022 version answer.
@@ -88,27 +100,37 @@ fn check_message(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejection> {
             return Err(Rejection::new(
                 K::HeaderMismatch,
                 format!("MCP-Protocol-Version {header_version:?} != _meta {v:?}"),
-            ));
+            )
+            .with_rule("protocol-version-header-mismatch")
+            .with_at("header:mcp-protocol-version"));
         }
         if !meta
             .and_then(|meta| meta.get(META_CLIENT_CAPABILITIES))
             .is_some_and(Value::is_object)
         {
-            return Err(Rejection::new(
-                K::MissingMeta,
-                "request lacks _meta clientCapabilities",
-            ));
+            return Err(
+                Rejection::new(K::MissingMeta, "request lacks _meta clientCapabilities")
+                    .with_rule("missing-meta-client-capabilities")
+                    .with_at(AT_META_CAPABILITIES),
+            );
         }
     }
     if !allowed.contains(&header_version) {
         return Err(unsupported(allowed, &header_version));
     }
     let method = m.method();
-    if header(ex, "mcp-method")?.as_deref() != Some(method) {
+    let got = header(ex, "mcp-method")?;
+    if got.as_deref() != Some(method) {
         return Err(Rejection::new(
             K::HeaderMismatch,
-            format!("Mcp-Method does not match body method {method:?}"),
-        ));
+            format!("Mcp-Method {got:?} does not match body method {method:?}"),
+        )
+        .with_rule(if got.is_none() {
+            "missing-mcp-method"
+        } else {
+            "mcp-method-mismatch"
+        })
+        .with_at("header:mcp-method"));
     }
     if let Some(name) = routed_name(m) {
         let got = header(ex, "mcp-name")?;
@@ -116,7 +138,13 @@ fn check_message(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejection> {
             return Err(Rejection::new(
                 K::HeaderMismatch,
                 format!("Mcp-Name {got:?} does not match body {name:?}"),
-            ));
+            )
+            .with_rule(if got.is_none() {
+                "missing-mcp-name"
+            } else {
+                "mcp-name-mismatch"
+            })
+            .with_at("header:mcp-name"));
         }
     }
     Ok(())
@@ -138,25 +166,35 @@ fn routed_name(m: &Message) -> Option<&str> {
 }
 
 /// A decoded MCP header; a repeated or undecodable one is a mismatch.
-fn header(ex: &Exchange<'_>, name: &str) -> Result<Option<String>, Rejection> {
+fn header(ex: &Exchange<'_>, name: &'static str) -> Result<Option<String>, Rejection> {
     match single(ex.headers, name) {
         Single::Absent => Ok(None),
-        Single::Repeated => Err(Rejection::new(
-            K::HeaderMismatch,
-            format!("{name} repeated"),
-        )),
-        Single::One(raw) => decode_mcp_value(raw)
-            .map(Some)
-            .ok_or_else(|| Rejection::new(K::HeaderMismatch, format!("{name} cannot be decoded"))),
+        Single::Repeated => Err(
+            Rejection::new(K::HeaderMismatch, format!("{name} repeated"))
+                .with_rule("repeated-header")
+                .with_at(format!("header:{name}")),
+        ),
+        Single::One(raw) => decode_mcp_value(raw).map(Some).ok_or_else(|| {
+            Rejection::new(K::HeaderMismatch, format!("{name} cannot be decoded"))
+                .with_rule("undecodable-header")
+                .with_at(format!("header:{name}"))
+        }),
     }
 }
 
+/// Where the `_meta` keys live, as JSON paths (the keys contain `.` and `/`).
+const AT_META_VERSION: &str = r#"params._meta["io.modelcontextprotocol/protocolVersion"]"#;
+const AT_META_CAPABILITIES: &str = r#"params._meta["io.modelcontextprotocol/clientCapabilities"]"#;
+
+/// -32022 with the versions mcpgate accepts. The requested version is the
+/// client's own string: the log has it, the answer does not echo it.
 fn unsupported(allowed: &[String], requested: &str) -> Rejection {
     Rejection::new(
         K::UnsupportedModernVersion,
         format!("version {requested:?} not allowed"),
     )
-    .with_data(json!({ "supported": allowed, "requested": requested }))
+    .with_at("header:mcp-protocol-version")
+    .with_data(json!({ "supported": allowed }))
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@
 //! Traversal sequences are always refused. Scheme and root scopes
 //! (`[paths]`, `[tenants.NAME.paths]`, `[paths.upstreams.NAME]`) apply to
 //! resource URIs and to absolute path arguments. The client gets -32602 with
-//! a generic message; the log names the rule that fired.
+//! a generic message and `error.data` naming the rule that fired and
+//! where (`params.uri`, `params.arguments.path`), never the value; the log
+//! has the value too.
 
 use policies::UriScope;
 use serde_json::Value;
@@ -21,8 +23,10 @@ use crate::exchange::Exchange;
 use crate::header_values::{decode_mcp_value, single, Single};
 use crate::message::Message;
 use crate::path_canon::{canonicalize, fold, Finding};
-use crate::rejection::{Decision, Rejection, RejectionKind as K};
-use crate::tool_args::{each_string, pointed_strings, shown, tool_call, MAX_HEURISTIC_BYTES};
+use crate::rejection::{Decision, Location, Rejection, RejectionKind as K};
+use crate::tool_args::{
+    each_string, pointed_strings, pointer_at, shown, tool_call, AT_ARGUMENTS, MAX_HEURISTIC_BYTES,
+};
 use crate::Filter;
 
 pub struct PathTraversalFilter;
@@ -34,9 +38,9 @@ impl Filter for PathTraversalFilter {
 
     fn check(&self, ex: &mut Exchange<'_>) -> Decision {
         let ex: &Exchange<'_> = ex;
-        for m in &ex.messages {
+        for (i, m) in ex.messages.iter().enumerate() {
             if let Err(r) = check_message(ex, m) {
-                return r.into();
+                return if ex.batch { r.in_item(i) } else { r }.into();
             }
         }
         Decision::Continue
@@ -59,12 +63,17 @@ fn check_message(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejection> {
     let tenant = ex.tenant.as_deref();
     let pool = &ex.policy.pool_for(tenant.unwrap_or("")).name;
     let scopes = policy.scopes(tenant, pool);
-    let judge = |s: &str, mode: Mode, at: &str| -> Result<(), Rejection> {
+    // `at` is ours (a fixed path, or a pointer from the policy) and goes to
+    // the client; `logged` (where, in the client's own terms) and `s` go to
+    // the log only.
+    let judge = |s: &str, mode: Mode, at: Location, logged: &str| -> Result<(), Rejection> {
         judge(s, mode, &scopes).map_err(|rule| {
             Rejection::new(
                 K::PathNotAllowed,
-                format!("{rule} in {} {at}: {}", m.method(), shown(s)),
+                format!("{rule} in {} {logged}: {}", m.method(), shown(s)),
             )
+            .with_rule(rule)
+            .with_at(at)
         })
     };
     let params = m.params();
@@ -73,25 +82,31 @@ fn check_message(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejection> {
     match m.method() {
         method @ ("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
             if let Some(uri) = str_at("uri") {
-                judge(uri, Mode::Uri, "params.uri")?;
+                judge(uri, Mode::Uri, "params.uri".into(), "params.uri")?;
             }
             if method == "resources/read" {
                 match single(ex.headers, "mcp-name") {
                     Single::Absent => {}
                     Single::One(raw) => match decode_mcp_value(raw) {
-                        Some(name) => judge(&name, Mode::Uri, "Mcp-Name")?,
+                        Some(name) => {
+                            judge(&name, Mode::Uri, "header:mcp-name".into(), "Mcp-Name")?
+                        }
                         None => {
                             return Err(Rejection::new(
                                 K::PathNotAllowed,
-                                "undecodable-mcp-name in resources/read Mcp-Name",
-                            ))
+                                "undecodable-header in resources/read Mcp-Name",
+                            )
+                            .with_rule("undecodable-header")
+                            .with_at("header:mcp-name"))
                         }
                     },
                     Single::Repeated => {
                         return Err(Rejection::new(
                             K::PathNotAllowed,
-                            "repeated-mcp-name in resources/read",
-                        ))
+                            "repeated-header in resources/read Mcp-Name",
+                        )
+                        .with_rule("repeated-header")
+                        .with_at("header:mcp-name"))
                     }
                 }
             }
@@ -99,7 +114,12 @@ fn check_message(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejection> {
         "completion/complete" => {
             let reference = params.and_then(|p| p.get("ref"));
             if let Some(uri) = reference.and_then(|r| r.get("uri")).and_then(Value::as_str) {
-                judge(uri, Mode::Fragment, "params.ref.uri")?;
+                judge(
+                    uri,
+                    Mode::Fragment,
+                    "params.ref.uri".into(),
+                    "params.ref.uri",
+                )?;
             }
             let is_resource = reference
                 .and_then(|r| r.get("type"))
@@ -110,24 +130,28 @@ fn check_message(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejection> {
                 .and_then(|a| a.get("value"))
                 .and_then(Value::as_str);
             if let (true, Some(v)) = (is_resource, value) {
-                judge(v, Mode::Fragment, "params.argument.value")?;
+                judge(
+                    v,
+                    Mode::Fragment,
+                    "params.argument.value".into(),
+                    "params.argument.value",
+                )?;
             }
         }
         _ => {
             if let Some((tool, args)) = tool_call(m) {
                 for pointer in policy.tools.get(tool).into_iter().flatten() {
                     for s in pointed_strings(args, pointer) {
-                        judge(s, Mode::Path, &format!("arguments{pointer} of {tool:?}"))?;
+                        let logged = format!("arguments{pointer} of {tool:?}");
+                        judge(s, Mode::Path, pointer_at(pointer).into(), &logged)?;
                     }
                 }
                 if policy.heuristic {
+                    // The client's own argument names are logged, not echoed.
                     each_string(args, &mut |at, s| {
                         if looks_like_path(s) {
-                            judge(
-                                s,
-                                Mode::Path,
-                                &format!("arguments{at} of {tool:?} (heuristic)"),
-                            )
+                            let logged = format!("arguments{at} of {tool:?} (heuristic)");
+                            judge(s, Mode::Path, AT_ARGUMENTS.into(), &logged)
                         } else {
                             Ok(())
                         }

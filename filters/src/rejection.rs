@@ -1,4 +1,15 @@
 //! Why a message was refused, and the one mapping to what goes on the wire.
+//!
+//! Every rejection names the rule that fired (a kebab-case name mcpgate
+//! defines, stable across releases) and, where known, where it fired: a JSON
+//! path of the message (`params.uri`, `params.arguments.path`, `[1].id` in a
+//! batch), `header:NAME` for a header mcpgate knows by name, or one of
+//! `headers`, `head`, `request-line`, `path`, `method`, `body`. Both go to the
+//! client in `error.data` (`{"rule": ..., "at": ...}`) and to the log. Neither
+//! ever carries a byte the client sent: the offending value stays in the
+//! log-only `detail`.
+
+use std::borrow::Cow;
 
 use serde_json::Value;
 
@@ -175,7 +186,8 @@ impl RejectionKind {
             K::HeaderInjection => (400, -32600, "Bad request: malformed header"),
             K::HeaderTooLarge => (431, -32600, "Request header fields too large"),
             K::AmbiguousFraming => (400, -32600, "Bad request: ambiguous message framing"),
-            // Generic on purpose: which rule fired is for the log only.
+            // Generic on purpose: `error.data` names the rule and where it
+            // fired; the offending value is for the log only.
             K::PathNotAllowed | K::UrlNotAllowed => (400, -32602, "Invalid params"),
         };
         let retry_after = match self {
@@ -201,34 +213,95 @@ impl RejectionKind {
     }
 }
 
+impl RejectionKind {
+    /// The rule name of a rejection that names no more precise one: the
+    /// kind in kebab case. Filters with several checks of one kind set their
+    /// own ([`Rejection::with_rule`]).
+    pub fn default_rule(self) -> &'static str {
+        use RejectionKind as K;
+        match self {
+            K::PathNotFound => "path-not-found",
+            K::MethodNotAllowed => "method-not-allowed",
+            K::NotAcceptable => "not-acceptable",
+            K::UnsupportedMediaType => "unsupported-media-type",
+            K::PayloadTooLarge => "payload-too-large",
+            K::HostNotAllowed => "host-not-allowed",
+            K::OriginNotAllowed => "origin-not-allowed",
+            K::MalformedHeader => "malformed-header",
+            K::Unauthenticated => "unauthenticated",
+            K::ParseError => "invalid-json",
+            K::InvalidRequest => "invalid-request",
+            K::BatchNotAllowed => "batch-not-allowed",
+            K::NestingTooDeep => "nesting-too-deep",
+            K::DuplicateRequestId => "request-id-in-flight",
+            K::SessionRequired => "session-required",
+            K::SessionNotFound => "unknown-session",
+            K::NotInitialized => "not-initialized",
+            K::AlreadyInitialized => "already-initialized",
+            K::UnsupportedLegacyVersion => "unsupported-protocol-version",
+            K::ProtocolVersionMismatch => "protocol-version-mismatch",
+            K::HeaderMismatch => "header-mismatch",
+            K::EraConflict => "era-conflict",
+            K::MissingMeta => "missing-meta",
+            K::UnsupportedModernVersion => "unsupported-protocol-version",
+            K::ResponseNotAllowed => "response-not-allowed",
+            K::MethodNotFound => "method-not-found",
+            K::Overloaded => "overloaded",
+            K::RateLimited => "rate-limited",
+            K::CircuitOpen => "circuit-open",
+            K::UpstreamUnavailable => "upstream-unavailable",
+            K::UpstreamTimeout => "upstream-timeout",
+            K::HeaderInjection => "header-injection",
+            K::HeaderTooLarge => "header-too-large",
+            K::AmbiguousFraming => "ambiguous-framing",
+            K::PathNotAllowed => "path-not-allowed",
+            K::UrlNotAllowed => "url-not-allowed",
+        }
+    }
+}
+
+/// Where a rule fired: see the module documentation for the vocabulary.
+/// Never holds a client-supplied value.
+pub type Location = Cow<'static, str>;
+
 /// A refusal with what the client and the log need to know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
     pub kind: RejectionKind,
     /// Filter that refused (for logs and metrics).
     pub filter: &'static str,
+    /// The check that fired: a kebab-case name mcpgate defines (client and log).
+    pub rule: &'static str,
     /// Why, for the log only.
     pub detail: String,
     /// Request id to echo, when it could be read.
     pub id: Option<RequestId>,
-    /// `error.data` for the client, where the spec defines one.
+    /// Where the rule fired and the filter's `error.data`, when either is set.
     /// (Boxed: keeps `Rejection`, the error of every filter, small.)
-    pub data: Option<Box<Value>>,
+    extra: Option<Box<Extra>>,
     /// Overrides the `Allow` header (405 on a stateless request: `POST`).
     pub allow: Option<&'static str>,
     /// Overrides `Retry-After` (seconds) where the wait is known.
     pub retry_after: Option<u32>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Extra {
+    at: Option<Location>,
+    data: Option<serde_json::Map<String, Value>>,
+}
+
 impl Rejection {
-    /// A rejection of `kind` with a log detail.
+    /// A rejection of `kind` with a log detail; its rule is the kind's
+    /// default until [`Self::with_rule`] names a more precise one.
     pub fn new(kind: RejectionKind, detail: impl Into<String>) -> Self {
         Self {
             kind,
             filter: "",
+            rule: kind.default_rule(),
             detail: detail.into(),
             id: None,
-            data: None,
+            extra: None,
             allow: None,
             retry_after: None,
         }
@@ -241,9 +314,43 @@ impl Rejection {
         self
     }
 
-    /// Adds `error.data`.
+    /// Names the rule that fired.
+    pub fn with_rule(mut self, rule: &'static str) -> Self {
+        self.rule = rule;
+        self
+    }
+
+    /// Says where the rule fired. Only names mcpgate defines or the policy
+    /// configures: never a client-supplied string.
+    pub fn with_at(mut self, at: impl Into<Location>) -> Self {
+        self.extra.get_or_insert_default().at = Some(at.into());
+        self
+    }
+
+    /// Where the rule fired, when known.
+    pub fn at(&self) -> Option<&str> {
+        self.extra.as_ref()?.at.as_deref()
+    }
+
+    /// Prefixes the location with the message's index in a batch (`[2].id`).
+    pub fn in_item(self, index: usize) -> Self {
+        let at = match self.at() {
+            None | Some("") => format!("[{index}]"),
+            Some(at) if at.starts_with('[') => format!("[{index}]{at}"),
+            Some(at) => format!("[{index}].{at}"),
+        };
+        self.with_at(at)
+    }
+
+    /// Adds members to `error.data`: mcpgate's own values only (the versions
+    /// it supports, say), never the client's. A non-object is kept under
+    /// `detail`.
     pub fn with_data(mut self, data: Value) -> Self {
-        self.data = Some(Box::new(data));
+        let map = match data {
+            Value::Object(m) => m,
+            other => serde_json::Map::from_iter([("detail".to_string(), other)]),
+        };
+        self.extra.get_or_insert_default().data = Some(map);
         self
     }
 
@@ -253,13 +360,25 @@ impl Rejection {
         self
     }
 
+    /// `error.data`: what the filter added plus `rule` and, when known, `at`.
+    pub fn error_data(&self) -> Value {
+        let extra = self.extra.as_deref();
+        let mut data = extra.and_then(|e| e.data.clone()).unwrap_or_default();
+        data.insert("rule".into(), Value::from(self.rule));
+        if let Some(at) = self.at() {
+            data.insert("at".into(), Value::from(at));
+        }
+        Value::Object(data)
+    }
+
     /// The JSON-RPC error response body for this rejection.
     pub fn json_body(&self) -> Vec<u8> {
         let wire = self.kind.wire();
-        let mut error = serde_json::json!({ "code": wire.code, "message": wire.message });
-        if let Some(data) = &self.data {
-            error["data"] = Value::clone(data);
-        }
+        let error = serde_json::json!({
+            "code": wire.code,
+            "message": wire.message,
+            "data": self.error_data(),
+        });
         let id = self.id.as_ref().map_or(Value::Null, RequestId::to_json);
         serde_json::to_vec(&serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error }))
             .unwrap_or_default()
@@ -314,11 +433,103 @@ mod tests {
     #[test]
     fn body_echoes_id_and_data() {
         let mut r = Rejection::new(RejectionKind::UnsupportedModernVersion, "x")
-            .with_data(serde_json::json!({"supported": ["2026-07-28"]}));
+            .with_data(serde_json::json!({"supported": ["2026-07-28"]}))
+            .with_at("header:mcp-protocol-version");
         r.id = Some(RequestId::Number(7.into()));
         let v: Value = serde_json::from_slice(&r.json_body()).unwrap();
         assert_eq!(v["id"], 7);
         assert_eq!(v["error"]["code"], -32022);
         assert_eq!(v["error"]["data"]["supported"][0], "2026-07-28");
+        assert_eq!(v["error"]["data"]["rule"], "unsupported-protocol-version");
+        assert_eq!(v["error"]["data"]["at"], "header:mcp-protocol-version");
+    }
+
+    fn data(r: &Rejection) -> Value {
+        let v: Value = serde_json::from_slice(&r.json_body()).unwrap();
+        v["error"]["data"].clone()
+    }
+
+    #[test]
+    fn every_body_names_its_rule() {
+        let r = Rejection::new(RejectionKind::Overloaded, "session table full");
+        assert_eq!(r.rule, "overloaded");
+        assert_eq!(data(&r), serde_json::json!({"rule": "overloaded"}));
+        let r = Rejection::new(RejectionKind::PathNotAllowed, "dot-dot-segment in ...")
+            .with_rule("dot-dot-segment")
+            .with_at("params.uri");
+        assert_eq!(
+            data(&r),
+            serde_json::json!({"rule": "dot-dot-segment", "at": "params.uri"})
+        );
+        assert!(
+            !String::from_utf8(r.json_body()).unwrap().contains("..."),
+            "the log detail stays out of the body"
+        );
+    }
+
+    #[test]
+    fn batch_items_prefix_the_location() {
+        let r = Rejection::new(RejectionKind::InvalidRequest, "x");
+        assert_eq!(r.clone().in_item(2).at(), Some("[2]"));
+        assert_eq!(r.clone().with_at("id").in_item(1).at(), Some("[1].id"));
+        assert_eq!(r.with_at("[0]").in_item(3).at(), Some("[3][0]"));
+    }
+
+    #[test]
+    fn default_rules_are_kebab_case() {
+        use RejectionKind as K;
+        for k in [
+            K::PathNotFound,
+            K::MethodNotAllowed,
+            K::NotAcceptable,
+            K::UnsupportedMediaType,
+            K::PayloadTooLarge,
+            K::HostNotAllowed,
+            K::OriginNotAllowed,
+            K::MalformedHeader,
+            K::Unauthenticated,
+            K::ParseError,
+            K::InvalidRequest,
+            K::BatchNotAllowed,
+            K::NestingTooDeep,
+            K::DuplicateRequestId,
+            K::SessionRequired,
+            K::SessionNotFound,
+            K::NotInitialized,
+            K::AlreadyInitialized,
+            K::UnsupportedLegacyVersion,
+            K::ProtocolVersionMismatch,
+            K::HeaderMismatch,
+            K::EraConflict,
+            K::MissingMeta,
+            K::UnsupportedModernVersion,
+            K::ResponseNotAllowed,
+            K::MethodNotFound,
+            K::Overloaded,
+            K::RateLimited,
+            K::CircuitOpen,
+            K::UpstreamUnavailable,
+            K::UpstreamTimeout,
+            K::HeaderInjection,
+            K::HeaderTooLarge,
+            K::AmbiguousFraming,
+            K::PathNotAllowed,
+            K::UrlNotAllowed,
+        ] {
+            let rule = k.default_rule();
+            assert!(
+                !rule.is_empty()
+                    && rule
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{k:?}: {rule}"
+            );
+        }
+    }
+
+    #[test]
+    fn stays_small() {
+        // Every filter returns it; clippy's result_large_err starts at 128.
+        assert!(std::mem::size_of::<Rejection>() < 128);
     }
 }

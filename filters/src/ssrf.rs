@@ -30,8 +30,10 @@ use serde_json::Value;
 use crate::exchange::Exchange;
 use crate::message::Message;
 use crate::path_canon::{decode_fully, fold, Finding, MAX_INSPECTED_BYTES};
-use crate::rejection::{Decision, Rejection, RejectionKind as K};
-use crate::tool_args::{each_string, pointed_strings, shown, tool_call, MAX_HEURISTIC_BYTES};
+use crate::rejection::{Decision, Location, Rejection, RejectionKind as K};
+use crate::tool_args::{
+    each_string, pointed_strings, pointer_at, shown, tool_call, AT_ARGUMENTS, MAX_HEURISTIC_BYTES,
+};
 use crate::Filter;
 
 pub use host::{embedded_v4, fold_host, parse_host, special_ip, Host};
@@ -51,9 +53,9 @@ impl Filter for SsrfFilter {
         if !policy.enabled {
             return Decision::Continue;
         }
-        for m in &ex.messages {
+        for (i, m) in ex.messages.iter().enumerate() {
             if let Err(r) = check_message(policy, m) {
-                return r.into();
+                return if ex.batch { r.in_item(i) } else { r }.into();
             }
         }
         Decision::Continue
@@ -61,11 +63,14 @@ impl Filter for SsrfFilter {
 }
 
 fn check_message(policy: &SsrfPolicy, m: &Message) -> Result<(), Rejection> {
-    let reject = |rule: &str, at: &str, s: &str| {
+    // `at` is ours and goes to the client; `logged` and `s` to the log only.
+    let reject = |rule: &'static str, at: Location, logged: &str, s: &str| {
         Rejection::new(
             K::UrlNotAllowed,
-            format!("{rule} in {} {at}: {}", m.method(), shown(s)),
+            format!("{rule} in {} {logged}: {}", m.method(), shown(s)),
         )
+        .with_rule(rule)
+        .with_at(at)
     };
     if matches!(
         m.method(),
@@ -78,7 +83,8 @@ fn check_message(policy: &SsrfPolicy, m: &Message) -> Result<(), Rejection> {
         if let Some(uri) = uri {
             if let Ok(t) = parse_url(uri, false) {
                 if NETWORK_SCHEMES.contains(&t.scheme.as_str()) {
-                    judge_host(policy, &t).map_err(|rule| reject(rule, "params.uri", uri))?;
+                    judge_host(policy, &t)
+                        .map_err(|rule| reject(rule, "params.uri".into(), "params.uri", uri))?;
                 }
             }
         }
@@ -89,15 +95,19 @@ fn check_message(policy: &SsrfPolicy, m: &Message) -> Result<(), Rejection> {
     };
     for pointer in policy.tools.get(tool).into_iter().flatten() {
         for s in pointed_strings(args, pointer) {
-            judge(policy, s, true)
-                .map_err(|rule| reject(rule, &format!("arguments{pointer} of {tool:?}"), s))?;
+            judge(policy, s, true).map_err(|rule| {
+                let logged = format!("arguments{pointer} of {tool:?}");
+                reject(rule, pointer_at(pointer).into(), &logged, s)
+            })?;
         }
     }
     if policy.heuristic {
+        // The client's own argument names are logged, not echoed.
         each_string(args, &mut |at, s| {
             if looks_like_url(s) {
                 judge(policy, s, false).map_err(|rule| {
-                    reject(rule, &format!("arguments{at} of {tool:?} (heuristic)"), s)
+                    let logged = format!("arguments{at} of {tool:?} (heuristic)");
+                    reject(rule, AT_ARGUMENTS.into(), &logged, s)
                 })
             } else {
                 Ok(())

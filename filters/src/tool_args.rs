@@ -27,6 +27,38 @@ pub fn pointed_strings<'a>(args: &'a Value, pointer: &str) -> Vec<&'a str> {
     }
 }
 
+/// Location of a heuristic hit: the client's own argument names are not
+/// echoed, so the hit is reported as the arguments as a whole.
+pub const AT_ARGUMENTS: &str = "params.arguments";
+
+/// Location of a policy JSON pointer into the arguments, as a JSON path:
+/// `/path` is `params.arguments.path`, `/urls/0` is `params.arguments.urls[0]`,
+/// a name that is not an identifier is quoted (`params.arguments["a.b"]`).
+/// The pointer comes from the policy file, not from the client.
+pub fn pointer_at(pointer: &str) -> String {
+    let mut out = String::from(AT_ARGUMENTS);
+    for raw in pointer.split('/').skip(1) {
+        let seg = raw.replace("~1", "/").replace("~0", "~");
+        let ident = seg
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else if ident {
+            out.push('.');
+            out.push_str(&seg);
+        } else {
+            let quoted = serde_json::to_string(&seg).unwrap_or_default();
+            out.push_str(&format!("[{quoted}]"));
+        }
+    }
+    out
+}
+
 /// Calls `f(location, string)` for every string value under `v` (object keys
 /// excluded), stopping at the first error. `location` is a JSON pointer.
 pub fn each_string<E>(v: &Value, f: &mut impl FnMut(&str, &str) -> Result<(), E>) -> Result<(), E> {
@@ -90,5 +122,17 @@ mod tests {
         .unwrap();
         assert!(seen.contains(&"/deep/x~1y/0=d".to_string()), "{seen:?}");
         assert_eq!(seen.len(), 4);
+    }
+
+    #[test]
+    fn pointers_as_json_paths() {
+        assert_eq!(pointer_at(""), "params.arguments");
+        assert_eq!(pointer_at("/path"), "params.arguments.path");
+        assert_eq!(pointer_at("/urls/0"), "params.arguments.urls[0]");
+        assert_eq!(pointer_at("/a.b/x~1y"), r#"params.arguments["a.b"]["x/y"]"#);
+        assert_eq!(
+            pointer_at("/opts/base_url"),
+            "params.arguments.opts.base_url"
+        );
     }
 }

@@ -47,20 +47,23 @@ fn check(policy: &Policy, method: &str, path: &str, headers: &HeaderMap) -> Resu
         return Err(Rejection::new(
             K::PathNotFound,
             format!("path {path:?} is not the MCP endpoint"),
-        ));
+        )
+        .with_rule("unknown-path")
+        .with_at("path"));
     }
     if !matches!(method, "POST" | "GET" | "DELETE") {
-        return Err(Rejection::new(
-            K::MethodNotAllowed,
-            format!("method {method}"),
-        ));
+        return Err(
+            Rejection::new(K::MethodNotAllowed, format!("method {method}")).with_at("method"),
+        );
     }
     for name in SINGLETON_HEADERS {
         if single(headers, name) == Single::Repeated {
             return Err(Rejection::new(
                 K::MalformedHeader,
                 format!("repeated singleton header {name}"),
-            ));
+            )
+            .with_rule("repeated-header")
+            .with_at(format!("header:{name}")));
         }
     }
     check_host(policy, headers)?;
@@ -73,7 +76,9 @@ fn check(policy: &Policy, method: &str, path: &str, headers: &HeaderMap) -> Resu
             return Err(Rejection::new(
                 K::MalformedHeader,
                 "Mcp-Session-Id is not 1..N visible ASCII characters",
-            ));
+            )
+            .with_rule("malformed-session-id")
+            .with_at("header:mcp-session-id"));
         }
     }
     let accept = accepted_types(headers);
@@ -83,28 +88,35 @@ fn check(policy: &Policy, method: &str, path: &str, headers: &HeaderMap) -> Resu
                 return Err(Rejection::new(
                     K::UnsupportedMediaType,
                     "Content-Type is not application/json",
-                ));
+                )
+                .with_rule("content-type-not-json")
+                .with_at("header:content-type"));
             }
             if !(accept.json && accept.sse) {
                 return Err(Rejection::new(
                     K::NotAcceptable,
                     "Accept lacks application/json or text/event-stream",
-                ));
+                )
+                .with_rule("accept-lacks-json-or-sse")
+                .with_at("header:accept"));
             }
             if let Some(len) = content_length(headers)? {
                 if len > policy.limits.max_body_bytes as u64 {
                     return Err(Rejection::new(
                         K::PayloadTooLarge,
                         format!("Content-Length {len} over limit"),
-                    ));
+                    )
+                    .with_rule("content-length-over-limit")
+                    .with_at("header:content-length"));
                 }
             }
         }
         "GET" if !accept.sse => {
-            return Err(Rejection::new(
-                K::NotAcceptable,
-                "GET without Accept: text/event-stream",
-            ));
+            return Err(
+                Rejection::new(K::NotAcceptable, "GET without Accept: text/event-stream")
+                    .with_rule("accept-lacks-sse")
+                    .with_at("header:accept"),
+            );
         }
         _ => {}
     }
@@ -113,7 +125,9 @@ fn check(policy: &Policy, method: &str, path: &str, headers: &HeaderMap) -> Resu
 
 fn check_host(policy: &Policy, headers: &HeaderMap) -> Result<(), Rejection> {
     let Single::One(raw) = single(headers, "host") else {
-        return Err(Rejection::new(K::MalformedHeader, "missing Host header"));
+        return Err(Rejection::new(K::MalformedHeader, "missing Host header")
+            .with_rule("missing-host")
+            .with_at("header:host"));
     };
     let host = std::str::from_utf8(raw).ok().and_then(parse_host_pattern);
     match host {
@@ -129,7 +143,8 @@ fn check_host(policy: &Policy, headers: &HeaderMap) -> Result<(), Rejection> {
         _ => Err(Rejection::new(
             K::HostNotAllowed,
             format!("Host {:?} not allowed", String::from_utf8_lossy(raw)),
-        )),
+        )
+        .with_at("header:host")),
     }
 }
 
@@ -154,7 +169,8 @@ fn check_origin(policy: &Policy, headers: &HeaderMap) -> Result<(), Rejection> {
         Err(Rejection::new(
             K::OriginNotAllowed,
             format!("Origin {:?} not allowed", String::from_utf8_lossy(raw)),
-        ))
+        )
+        .with_at("header:origin"))
     }
 }
 
@@ -165,7 +181,11 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, Rejection> {
             .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse().ok())
             .map(Some)
-            .ok_or_else(|| Rejection::new(K::MalformedHeader, "invalid Content-Length")),
+            .ok_or_else(|| {
+                Rejection::new(K::MalformedHeader, "invalid Content-Length")
+                    .with_rule("malformed-content-length")
+                    .with_at("header:content-length")
+            }),
         _ => Ok(None),
     }
 }

@@ -12,7 +12,7 @@ use filters::era::EraFilter;
 use filters::modern::ModernFilter;
 use filters::path_traversal::PathTraversalFilter;
 use filters::ssrf::SsrfFilter;
-use filters::{Chain, Decision, Exchange, Filter, RejectionKind};
+use filters::{Chain, Decision, Exchange, Filter, Rejection, RejectionKind};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use policies::Policy;
 use serde_json::{json, Value};
@@ -138,6 +138,27 @@ fn header_map(pairs: &[(String, String)]) -> HeaderMap {
     h
 }
 
+/// Runs `filters` on one request; the rejection when one refused it.
+fn refusal(
+    policy: &Policy,
+    tenant: &str,
+    headers: &[(String, String)],
+    body: &Value,
+    filters: &[&dyn Filter],
+) -> Option<Rejection> {
+    let h = header_map(headers);
+    let body = serde_json::to_vec(body).unwrap();
+    let mut ex = Exchange::new(policy, "POST", "/mcp", &h, &body);
+    ex.tenant = Some(tenant.into());
+    for f in filters {
+        if let Decision::Reject(mut r) = f.check(&mut ex) {
+            r.filter = f.name();
+            return Some(r);
+        }
+    }
+    None
+}
+
 /// Runs `filters` on one request; `Some(kind)` when one refused it.
 fn judge(
     policy: &Policy,
@@ -146,16 +167,34 @@ fn judge(
     body: &Value,
     filters: &[&dyn Filter],
 ) -> Option<(RejectionKind, String)> {
-    let h = header_map(headers);
-    let body = serde_json::to_vec(body).unwrap();
-    let mut ex = Exchange::new(policy, "POST", "/mcp", &h, &body);
-    ex.tenant = Some(tenant.into());
-    for f in filters {
-        if let Decision::Reject(r) = f.check(&mut ex) {
-            return Some((r.kind, format!("{}: {}", f.name(), r.detail)));
-        }
+    refusal(policy, tenant, headers, body, filters)
+        .map(|r| (r.kind, format!("{}: {}", r.filter, r.detail)))
+}
+
+/// What the client sees of a refused attack: `error.data` names a rule and a
+/// place, and nothing of the body echoes the attack string (the log does).
+/// Returns a complaint, if any.
+fn leaks(r: &Rejection, payload: &str) -> Option<String> {
+    let body = String::from_utf8(r.json_body()).unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let data = &v["error"]["data"];
+    let kebab = |s: &str| {
+        !s.is_empty()
+            && s.split('-').all(|w| {
+                !w.is_empty()
+                    && w.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
+    };
+    if !data["rule"].as_str().is_some_and(kebab) || data["at"].as_str().is_none() {
+        return Some(format!("no kebab-case rule or no place: {body}"));
     }
-    None
+    // The body as the client could read it: raw and JSON-unescaped.
+    let unescaped = format!("{v}");
+    let echoed = [body.as_str(), unescaped.as_str()]
+        .iter()
+        .any(|b| b.contains(payload) || b.contains(&serde_json::to_string(payload).unwrap()));
+    echoed.then(|| format!("echoes the payload: {body}"))
 }
 
 fn ssrf_via(via: &str) -> &str {
@@ -228,14 +267,18 @@ fn traversal_corpus() {
         false_positives: vec![],
         benign: benign.len(),
     };
+    let mut leaked = Vec::new();
     for c in &attacks {
         let (h, body) = request(s(c, "via"), s(c, "payload"));
         let tenant = c["tenant"].as_str().unwrap_or("anonymous");
-        match judge(&p, tenant, &h, &body, path_only) {
-            Some((RejectionKind::PathNotAllowed, _)) => {}
+        match refusal(&p, tenant, &h, &body, path_only) {
+            Some(r) if r.kind == RejectionKind::PathNotAllowed => {
+                leaked.extend(leaks(&r, s(c, "payload")).map(|l| format!("{c} -> {l}")));
+            }
             other => t.misses.push(format!("{c} -> {other:?}")),
         }
     }
+    assert!(leaked.is_empty(), "traversal error bodies: {leaked:#?}");
     for c in &benign {
         let (h, body) = request(s(c, "via"), s(c, "payload"));
         let tenant = c["tenant"].as_str().unwrap_or("anonymous");
@@ -263,13 +306,17 @@ fn ssrf_corpus() {
         false_positives: vec![],
         benign: benign.len(),
     };
+    let mut leaked = Vec::new();
     for c in &attacks {
         let (h, body) = request(ssrf_via(s(c, "via")), s(c, "url"));
-        match judge(&p, "anonymous", &h, &body, ssrf_only) {
-            Some((RejectionKind::UrlNotAllowed, _)) => {}
+        match refusal(&p, "anonymous", &h, &body, ssrf_only) {
+            Some(r) if r.kind == RejectionKind::UrlNotAllowed => {
+                leaked.extend(leaks(&r, s(c, "url")).map(|l| format!("{c} -> {l}")));
+            }
             other => t.misses.push(format!("{c} -> {other:?}")),
         }
     }
+    assert!(leaked.is_empty(), "ssrf error bodies: {leaked:#?}");
     for c in &benign {
         let (h, body) = request(ssrf_via(s(c, "via")), s(c, "url"));
         if let Some(r) = judge(&p, "anonymous", &h, &body, ALL) {

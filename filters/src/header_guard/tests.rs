@@ -141,3 +141,73 @@ fn the_map_is_checked_without_a_raw_head() {
         Err(K::HeaderInjection)
     );
 }
+
+fn raw_rule(head: &str) -> (&'static str, String) {
+    let p = policy();
+    let r = check_raw(head.as_bytes(), &p.headers).expect_err("refused");
+    (r.rule, r.at().unwrap_or_default().to_string())
+}
+
+#[test]
+fn rejections_name_rule_and_place() {
+    let at = |rule: &'static str, at: &str| (rule, at.to_string());
+    assert_eq!(
+        raw_rule(&OK_HEAD.replace("\r\nHost", "\nHost")),
+        at("bare-lf", "head")
+    );
+    assert_eq!(
+        raw_rule(&with_line("X-A: a\r\n b")),
+        at("obsolete-line-folding", "headers")
+    );
+    assert_eq!(
+        raw_rule(&OK_HEAD.replacen("HTTP/1.1", "HTTP/2.0", 1)),
+        at("unsupported-http-version", "request-line")
+    );
+    assert_eq!(
+        raw_rule(&with_line("Transfer-Encoding: chunked")),
+        at(
+            "content-length-with-transfer-encoding",
+            "header:transfer-encoding"
+        )
+    );
+    assert_eq!(
+        raw_rule(&OK_HEAD.replace("Content-Length: 2", "Content-Length: +2")),
+        at("malformed-content-length", "header:content-length")
+    );
+    assert_eq!(
+        raw_rule(&with_line("Host: evil.example")),
+        at("repeated-header", "header:host")
+    );
+    assert_eq!(
+        raw_rule(&with_line("Transfer_Encoding: chunked")),
+        at("underscore-header-name", "header:transfer-encoding")
+    );
+    assert_eq!(
+        raw_rule(&with_line("Connection: close, Mcp-Protocol-Version")),
+        at("connection-names-end-to-end-header", "header:connection")
+    );
+    assert_eq!(
+        raw_rule(&with_line("Mcp-Method: a\0b")),
+        at("nul-in-header-value", "header:mcp-method")
+    );
+}
+
+#[test]
+fn client_header_names_and_values_are_not_echoed() {
+    // An unknown header's name is the client's: located as `headers`.
+    assert_eq!(
+        raw_rule(&with_line("X-Name-4d2c: a\x01b")),
+        ("control-byte-in-header-value", "headers".to_string())
+    );
+    let p = policy();
+    for head in [
+        with_line("X-Name-4d2c: a\x01b"),
+        with_line("X-Name-4d2c : a"),
+        with_line("Connection: x-name-4d2c"),
+        OK_HEAD.replace("Content-Length: 2", "Transfer-Encoding: x-name-4d2c"),
+    ] {
+        let r = check_raw(head.as_bytes(), &p.headers).expect_err("refused");
+        let body = String::from_utf8(r.json_body()).unwrap();
+        assert!(!body.to_ascii_lowercase().contains("4d2c"), "{body}");
+    }
+}

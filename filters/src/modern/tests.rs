@@ -120,3 +120,117 @@ fn get_and_delete_are_405_and_responses_refused() {
         Err(K::ResponseNotAllowed)
     );
 }
+
+fn refusal(method: &str, h: &[(&str, &str)], body: &str) -> Rejection {
+    let p = policy();
+    let h = headers(h);
+    let mut ex = Exchange::new(&p, method, "/mcp", &h, body.as_bytes());
+    for f in [&EnvelopeFilter as &dyn Filter, &EraFilter, &ModernFilter] {
+        if let Decision::Reject(r) = f.check(&mut ex) {
+            return r;
+        }
+    }
+    panic!("accepted {body}");
+}
+
+fn rule_at(method: &str, h: &[(&str, &str)], body: &str) -> (&'static str, String) {
+    let r = refusal(method, h, body);
+    (r.rule, r.at().unwrap_or_default().to_string())
+}
+
+#[test]
+fn rejections_name_rule_and_place() {
+    let at = |rule: &'static str, at: &str| (rule, at.to_string());
+    let ok = call("2026-07-28", "echo");
+    let without = |name: &str| -> Vec<(&str, &str)> {
+        OK_HEADERS
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != name)
+            .collect()
+    };
+    let replaced = |name: &'static str, v: &'static str| -> Vec<(&'static str, &'static str)> {
+        let mut h: Vec<_> = OK_HEADERS
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != name)
+            .collect();
+        h.push((name, v));
+        h
+    };
+    assert_eq!(
+        rule_at("POST", &without("mcp-name"), &ok),
+        at("missing-mcp-name", "header:mcp-name")
+    );
+    assert_eq!(
+        rule_at("POST", &replaced("mcp-name", "other"), &ok),
+        at("mcp-name-mismatch", "header:mcp-name")
+    );
+    assert_eq!(
+        rule_at("POST", &without("mcp-method"), &ok),
+        at("missing-mcp-method", "header:mcp-method")
+    );
+    assert_eq!(
+        rule_at("POST", &replaced("mcp-method", "tools/list"), &ok),
+        at("mcp-method-mismatch", "header:mcp-method")
+    );
+    assert_eq!(
+        rule_at("POST", &replaced("mcp-name", "=?base64?***?="), &ok),
+        at("undecodable-header", "header:mcp-name")
+    );
+    assert_eq!(
+        rule_at("POST", &without("mcp-protocol-version"), &ok),
+        at(
+            "missing-protocol-version-header",
+            "header:mcp-protocol-version"
+        )
+    );
+    assert_eq!(
+        rule_at("POST", &replaced("mcp-protocol-version", "2099-01-01"), &ok),
+        at(
+            "protocol-version-header-mismatch",
+            "header:mcp-protocol-version"
+        )
+    );
+    let h = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/list"),
+    ];
+    let no_caps = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    assert_eq!(
+        rule_at("POST", &h, no_caps),
+        at(
+            "missing-meta-client-capabilities",
+            r#"params._meta["io.modelcontextprotocol/clientCapabilities"]"#
+        )
+    );
+    let no_meta = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    assert_eq!(
+        rule_at("POST", &h, no_meta),
+        at(
+            "missing-meta-protocol-version",
+            r#"params._meta["io.modelcontextprotocol/protocolVersion"]"#
+        )
+    );
+    assert_eq!(
+        rule_at("GET", &[("mcp-protocol-version", "2026-07-28")], ""),
+        at("stateless-method-not-allowed", "method")
+    );
+}
+
+#[test]
+fn unsupported_version_lists_ours_and_does_not_echo_theirs() {
+    let h = [
+        ("mcp-protocol-version", "2099-01-01"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "echo"),
+    ];
+    let r = refusal("POST", &h, &call("2099-01-01", "echo"));
+    let v: Value = serde_json::from_slice(&r.json_body()).unwrap();
+    assert_eq!(
+        v["error"]["data"],
+        json!({"supported": ["2026-07-28"], "rule": "unsupported-protocol-version",
+               "at": "header:mcp-protocol-version"})
+    );
+    assert!(!v.to_string().contains("2099"), "{v}");
+}

@@ -156,3 +156,105 @@ fn no_roots_still_refuses_traversal() {
     assert!(run("", read("file:///srv/../etc/passwd")).is_err());
     assert!(run("", read("file://attacker.example/share/x")).is_err());
 }
+
+/// The rejection itself, for the rule, the location and the body.
+fn refusal(extra: &str, h: &[(&str, &str)], body: Value) -> Rejection {
+    let p = policy_with(extra);
+    let h = headers(h);
+    let body = serde_json::to_vec(&body).unwrap();
+    let mut ex = Exchange::new(&p, "POST", "/mcp", &h, &body);
+    assert!(matches!(EnvelopeFilter.check(&mut ex), Decision::Continue));
+    match PathTraversalFilter.check(&mut ex) {
+        Decision::Continue => panic!("accepted"),
+        Decision::Reject(r) => r,
+    }
+}
+
+fn rule_at(r: &Rejection) -> (&'static str, &str) {
+    (r.rule, r.at().unwrap_or_default())
+}
+
+#[test]
+fn rejections_name_rule_and_place() {
+    let r = refusal("", &[], read("file:///srv/data/%2e%2e/%2e%2e/etc/passwd"));
+    assert_eq!(rule_at(&r), ("dot-dot-segment", "params.uri"));
+    let r = refusal("", &[("mcp-name", "~/.ssh/id_rsa")], read("demo://readme"));
+    assert_eq!(rule_at(&r), ("home-directory", "header:mcp-name"));
+    let r = refusal("", &[("mcp-name", "=?base64?***?=")], read("demo://readme"));
+    assert_eq!(rule_at(&r), ("undecodable-header", "header:mcp-name"));
+    let completion = json!({"jsonrpc": "2.0", "id": 1, "method": "completion/complete", "params": {
+        "ref": {"type": "ref/resource", "uri": "file:///{path}"},
+        "argument": {"name": "path", "value": "..\\..\\etc"}}});
+    let r = refusal("", &[], completion);
+    assert_eq!(rule_at(&r), ("dot-dot-segment", "params.argument.value"));
+    let marked = "[paths.tools]\nread_file = [\"/path\", \"/opts/more\"]\n";
+    let r = refusal(marked, &[], call("read_file", json!({"path": "a\u{0}b"})));
+    assert_eq!(rule_at(&r), ("nul-byte", "params.arguments.path"));
+    let r = refusal(
+        marked,
+        &[],
+        call(
+            "read_file",
+            json!({"opts": {"more": ["ok", "//srv/share"]}}),
+        ),
+    );
+    assert_eq!(rule_at(&r), ("unc-path", "params.arguments.opts.more"));
+    let scoped = "[paths]\nallowed_schemes = [\"file\"]\nallowed_roots = [\"file:///srv/**\"]\n";
+    let r = refusal(scoped, &[], read("demo://readme"));
+    assert_eq!(rule_at(&r), ("scheme-not-allowed", "params.uri"));
+    let r = refusal(scoped, &[], read("file:///etc/hosts"));
+    assert_eq!(rule_at(&r), ("outside-allowed-roots", "params.uri"));
+}
+
+#[test]
+fn the_body_never_echoes_the_offending_value() {
+    let r = refusal("", &[], read("../../etc/passwd"));
+    assert_eq!(r.kind, K::PathNotAllowed);
+    assert!(r.detail.contains("passwd"), "the log keeps the value");
+    let body = String::from_utf8(r.json_body()).unwrap();
+    assert!(!body.contains("passwd"), "{body}");
+    assert!(!body.contains(".."), "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["error"],
+        json!({"code": -32602, "message": "Invalid params",
+               "data": {"rule": "dot-dot-segment", "at": "params.uri"}})
+    );
+}
+
+#[test]
+fn heuristic_hits_do_not_echo_the_clients_argument_names() {
+    let h = "[paths]\nheuristic = true\n";
+    let body = call(
+        "search",
+        json!({"secret_key_9b1e": {"deep": ["%2e%2e%2fetc%2fshadow"]}}),
+    );
+    let r = refusal(h, &[], body);
+    assert_eq!(rule_at(&r), ("dot-dot-segment", "params.arguments"));
+    assert!(
+        r.detail.contains("/secret_key_9b1e/deep/0"),
+        "the log has the place"
+    );
+    let body = String::from_utf8(r.json_body()).unwrap();
+    assert!(
+        !body.contains("secret_key_9b1e") && !body.contains("shadow"),
+        "{body}"
+    );
+}
+
+#[test]
+fn batch_items_are_located() {
+    let p = policy_with("[limits]\nallow_batches = true\n");
+    let h = headers(&[]);
+    let body = serde_json::to_vec(&json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": "a/../../b"}},
+    ]))
+    .unwrap();
+    let mut ex = Exchange::new(&p, "POST", "/mcp", &h, &body);
+    assert!(matches!(EnvelopeFilter.check(&mut ex), Decision::Continue));
+    let Decision::Reject(r) = PathTraversalFilter.check(&mut ex) else {
+        panic!("accepted");
+    };
+    assert_eq!(rule_at(&r), ("dot-dot-segment", "[1].params.uri"));
+}

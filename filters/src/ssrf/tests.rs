@@ -24,10 +24,26 @@ fn fetch(url: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "fetch", "arguments": {"url": url}}})
 }
 
+/// The rejection itself, for the rule, the location and the body.
+fn refusal(extra: &str, body: Value) -> Option<Rejection> {
+    let p = policy_with(extra);
+    let h = headers(&[]);
+    let body = serde_json::to_vec(&body).unwrap();
+    let mut ex = Exchange::new(&p, "POST", "/mcp", &h, &body);
+    assert!(matches!(EnvelopeFilter.check(&mut ex), Decision::Continue));
+    match SsrfFilter.check(&mut ex) {
+        Decision::Continue => None,
+        Decision::Reject(r) => Some(r),
+    }
+}
+
 fn rule(url: &str) -> String {
-    match run(ON, fetch(url)) {
-        Ok(()) => "pass".into(),
-        Err(d) => d.split(' ').next().unwrap_or("").to_string(),
+    match refusal(ON, fetch(url)) {
+        None => "pass".into(),
+        Some(r) => {
+            assert!(r.detail.starts_with(r.rule), "{} vs {}", r.rule, r.detail);
+            r.rule.to_string()
+        }
     }
 }
 
@@ -151,4 +167,35 @@ fn allow_lists_and_heuristic() {
         "a local file has no host to judge"
     );
     assert!(run(files, fetch("file://127.0.0.1/share")).is_err());
+}
+
+#[test]
+fn rejections_name_rule_and_place() {
+    let r = refusal(ON, fetch("http://169.254.169.254/latest/meta-data/")).unwrap();
+    assert_eq!(
+        (r.rule, r.at()),
+        ("cloud-metadata", Some("params.arguments.url"))
+    );
+    let body = String::from_utf8(r.json_body()).unwrap();
+    assert!(
+        !body.contains("169.254") && !body.contains("meta-data"),
+        "{body}"
+    );
+    let read = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "http://10.0.0.7/"}});
+    let r = refusal(ON, read).unwrap();
+    assert_eq!((r.rule, r.at()), ("private", Some("params.uri")));
+    let h = "[ssrf]\nenabled = true\nheuristic = true\n";
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x",
+        "arguments": {"hook_5e7a": "http://user@example.com/"}}});
+    let r = refusal(h, call).unwrap();
+    assert_eq!(
+        (r.rule, r.at()),
+        ("credentials-in-url", Some("params.arguments"))
+    );
+    assert!(r.detail.contains("/hook_5e7a"), "the log has the place");
+    let body = String::from_utf8(r.json_body()).unwrap();
+    assert!(
+        !body.contains("hook_5e7a") && !body.contains("example.com"),
+        "{body}"
+    );
 }

@@ -130,3 +130,76 @@ fn header_sanity() {
         Ok(())
     );
 }
+
+fn rule_at(method: &str, path: &str, h: &[(&str, &str)]) -> (&'static str, String) {
+    let p = policy();
+    let r = check(&p, method, path, &headers(h)).expect_err("refused");
+    (r.rule, r.at().unwrap_or_default().to_string())
+}
+
+#[test]
+fn rejections_name_rule_and_place() {
+    let at = |rule: &'static str, at: &str| (rule, at.to_string());
+    assert_eq!(
+        rule_at("POST", "/other", POST_OK),
+        at("unknown-path", "path")
+    );
+    assert_eq!(
+        rule_at("PUT", "/mcp", POST_OK),
+        at("method-not-allowed", "method")
+    );
+    assert_eq!(
+        rule_at(
+            "POST",
+            "/mcp",
+            &[
+                ("host", "evil.example.com"),
+                ("content-type", "application/json"),
+                ("accept", "*/*")
+            ]
+        ),
+        at("host-not-allowed", "header:host")
+    );
+    assert_eq!(
+        rule_at("POST", "/mcp", &[("content-type", "application/json")]),
+        at("missing-host", "header:host")
+    );
+    assert_eq!(
+        rule_at("POST", "/mcp", &with(&[("origin", "null")])),
+        at("origin-not-allowed", "header:origin")
+    );
+    assert_eq!(
+        rule_at(
+            "POST",
+            "/mcp",
+            &with(&[("mcp-method", "a"), ("mcp-method", "b")])
+        ),
+        at("repeated-header", "header:mcp-method")
+    );
+    assert_eq!(
+        rule_at("POST", "/mcp", &with(&[("mcp-session-id", "a b")])),
+        at("malformed-session-id", "header:mcp-session-id")
+    );
+    assert_eq!(
+        rule_at("POST", "/mcp", &with(&[("content-length", "99999999")])),
+        at("content-length-over-limit", "header:content-length")
+    );
+    assert_eq!(
+        rule_at(
+            "GET",
+            "/mcp",
+            &[("host", "localhost"), ("accept", "application/json")]
+        ),
+        at("accept-lacks-sse", "header:accept")
+    );
+}
+
+#[test]
+fn the_body_never_echoes_the_offending_header() {
+    let p = policy();
+    let h = headers(&with(&[("origin", "http://attacker-7f3a.example")]));
+    let r = check(&p, "POST", "/mcp", &h).expect_err("refused");
+    assert!(r.detail.contains("attacker-7f3a"), "the log keeps it");
+    let body = String::from_utf8(r.json_body()).unwrap();
+    assert!(!body.contains("attacker-7f3a"), "{body}");
+}
