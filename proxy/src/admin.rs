@@ -1,36 +1,148 @@
-//! The admin listener: Prometheus metrics and a health check, kept off the
-//! MCP listener so the MCP endpoint answers nothing but MCP.
+//! The admin listener (worker 0): Prometheus metrics for the whole
+//! instance, liveness and readiness, kept off the MCP listener so the MCP
+//! endpoint answers nothing but MCP.
+//!
+//! - `/metrics`: every worker's metrics, each sample labelled with its
+//!   `worker`; the other workers' are fetched over their private sockets
+//!   ([`INTERNAL_METRICS_PATH`]) at scrape time, so the numbers are the
+//!   instance's, not worker 0's.
+//! - `/livez`: the process serves (also `/healthz`, its older name).
+//! - `/readyz`: not draining, and every upstream pool has at least one
+//!   healthy endpoint; 503 with the reason otherwise.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use async_trait::async_trait;
-use http::Response;
-use pingora::apps::http_app::ServeHttp;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::Stream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixStream};
 
 use crate::app::McpGate;
 
-pub struct Admin {
-    pub gate: Arc<McpGate>,
+/// Path on a worker's private socket that answers its own metrics.
+pub const INTERNAL_METRICS_PATH: &str = "/_mcpgate/metrics";
+
+/// How long a sibling worker may take to give its metrics.
+const SIBLING_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest metrics text read from a sibling.
+const SIBLING_MAX: usize = 8 * 1024 * 1024;
+/// How long an admin client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the admin listener until the process exits (it keeps answering
+/// during a drain, so `/readyz` can say so).
+pub async fn serve(gate: Arc<McpGate>, listener: std::net::TcpListener) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("admin listener: {e}");
+            return;
+        }
+    };
+    loop {
+        match listener.accept().await {
+            Ok((tcp, _)) => {
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    let stream: Stream =
+                        Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
+                    serve_one(&gate, stream).await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!("admin accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
 }
 
-#[async_trait]
-impl ServeHttp for Admin {
-    async fn response(&self, ds: &mut ServerSession) -> Response<Vec<u8>> {
-        let (status, ctype, body) = match ds.req_header().uri.path() {
-            "/metrics" => (
-                200,
-                "text/plain; version=0.0.4",
-                self.gate.metrics.render().into_bytes(),
-            ),
-            "/healthz" => (200, "text/plain", b"ok\n".to_vec()),
-            _ => (404, "text/plain", b"not found\n".to_vec()),
-        };
-        Response::builder()
-            .status(status)
-            .header("content-type", ctype)
-            .header("content-length", body.len())
-            .body(body)
-            .unwrap_or_default()
+/// One request per connection: scrapes and probes are rare.
+async fn serve_one(gate: &McpGate, stream: Stream) {
+    let mut ds = ServerSession::new_http1(stream);
+    match tokio::time::timeout(READ_TIMEOUT, ds.read_request()).await {
+        Ok(Ok(true)) => {}
+        _ => return,
+    }
+    ds.set_keepalive(None);
+    let path = ds.req_header().uri.path().to_string();
+    let (status, ctype, body) = match path.as_str() {
+        "/metrics" => (
+            200,
+            "text/plain; version=0.0.4",
+            instance_metrics(gate).await,
+        ),
+        "/livez" | "/healthz" => (200, "text/plain", "ok\n".to_string()),
+        "/readyz" => match gate.not_ready() {
+            None => (200, "text/plain", "ready\n".to_string()),
+            Some(why) => (503, "text/plain", format!("not ready: {why}\n")),
+        },
+        _ => (404, "text/plain", "not found\n".to_string()),
+    };
+    write_plain(&mut ds, status, ctype, body).await;
+}
+
+/// Writes a whole response with a known length.
+pub async fn write_plain(ds: &mut ServerSession, status: u16, ctype: &str, body: String) {
+    let Ok(mut h) = ResponseHeader::build(status, Some(2)) else {
+        return;
+    };
+    let _ = h.insert_header("content-type", ctype);
+    let _ = h.insert_header("content-length", body.len().to_string());
+    if ds.write_response_header(Box::new(h)).await.is_ok() {
+        let _ = ds.write_response_body(Bytes::from(body), true).await;
+    }
+    let _ = ds.finish_body().await;
+}
+
+/// This worker's metrics merged with every sibling's.
+async fn instance_metrics(gate: &McpGate) -> String {
+    let mut texts = vec![gate.render_metrics()];
+    let mut unreachable = 0;
+    for i in (0..gate.identity.workers).filter(|&i| i != gate.identity.index) {
+        match sibling_metrics(gate, i).await {
+            Some(t) => texts.push(t),
+            None => unreachable += 1,
+        }
+    }
+    let mut out = crate::metrics::merge_expositions(&texts);
+    out.push_str(
+        "# HELP mcpgate_workers_unreachable Workers whose metrics this scrape could not read\n\
+         # TYPE mcpgate_workers_unreachable gauge\n",
+    );
+    out.push_str(&format!("mcpgate_workers_unreachable {unreachable}\n"));
+    out
+}
+
+async fn sibling_metrics(gate: &McpGate, index: usize) -> Option<String> {
+    let path = gate.identity.socket_of(index);
+    let fetch = async {
+        let mut s = UnixStream::connect(&path).await.ok()?;
+        s.write_all(
+            format!(
+                "GET {INTERNAL_METRICS_PATH} HTTP/1.1\r\nHost: worker\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .ok()?;
+        let mut raw = Vec::new();
+        s.take(SIBLING_MAX as u64)
+            .read_to_end(&mut raw)
+            .await
+            .ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    };
+    match tokio::time::timeout(SIBLING_TIMEOUT, fetch).await {
+        Ok(Some(t)) => Some(t),
+        _ => {
+            tracing::warn!(worker = index, "metrics of a worker could not be read");
+            None
+        }
     }
 }

@@ -176,6 +176,10 @@ impl AdmissionControl {
     pub fn in_flight(&self) -> usize {
         self.global.current()
     }
+
+    pub fn streams_open(&self) -> usize {
+        self.streams.current()
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! before any upstream connection is taken from the pool or opened, so no
 //! byte of a rejected message ever reaches an upstream at any size.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ use crate::ratelimit::RateLimits;
 use crate::respond::{reject, BodyState};
 use crate::session_id::SessionCodec;
 use crate::sessions::{BeginError, Session, SessionStore};
+use crate::tap::Tap;
 use pingora::connectors::http::Connector;
 
 /// Largest body read after a head-phase refusal, only to echo the request id.
@@ -54,6 +56,8 @@ pub struct McpGate {
     pub codec: SessionCodec,
     /// Connections to other workers' internal sockets.
     pub owner_link: Connector,
+    /// Set when a drain began (`/readyz` answers 503).
+    pub draining: AtomicBool,
 }
 
 /// A request that passed every filter, with the bookkeeping it implies.
@@ -95,12 +99,40 @@ impl McpGate {
             rate_limits: RateLimits::new(&policy, identity.index, identity.workers),
             codec: SessionCodec::new(keys),
             owner_link: Connector::new(None),
+            metrics: Metrics::new(identity.index),
             identity,
             chain: Chain::standard(),
             sessions,
-            metrics: Metrics::new(),
             policy,
+            draining: AtomicBool::new(false),
         })
+    }
+
+    /// This worker's metrics, with the gauges read now.
+    pub fn render_metrics(&self) -> String {
+        self.metrics
+            .in_flight
+            .set(self.admission.in_flight() as i64);
+        self.metrics
+            .streams
+            .set(self.admission.streams_open() as i64);
+        self.metrics.sessions.set(self.sessions.len() as i64);
+        self.metrics.render()
+    }
+
+    /// Why this worker should get no new traffic, if it should not: it is
+    /// draining, or a pool has no healthy endpoint.
+    pub fn not_ready(&self) -> Option<String> {
+        if self.draining.load(Ordering::Acquire) {
+            return Some("draining".into());
+        }
+        let down: Vec<&str> = self
+            .pools
+            .iter()
+            .filter(|(_, p)| !p.endpoints.iter().any(|e| e.is_healthy()))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        (!down.is_empty()).then(|| format!("no healthy endpoint in pool {}", down.join(", ")))
     }
 
     /// Serves a session this process does not hold from its sealed claims:
@@ -154,7 +186,9 @@ impl McpGate {
             .with_label_values(&[&format!("{:?}", r.kind), filter])
             .inc();
         tracing::info!(
-            kind = ?r.kind, filter, status = wire.status, code = wire.code, id = ?r.id,
+            kind = ?r.kind, filter, rule = r.rule, at = r.at().unwrap_or("-"),
+            status = wire.status, code = wire.code,
+            id = %filters::message::display_id(r.id.as_ref()),
             detail = %r.detail, "rejected"
         );
         reject(ds, r, bare, body, self.worker_header()).await;
@@ -163,7 +197,15 @@ impl McpGate {
     /// Handles one request; returns whether the client connection is reusable.
     /// `internal`: the request came over this worker's private socket from
     /// another worker, so it is served here whatever session it names.
-    pub async fn handle(&self, ds: &mut ServerSession, internal: bool) -> Served {
+    /// `method`: set to the request's MCP method label (for the duration
+    /// histogram) once it is known.
+    pub async fn handle(
+        &self,
+        ds: &mut ServerSession,
+        tap: &Tap,
+        internal: bool,
+        method_seen: &mut &'static str,
+    ) -> Served {
         let policy = self.policy.clone();
         let method = ds.req_header().method.as_str().to_string();
         let path = ds.req_header().uri.path().to_string();
@@ -185,7 +227,14 @@ impl McpGate {
             Err(r) => return self.refuse_head(ds, r).await.into(),
         };
 
-        let body = match read_body(ds, policy.limits.max_body_bytes).await {
+        let body = read_body(ds, policy.limits.max_body_bytes).await;
+        if let Some(e) = tap.take_error() {
+            let r =
+                Rejection::new(RejectionKind::AmbiguousFraming, e.to_string()).with_rule(e.rule());
+            self.refuse(ds, &r, false, BodyState::Unread).await;
+            return Served::Done(false);
+        }
+        let body = match body {
             Ok(b) => b,
             Err(BodyError::TooLarge) => {
                 let r = Rejection::new(RejectionKind::PayloadTooLarge, "chunked body over limit");
@@ -203,8 +252,14 @@ impl McpGate {
             }
         }
         let admitted = match self.admit(ds, &method, &path, &body, tenant) {
-            Ok(a) => a,
+            Ok(a) => {
+                *method_seen = crate::metrics::method_label(&a.facts.method);
+                a
+            }
             Err(refused) => {
+                if let Some(m) = single_str(&ds.req_header().headers, "mcp-method") {
+                    *method_seen = crate::metrics::method_label(m);
+                }
                 let (r, bare) = *refused;
                 self.refuse(ds, &r, bare, BodyState::Consumed).await;
                 return Served::Done(true);

@@ -1,19 +1,31 @@
-//! An incremental decoder for HTTP/1.1 chunked bodies (RFC 9112 7.1).
+//! A strict, incremental decoder for HTTP/1.1 chunked bodies (RFC 9112 §7.1).
 //!
-//! Used for long-lived upstream streams, read on mcpgate's own terms: data is
-//! handed on the moment it arrives and the decoder keeps no buffer between
-//! reads except a partial chunk-size or trailer line, bounded below. A body
-//! that breaks the framing is an error, never passed on: a client must not
-//! see bytes the upstream did not frame.
+//! Used twice, so both directions share one reading of the grammar:
+//! - for long-lived upstream streams, read on mcpgate's own terms: data is
+//!   handed on the moment it arrives and the decoder keeps no buffer between
+//!   reads except a partial chunk-size or trailer line, bounded below;
+//! - to check the framing of a client's chunked request body as it is read
+//!   ([`crate::tap`]): pingora's body reader (httparse's `parse_chunk_size`)
+//!   is lenient, and a framing two parsers read differently is how requests
+//!   are smuggled.
+//!
+//! Anything outside the grammar is an error, never passed on: whitespace
+//! between a chunk size and its line end, a bare CR or LF anywhere, bytes
+//! outside `token` / `quoted-string` in an extension, obsolete line folding
+//! or control bytes in a trailer field.
 
 /// Longest chunk-size line, extensions included.
 const MAX_SIZE_LINE: usize = 1024;
 /// Most bytes of trailer section accepted (and discarded).
 const MAX_TRAILERS: usize = 8 * 1024;
+/// Most hex digits in a chunk size (15 keeps it below 2^60).
+const MAX_SIZE_DIGITS: usize = 15;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkError {
     BadSize,
+    BadExtension,
+    BadTrailer,
     SizeLineTooLong,
     MissingCrlf,
     TrailersTooLong,
@@ -23,10 +35,26 @@ impl std::fmt::Display for ChunkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             ChunkError::BadSize => "malformed chunk size",
+            ChunkError::BadExtension => "malformed chunk extension",
+            ChunkError::BadTrailer => "malformed trailer field",
             ChunkError::SizeLineTooLong => "chunk-size line too long",
-            ChunkError::MissingCrlf => "chunk data not followed by CRLF",
+            ChunkError::MissingCrlf => "line or chunk data not ended by CRLF",
             ChunkError::TrailersTooLong => "trailer section too long",
         })
+    }
+}
+
+impl ChunkError {
+    /// A stable name for logs and `error.data.rule`.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            ChunkError::BadSize => "chunk-size",
+            ChunkError::BadExtension => "chunk-extension",
+            ChunkError::BadTrailer => "chunk-trailer",
+            ChunkError::SizeLineTooLong => "chunk-size-line-too-long",
+            ChunkError::MissingCrlf => "chunk-line-end",
+            ChunkError::TrailersTooLong => "chunk-trailers-too-long",
+        }
     }
 }
 
@@ -74,13 +102,24 @@ impl ChunkDecoder {
     /// of `input` were used: fewer than all only once the body is done (the
     /// rest belongs to whatever follows on the connection).
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, ChunkError> {
+        self.run(input, Some(out))
+    }
+
+    /// Checks the framing of `input` without keeping the data.
+    pub fn check(&mut self, input: &[u8]) -> Result<usize, ChunkError> {
+        self.run(input, None)
+    }
+
+    fn run(&mut self, input: &[u8], mut out: Option<&mut Vec<u8>>) -> Result<usize, ChunkError> {
         let mut i = 0;
         while i < input.len() {
             match self.state {
                 State::Done => return Ok(i),
                 State::Data(remaining) => {
                     let take = remaining.min((input.len() - i) as u64) as usize;
-                    out.extend_from_slice(&input[i..i + take]);
+                    if let Some(out) = out.as_deref_mut() {
+                        out.extend_from_slice(&input[i..i + take]);
+                    }
                     i += take;
                     let left = remaining - take as u64;
                     self.state = if left == 0 {
@@ -112,13 +151,18 @@ impl ChunkDecoder {
                     i += lf + 1;
                     let line = std::mem::take(&mut self.line);
                     let line = line.strip_suffix(b"\r").ok_or(ChunkError::MissingCrlf)?;
+                    if line.contains(&b'\r') {
+                        return Err(ChunkError::MissingCrlf);
+                    }
                     if self.state == State::Trailers {
                         if line.is_empty() {
                             self.state = State::Done;
+                        } else {
+                            check_trailer(line)?;
                         }
                         continue;
                     }
-                    let size = parse_size(line)?;
+                    let size = parse_size_line(line)?;
                     self.state = if size == 0 {
                         State::Trailers
                     } else {
@@ -144,95 +188,119 @@ impl ChunkDecoder {
     }
 }
 
-/// The size in a chunk-size line: hex digits, then optional `;` extensions.
-fn parse_size(line: &[u8]) -> Result<u64, ChunkError> {
+/// `tchar` of RFC 9110 §5.6.2.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// A chunk-size line without its CRLF:
+/// `1*HEXDIG *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )`.
+/// Returns the size.
+fn parse_size_line(line: &[u8]) -> Result<u64, ChunkError> {
     let digits_end = line
         .iter()
         .position(|b| !b.is_ascii_hexdigit())
         .unwrap_or(line.len());
     let (digits, rest) = line.split_at(digits_end);
-    let rest_ok = rest.is_empty() || rest.first() == Some(&b';') || {
-        // Whitespace before an extension (RFC 9112 BWS).
-        let t = rest.trim_ascii_start();
-        t.is_empty() || t.first() == Some(&b';')
-    };
-    if digits.is_empty() || digits.len() > 15 || !rest_ok {
+    if digits.is_empty() || digits.len() > MAX_SIZE_DIGITS {
         return Err(ChunkError::BadSize);
     }
-    let text = std::str::from_utf8(digits).map_err(|_| ChunkError::BadSize)?;
-    u64::from_str_radix(text, 16).map_err(|_| ChunkError::BadSize)
+    let size = digits
+        .iter()
+        .fold(0u64, |acc, &d| (acc << 4) | u64::from(hex_value(d)));
+    if !rest.is_empty() {
+        // Whitespace is allowed only before a `;`: "5 \r\n" is refused.
+        if rest.trim_ascii_start().first() != Some(&b';') {
+            return Err(if rest[0] == b';' || is_ws(rest[0]) {
+                ChunkError::BadExtension
+            } else {
+                ChunkError::BadSize
+            });
+        }
+        check_extensions(rest)?;
+    }
+    Ok(size)
+}
+
+fn hex_value(d: u8) -> u8 {
+    match d {
+        b'0'..=b'9' => d - b'0',
+        b'a'..=b'f' => d - b'a' + 10,
+        _ => d - b'A' + 10,
+    }
+}
+
+/// `*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )`.
+fn check_extensions(mut s: &[u8]) -> Result<(), ChunkError> {
+    let skip_ws = |s: &[u8]| -> usize { s.iter().take_while(|&&b| is_ws(b)).count() };
+    let token = |s: &[u8]| -> usize { s.iter().take_while(|&&b| is_tchar(b)).count() };
+    while !s.is_empty() {
+        s = &s[skip_ws(s)..];
+        s = s.strip_prefix(b";").ok_or(ChunkError::BadExtension)?;
+        s = &s[skip_ws(s)..];
+        let name = token(s);
+        if name == 0 {
+            return Err(ChunkError::BadExtension);
+        }
+        s = &s[name..];
+        let after_ws = &s[skip_ws(s)..];
+        if let Some(v) = after_ws.strip_prefix(b"=") {
+            let v = &v[skip_ws(v)..];
+            let used = if v.first() == Some(&b'"') {
+                quoted_string(v)?
+            } else {
+                token(v)
+            };
+            if used == 0 {
+                return Err(ChunkError::BadExtension);
+            }
+            s = &v[used..];
+        } else {
+            s = after_ws;
+        }
+    }
+    Ok(())
+}
+
+/// Length of the quoted-string at the start of `s` (RFC 9110 §5.6.4).
+fn quoted_string(s: &[u8]) -> Result<usize, ChunkError> {
+    let mut i = 1;
+    while i < s.len() {
+        match s[i] {
+            b'"' => return Ok(i + 1),
+            b'\\' => {
+                let next = *s.get(i + 1).ok_or(ChunkError::BadExtension)?;
+                if !(is_ws(next) || (0x21..=0x7e).contains(&next) || next >= 0x80) {
+                    return Err(ChunkError::BadExtension);
+                }
+                i += 2;
+            }
+            b if is_ws(b) || b == 0x21 || (0x23..=0x5b).contains(&b) => i += 1,
+            b if (0x5d..=0x7e).contains(&b) || b >= 0x80 => i += 1,
+            _ => return Err(ChunkError::BadExtension),
+        }
+    }
+    Err(ChunkError::BadExtension)
+}
+
+/// `field-name ":" OWS field-value OWS`, no obsolete folding, no controls.
+fn check_trailer(line: &[u8]) -> Result<(), ChunkError> {
+    let name = line.iter().take_while(|&&b| is_tchar(b)).count();
+    if name == 0 || line.get(name) != Some(&b':') {
+        return Err(ChunkError::BadTrailer);
+    }
+    let value_ok = line[name + 1..]
+        .iter()
+        .all(|&b| is_ws(b) || (0x21..=0x7e).contains(&b) || b >= 0x80);
+    if !value_ok {
+        return Err(ChunkError::BadTrailer);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn decode_in_pieces(wire: &[u8], piece: usize) -> Result<(Vec<u8>, usize, bool), ChunkError> {
-        let mut d = ChunkDecoder::new();
-        let mut out = Vec::new();
-        let mut used = 0;
-        for part in wire.chunks(piece.max(1)) {
-            let n = d.decode(part, &mut out)?;
-            used += n;
-            if n < part.len() {
-                break;
-            }
-        }
-        Ok((out, used, d.is_done()))
-    }
-
-    #[test]
-    fn decodes_whatever_the_read_boundaries() {
-        let wire = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-T: 1\r\n\r\nNEXT";
-        for piece in 1..wire.len() {
-            let (out, used, done) = decode_in_pieces(wire, piece).unwrap();
-            assert_eq!(out, b"hello, world", "piece {piece}");
-            assert!(done, "piece {piece}");
-            assert_eq!(&wire[used..], b"NEXT", "piece {piece}");
-        }
-    }
-
-    #[test]
-    fn data_is_handed_on_before_the_chunk_ends() {
-        let mut d = ChunkDecoder::new();
-        let mut out = Vec::new();
-        d.decode(b"10\r\n0123", &mut out).unwrap();
-        assert_eq!(out, b"0123");
-        assert!(!d.is_done());
-    }
-
-    #[test]
-    fn rejects_broken_framing() {
-        let cases: &[&[u8]] = &[
-            b"x\r\n",
-            b"\r\n",
-            b"5\r\nhelloXX",
-            b"5 junk\r\n",
-            b"-1\r\n",
-            b"1000000000000000\r\n",
-            b"5\nhello\r\n",
-        ];
-        for wire in cases {
-            assert!(
-                decode_in_pieces(wire, 64).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(wire)
-            );
-        }
-    }
-
-    #[test]
-    fn bounds_what_it_keeps() {
-        let long = vec![b'1'; MAX_SIZE_LINE + 1];
-        assert_eq!(
-            decode_in_pieces(&long, 7).unwrap_err(),
-            ChunkError::SizeLineTooLong
-        );
-        let mut trailers = b"0\r\n".to_vec();
-        trailers.extend(std::iter::repeat_n(b"X-A: b\r\n".as_slice(), 2000).flatten());
-        assert_eq!(
-            decode_in_pieces(&trailers, 100).unwrap_err(),
-            ChunkError::TrailersTooLong
-        );
-    }
-}
+mod tests;

@@ -173,9 +173,15 @@ impl McpGate {
                 return Served::Done(true);
             }
         };
-        self.metrics
-            .in_flight
-            .set(self.admission.in_flight() as i64);
+        let timeouts = pool.config.timeouts_for(a.facts.tool.as_deref());
+        let started = tokio::time::Instant::now();
+        let Some((ep, ticket, mut up)) = self
+            .connect(ds, &pool, a, &body, timeouts.first_byte_ms)
+            .await
+        else {
+            return Served::Done(true);
+        };
+        // Counted once the upstream answered: a 502 is not "forwarded".
         let era = if a.era == Era::Modern {
             "modern"
         } else {
@@ -185,15 +191,10 @@ impl McpGate {
             .forwarded
             .with_label_values(&[era, method])
             .inc();
-
-        let timeouts = pool.config.timeouts_for(a.facts.tool.as_deref());
-        let started = tokio::time::Instant::now();
-        let Some((ep, ticket, mut up)) = self
-            .connect(ds, &pool, a, &body, timeouts.first_byte_ms)
-            .await
-        else {
-            return Served::Done(true);
-        };
+        self.metrics
+            .upstream_duration
+            .with_label_values(&[&pool.config.name])
+            .observe(started.elapsed().as_secs_f64());
         let plan = RelayPlan {
             method,
             tenant: &a.tenant,

@@ -18,6 +18,7 @@ use filters::RequestId;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
 use tokio::io::AsyncWriteExt;
 
 use crate::app::McpGate;
@@ -79,15 +80,27 @@ impl HeldStream {
     /// Relays the stream's body to `client` as chunked HTTP/1.1 until
     /// either side ends it; returns whether the client connection can be
     /// reused (the upstream ended the stream cleanly).
-    pub async fn run(mut self, gate: &McpGate, client: &mut Stream) -> bool {
-        let (outcome, reusable) = self.relay(gate, client).await;
+    /// On `shutdown` (a drain) the stream is ended cleanly: its last chunk
+    /// is written, and a legacy client resumes through its sealed session id.
+    pub async fn run(
+        mut self,
+        gate: &McpGate,
+        client: &mut Stream,
+        shutdown: &ShutdownWatch,
+    ) -> bool {
+        let (outcome, reusable) = self.relay(gate, client, shutdown.clone()).await;
         if let Some(r) = &self.report {
             r.pool.report(&r.endpoint, r.ticket, outcome);
         }
         reusable
     }
 
-    async fn relay(&mut self, gate: &McpGate, client: &mut Stream) -> (Outcome, bool) {
+    async fn relay(
+        &mut self,
+        gate: &McpGate,
+        client: &mut Stream,
+        mut shutdown: ShutdownWatch,
+    ) -> (Outcome, bool) {
         if let Response::Stream(s) = &mut self.upstream {
             s.forget_head();
         }
@@ -103,6 +116,10 @@ impl HeldStream {
                 // protocol by sending while its stream is open).
                 _ = client.try_peek(&mut probe) => {
                     tracing::debug!("client went away during a held stream");
+                    return (Outcome::Neutral, false);
+                }
+                _ = crate::lean::until_stopped(&mut shutdown) => {
+                    self.write_last(gate, client).await;
                     return (Outcome::Neutral, false);
                 }
             };

@@ -16,40 +16,43 @@
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::apps::HttpPersistentSettings;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
 use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio::sync::Notify;
 
 use crate::app::McpGate;
 use crate::held::{HeldStream, Served};
+use crate::tap::{Tap, Tapped};
 
 /// How long an idle keep-alive connection is kept.
 const KEEPALIVE: Duration = Duration::from_secs(60);
 /// A client must start its first request within this time.
 const FIRST_REQUEST: Duration = Duration::from_secs(60);
 
-/// Where a lean listener accepts.
+/// Where a lean listener accepts (bound before the worker reports that it
+/// listens, so a taken address is an error at start, never a warning).
 pub enum Bind {
     /// The public MCP endpoint, shared by the workers (`SO_REUSEPORT`).
-    Tcp(SocketAddr),
+    Tcp(std::net::TcpListener),
     /// This worker's private socket: requests handed over by sibling
     /// workers for sessions this worker owns (served here, whatever the
     /// session id names).
-    Internal(PathBuf),
+    Internal(std::os::unix::net::UnixListener),
 }
 
 pub struct LeanListener {
     pub gate: Arc<McpGate>,
     pub bind: Bind,
+    pub connections: Arc<Connections>,
 }
 
 /// Binds `addr` with `SO_REUSEPORT`, so every worker process accepts on it.
@@ -64,64 +67,130 @@ pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
     Ok(socket.into())
 }
 
-#[async_trait]
-impl BackgroundService for LeanListener {
-    async fn start(&self, shutdown: ShutdownWatch) {
-        match &self.bind {
-            Bind::Tcp(addr) => self.serve_tcp(*addr, shutdown).await,
-            Bind::Internal(path) => self.serve_internal(path, shutdown).await,
+/// Binds a worker's private socket (mode 0600).
+pub fn bind_internal(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    let _ = std::fs::remove_file(path);
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// The open client connections of a worker, so that a drain can wait until
+/// every one has finished.
+#[derive(Debug, Default)]
+pub struct Connections {
+    open: AtomicUsize,
+    changed: Notify,
+}
+
+/// One open connection; dropping it closes its count.
+pub struct Open(Arc<Connections>);
+
+impl Connections {
+    pub fn enter(self: &Arc<Self>) -> Open {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Open(self.clone())
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Returns once no connection is open.
+    pub async fn all_closed(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.open() == 0 {
+                return;
+            }
+            changed.await;
         }
     }
 }
 
-impl LeanListener {
-    async fn serve_tcp(&self, addr: SocketAddr, mut shutdown: ShutdownWatch) {
-        let listener = match bind_reuseport(addr).and_then(TcpListener::from_std) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(%addr, "cannot listen: {e}");
-                std::process::exit(1);
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, _)) => {
-                        let _ = tcp.set_nodelay(true);
-                        tokio::spawn(serve_tcp_connection(self.gate.clone(), tcp, shutdown.clone()));
-                    }
-                    Err(e) => accept_failed(e).await,
-                }
-            }
-        }
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
     }
+}
 
-    async fn serve_internal(&self, path: &Path, mut shutdown: ShutdownWatch) {
-        let _ = std::fs::remove_file(path);
-        let listener = match UnixListener::bind(path).and_then(|l| {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-            Ok(l)
-        }) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(path = %path.display(), "cannot listen: {e}");
-                std::process::exit(1);
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((unix, _)) => {
-                        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(unix));
-                        tokio::spawn(serve_connection(self.gate.clone(), stream, true, shutdown.clone()));
-                    }
-                    Err(e) => accept_failed(e).await,
+impl LeanListener {
+    /// Accepts until `shutdown` turns true, then stops accepting (the
+    /// connections already open finish on their own).
+    pub async fn run(self, shutdown: ShutdownWatch) {
+        match self.bind {
+            Bind::Tcp(l) => match TcpListener::from_std(l) {
+                Ok(l) => serve_tcp(self.gate, l, self.connections, shutdown).await,
+                Err(e) => tracing::error!("cannot listen: {e}"),
+            },
+            Bind::Internal(l) => match UnixListener::from_std(l) {
+                Ok(l) => serve_internal(self.gate, l, self.connections, shutdown).await,
+                Err(e) => tracing::error!("cannot listen on the internal socket: {e}"),
+            },
+        }
+    }
+}
+
+async fn serve_tcp(
+    gate: Arc<McpGate>,
+    listener: TcpListener,
+    connections: Arc<Connections>,
+    mut shutdown: ShutdownWatch,
+) {
+    loop {
+        tokio::select! {
+            _ = crate::lean::until_stopped(&mut shutdown) => return,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let open = connections.enter();
+                    let (gate, shutdown) = (gate.clone(), shutdown.clone());
+                    tokio::spawn(async move {
+                        serve_tcp_connection(gate, tcp, shutdown).await;
+                        drop(open);
+                    });
                 }
+                Err(e) => accept_failed(e).await,
             }
         }
     }
+}
+
+async fn serve_internal(
+    gate: Arc<McpGate>,
+    listener: UnixListener,
+    connections: Arc<Connections>,
+    mut shutdown: ShutdownWatch,
+) {
+    loop {
+        tokio::select! {
+            _ = crate::lean::until_stopped(&mut shutdown) => return,
+            accepted = listener.accept() => match accepted {
+                Ok((unix, _)) => {
+                    let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(unix));
+                    let tap = Arc::new(Tap::default());
+                    let stream = Tapped::wrap(stream, tap.clone());
+                    let open = connections.enter();
+                    let (gate, shutdown) = (gate.clone(), shutdown.clone());
+                    tokio::spawn(async move {
+                        serve_connection(gate, stream, tap, true, shutdown).await;
+                        drop(open);
+                    });
+                }
+                Err(e) => accept_failed(e).await,
+            }
+        }
+    }
+}
+
+/// Returns once a drain has begun.
+pub async fn until_stopped(shutdown: &mut ShutdownWatch) {
+    // (The borrowed value is dropped here: it must not live across awaits.)
+    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }
 
 /// Out of descriptors or memory: back off, do not spin.
@@ -135,12 +204,19 @@ async fn serve_tcp_connection(gate: Arc<McpGate>, tcp: TcpStream, shutdown: Shut
     // `peek` (MSG_PEEK), not `readable()`, which may report readiness
     // spuriously: only a real first byte earns the per-request state.
     let mut probe = [0u8; 1];
-    match tokio::time::timeout(FIRST_REQUEST, tcp.peek(&mut probe)).await {
-        Ok(Ok(n)) if n > 0 => {}
-        _ => return,
+    let mut stop = shutdown.clone();
+    tokio::select! {
+        first = tokio::time::timeout(FIRST_REQUEST, tcp.peek(&mut probe)) => match first {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
+        },
+        // Draining: a connection that has not started a request is closed.
+        _ = crate::lean::until_stopped(&mut stop) => return,
     }
     let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
-    serve_connection(gate, stream, false, shutdown).await;
+    let tap = Arc::new(Tap::default());
+    let stream = Tapped::wrap(stream, tap.clone());
+    serve_connection(gate, stream, tap, false, shutdown).await;
 }
 
 /// Serves a connection whose first request is arriving (or, for the
@@ -148,16 +224,20 @@ async fn serve_tcp_connection(gate: Arc<McpGate>, tcp: TcpStream, shutdown: Shut
 async fn serve_connection(
     gate: Arc<McpGate>,
     mut stream: Stream,
+    tap: Arc<Tap>,
     internal: bool,
     shutdown: ShutdownWatch,
 ) {
     let mut settings: Option<HttpPersistentSettings> = None;
+    let mut pipelined = false;
     loop {
         // Boxed: the session and handler state live only while serving.
         let next = match Box::pin(serve_one(
             &gate,
             stream,
             settings.take(),
+            pipelined,
+            &tap,
             internal,
             &shutdown,
         ))
@@ -168,7 +248,7 @@ async fn serve_connection(
             Next::Hold(mut client, held) => {
                 // The handler is gone; only the stream's own small state stays
                 // (boxed: an idle connection's task must not reserve room for it).
-                if !Box::pin(held.run(&gate, &mut client)).await || *shutdown.borrow() {
+                if !Box::pin(held.run(&gate, &mut client, &shutdown)).await || *shutdown.borrow() {
                     return;
                 }
                 Reusable {
@@ -181,13 +261,21 @@ async fn serve_connection(
         stream = next.stream;
         if !next.pipelined {
             // Idle between requests: wait for the next byte, keep nothing else.
+            if *shutdown.borrow() {
+                return;
+            }
             let mut probe = [0u8; 1];
-            match tokio::time::timeout(KEEPALIVE, stream.try_peek(&mut probe)).await {
-                Ok(Ok(true)) => {}
-                _ => return,
+            let mut stop = shutdown.clone();
+            tokio::select! {
+                next = tokio::time::timeout(KEEPALIVE, stream.try_peek(&mut probe)) => match next {
+                    Ok(Ok(true)) => {}
+                    _ => return,
+                },
+                _ = crate::lean::until_stopped(&mut stop) => return,
             }
         }
         settings = next.settings;
+        pipelined = next.pipelined;
     }
 }
 
@@ -210,12 +298,24 @@ async fn serve_one(
     gate: &McpGate,
     stream: Stream,
     settings: Option<HttpPersistentSettings>,
+    pipelined: bool,
+    tap: &Tap,
     internal: bool,
     shutdown: &ShutdownWatch,
 ) -> Next {
     let mut ds = ServerSession::new_http1(stream);
+    if !pipelined {
+        // (A pipelined request's first bytes were given to the tap when the
+        // previous request ended.)
+        tap.begin_request(b"");
+    }
     if let Some(s) = settings {
         s.apply_to_session(&mut ds);
+    }
+    // RFC 9112 §9.3.2: a client may send its next request before this
+    // answer; it is served after it, in order.
+    if let ServerSession::H1(h1) = &mut ds {
+        h1.set_pipelining_enabled(true);
     }
     match ds.read_request().await {
         Ok(true) => {}
@@ -225,12 +325,45 @@ async fn serve_one(
             return Next::Close;
         }
     }
+    if let Some(h1) = ds.as_http1() {
+        let chunked = h1
+            .req_header()
+            .headers
+            .get_all(http::header::TRANSFER_ENCODING)
+            .iter()
+            .any(|v| {
+                v.as_bytes()
+                    .to_ascii_lowercase()
+                    .windows(7)
+                    .any(|w| w == b"chunked")
+            });
+        tap.head_read(h1.get_headers_raw_bytes().len(), chunked);
+    }
     ds.set_keepalive(if *shutdown.borrow() {
         None
     } else {
         Some(KEEPALIVE.as_secs())
     });
-    match gate.handle(&mut ds, internal).await {
+    if internal && ds.req_header().uri.path() == crate::admin::INTERNAL_METRICS_PATH {
+        ds.set_keepalive(None);
+        crate::admin::write_plain(&mut ds, 200, "text/plain", gate.render_metrics()).await;
+        return Next::Close;
+    }
+    let started = std::time::Instant::now();
+    let mut method = "none";
+    let served = gate.handle(&mut ds, tap, internal, &mut method).await;
+    // (A request handed over by a sibling is timed there, once.)
+    if let Some(status) = ds
+        .response_written()
+        .filter(|_| !internal)
+        .map(|h| h.status.as_u16())
+    {
+        gate.metrics
+            .request_duration
+            .with_label_values(&[method, crate::metrics::outcome_label(status)])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    match served {
         Served::Done(true) => {}
         Served::Done(false) => return Next::Close,
         Served::Stream(held) => {
@@ -247,6 +380,7 @@ async fn serve_one(
     let (stream, prefix): (Stream, Option<BytesMut>) = reusable.into_parts();
     let pipelined = prefix.as_ref().is_some_and(|p| !p.is_empty());
     if let Some(p) = prefix {
+        tap.begin_request(&p);
         settings.set_pipelined_prefix(p);
     }
     Next::Reuse(Reusable {

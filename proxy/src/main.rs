@@ -14,6 +14,7 @@ mod held;
 mod identity;
 mod inspect;
 mod lean;
+mod lifecycle;
 mod metrics;
 mod owner;
 mod pool;
@@ -23,6 +24,7 @@ mod respond;
 mod session_id;
 mod sessions;
 mod supervisor;
+mod tap;
 mod upstream;
 
 use std::path::PathBuf;
@@ -30,9 +32,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use pingora::server::configuration::ServerConf;
-use pingora::server::Server;
-use pingora::services::listening::Service;
 
 #[derive(Parser)]
 #[command(name = "mcpgate", version, about = "MCP safety gateway")]
@@ -55,6 +54,10 @@ enum Command {
         /// Worker processes (default: one per core).
         #[arg(long)]
         workers: Option<usize>,
+        /// Start even though another process listens on the address (for an
+        /// upgrade: the old instance is then drained with SIGTERM).
+        #[arg(long)]
+        takeover: bool,
     },
     /// One worker process (started by `run`).
     #[command(hide = true)]
@@ -94,7 +97,9 @@ fn main() -> ExitCode {
             println!("{}: ok", config.display());
             ExitCode::SUCCESS
         }
-        Command::Run { workers, .. } => {
+        Command::Run {
+            workers, takeover, ..
+        } => {
             init_logging();
             let n = workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -102,7 +107,7 @@ fn main() -> ExitCode {
                 eprintln!("error: --workers must be 1..=256");
                 return ExitCode::from(1);
             }
-            supervisor::supervise(config, n, !keys.is_empty())
+            supervisor::supervise(&policy, config, n, !keys.is_empty(), takeover)
         }
         Command::Worker { index, workers, .. } => {
             init_logging();
@@ -169,50 +174,5 @@ fn worker(policy: policies::Policy, index: usize, workers: usize, keys: Vec<[u8;
         return ExitCode::from(1);
     }
     let policy = Arc::new(policy.for_worker(index, workers));
-    let conf = ServerConf {
-        threads: policy.listen.threads,
-        // SIGTERM: stop accepting at once and give streams 5 s, not minutes.
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(5),
-        ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
-    let internal_socket = identity.socket_of(index);
-    let gate = match app::McpGate::new(policy.clone(), identity, &keys) {
-        Ok(g) => Arc::new(g),
-        Err(e) => {
-            eprintln!("error: upstream: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    server.add_service(pingora::services::background::background_service(
-        "mcpgate-listener",
-        lean::LeanListener {
-            gate: gate.clone(),
-            bind: lean::Bind::Tcp(policy.listen.address),
-        },
-    ));
-    server.add_service(pingora::services::background::background_service(
-        "mcpgate-internal",
-        lean::LeanListener {
-            gate: gate.clone(),
-            bind: lean::Bind::Internal(internal_socket),
-        },
-    ));
-    server.add_service(pingora::services::background::background_service(
-        "mcpgate-maintenance",
-        background::Maintenance(gate.clone()),
-    ));
-    if let Some(admin) = policy.admin.as_ref().filter(|_| index == 0) {
-        let app = pingora::apps::http_app::HttpServer::new_app(admin::Admin { gate });
-        let mut service = Service::new("mcpgate-admin".to_string(), app);
-        service.add_tcp(&admin.address.to_string());
-        server.add_service(service);
-    }
-    tracing::info!(
-        worker = index, workers, listen = %policy.listen.address, path = %policy.listen.path, upstreams = ?policy.upstreams.iter().map(|p| &p.name).collect::<Vec<_>>(),
-        "mcpgate listening"
-    );
-    server.run_forever()
+    lifecycle::run(policy, identity, &keys)
 }

@@ -1,6 +1,71 @@
-//! Prometheus counters: every rejection is counted with its kind and filter.
+//! Prometheus metrics of one worker: every rejection is counted with its
+//! kind and filter; requests and upstream exchanges are timed.
+//!
+//! Each worker labels its samples with `worker="N"`; the admin listener
+//! merges every worker's exposition ([`merge_expositions`]) so one scrape
+//! gives the instance's numbers (sum by the other labels for totals).
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use std::collections::HashMap;
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+/// Buckets of the duration histograms, in seconds: 0.5 ms to 60 s.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+/// The JSON-RPC methods of both protocol revisions: the only values the
+/// `method` label takes (anything else is `other`, so a client cannot grow
+/// the number of series).
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "completion/complete",
+    "logging/setLevel",
+    "subscriptions/listen",
+    "tasks/get",
+    "tasks/list",
+    "tasks/result",
+    "tasks/cancel",
+    "server/discover",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+];
+
+/// The `method` label of a JSON-RPC method name.
+pub fn method_label(method: &str) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or(if method.is_empty() { "none" } else { "other" })
+}
+
+/// The `outcome` label of an answered request, from its HTTP status.
+pub fn outcome_label(status: u16) -> &'static str {
+    match status {
+        200..=299 => "ok",
+        429 => "rate_limited",
+        502 | 504 => "upstream_error",
+        503 => "unavailable",
+        400..=499 => "refused",
+        _ => "error",
+    }
+}
 
 pub struct Metrics {
     pub registry: Registry,
@@ -14,13 +79,21 @@ pub struct Metrics {
     pub cancels: IntCounterVec,
     /// Sessions expired for idleness.
     pub expired_sessions: IntCounter,
-    /// Requests admitted and not yet finished (sampled at admission).
+    /// Requests admitted and not yet finished (read when scraped).
     pub in_flight: IntGauge,
+    /// Long-lived streams held (read when scraped).
+    pub streams: IntGauge,
+    /// Whole requests, from head read to answer written, by MCP method and outcome.
+    pub request_duration: HistogramVec,
+    /// Upstream exchanges, from sending the request to its response head, by pool.
+    pub upstream_duration: HistogramVec,
 }
 
 impl Metrics {
-    pub fn new() -> Self {
-        let registry = Registry::new();
+    /// The metrics of worker `worker`.
+    pub fn new(worker: usize) -> Self {
+        let labels = HashMap::from([("worker".to_string(), worker.to_string())]);
+        let registry = Registry::new_custom(None, Some(labels)).expect("valid const label");
         let rejections = IntCounterVec::new(
             Opts::new(
                 "mcpgate_rejections_total",
@@ -32,7 +105,7 @@ impl Metrics {
         let forwarded = IntCounterVec::new(
             Opts::new(
                 "mcpgate_forwarded_total",
-                "Requests forwarded upstream, by era and HTTP method",
+                "Requests an upstream answered (response head received), by era and HTTP method",
             ),
             &["era", "method"],
         )
@@ -86,6 +159,34 @@ impl Metrics {
         registry
             .register(Box::new(sessions.clone()))
             .expect("unique metric");
+        let streams =
+            IntGauge::new("mcpgate_streams", "Long-lived streams held").expect("valid metric");
+        registry
+            .register(Box::new(streams.clone()))
+            .expect("unique metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "mcpgate_request_duration_seconds",
+                "Requests from head read to answer written, by MCP method and outcome",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["method", "outcome"],
+        )
+        .expect("valid metric");
+        let upstream_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "mcpgate_upstream_duration_seconds",
+                "Upstream exchanges from request sent to response head, by pool",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["pool"],
+        )
+        .expect("valid metric");
+        for h in [&request_duration, &upstream_duration] {
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+        }
         Self {
             registry,
             rejections,
@@ -96,6 +197,9 @@ impl Metrics {
             cancels,
             expired_sessions,
             in_flight,
+            streams,
+            request_duration,
+            upstream_duration,
         }
     }
 
@@ -107,3 +211,63 @@ impl Metrics {
         String::from_utf8(out).unwrap_or_default()
     }
 }
+
+/// Merges the text expositions of several workers into one: each family's
+/// `# HELP` and `# TYPE` once, then every worker's samples of it (they
+/// differ by their `worker` label), families in first-seen order.
+pub fn merge_expositions(texts: &[String]) -> String {
+    struct Family<'a> {
+        help: Option<&'a str>,
+        kind: Option<&'a str>,
+        samples: Vec<&'a str>,
+    }
+    let mut order: Vec<&str> = Vec::new();
+    let mut families: HashMap<&str, Family> = HashMap::new();
+    for text in texts {
+        let mut current: Option<&str> = None;
+        for line in text.lines() {
+            let meta = line
+                .strip_prefix("# HELP ")
+                .map(|rest| (true, rest))
+                .or_else(|| line.strip_prefix("# TYPE ").map(|rest| (false, rest)));
+            let name = match meta {
+                Some((_, rest)) => rest.split(' ').next().unwrap_or(""),
+                None if line.is_empty() || line.starts_with('#') => continue,
+                None => match current {
+                    Some(c) => c,
+                    None => continue,
+                },
+            };
+            let family = families.entry(name).or_insert_with(|| {
+                order.push(name);
+                Family {
+                    help: None,
+                    kind: None,
+                    samples: Vec::new(),
+                }
+            });
+            match meta {
+                Some((true, _)) => {
+                    family.help.get_or_insert(line);
+                }
+                Some((false, _)) => {
+                    family.kind.get_or_insert(line);
+                }
+                None => family.samples.push(line),
+            }
+            current = Some(name);
+        }
+    }
+    let mut out = String::new();
+    for name in order {
+        let f = &families[name];
+        for line in f.help.iter().chain(f.kind.iter()).chain(f.samples.iter()) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,10 @@ pub enum BodyState {
 }
 
 /// Answers a rejection. `bare` means the message was a notification or
-/// response: a bare HTTP status, no JSON-RPC body.
+/// response: a bare HTTP status, no JSON-RPC body. Otherwise the body is
+/// [`Rejection::json_body`]: the generic message of the kind, and `error.data`
+/// naming the rule that fired and where (`{"rule": .., "at": ..}`), never
+/// the offending value.
 pub async fn reject(
     ds: &mut ServerSession,
     r: &Rejection,

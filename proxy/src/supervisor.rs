@@ -4,20 +4,33 @@
 //!
 //! The supervisor creates the instance id, a private runtime directory for
 //! the workers' internal sockets, and (when the policy names no key) a random
-//! session key shared by its workers. SIGTERM/SIGINT are passed on to the
-//! workers, then the supervisor exits.
+//! session key shared by its workers.
+//!
+//! - It refuses to start when another process listens on the address
+//!   (`SO_REUSEPORT` would otherwise split the traffic between two
+//!   instances), unless `--takeover` is given for an upgrade.
+//! - Workers run in their own process group, so a terminal's Ctrl-C reaches
+//!   only the supervisor, which drains them in order; they die with it
+//!   (`PR_SET_PDEATHSIG`, see [`crate::lifecycle`]).
+//! - SIGTERM/SIGINT: SIGTERM to every worker, which drains (up to
+//!   `[shutdown] grace_secs`); a second signal kills them at once.
+//! - SIGHUP: logged and ignored until reload exists.
 
 use std::path::Path;
 use std::process::{Child, Command, ExitCode};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use std::os::unix::process::CommandExt;
 
 use crate::identity::{ENV_INSTANCE, ENV_RUNTIME_DIR, ENV_SESSION_KEYS};
+use crate::lifecycle::ENV_SUPERVISOR_PID;
 
 /// A worker that keeps dying is restarted at most this often.
 const RESTART_BACKOFF: Duration = Duration::from_millis(500);
@@ -26,7 +39,31 @@ const QUICK_DEATH: Duration = Duration::from_secs(3);
 /// ...this many times in a row makes the supervisor give up.
 const MAX_QUICK_DEATHS: u32 = 5;
 
-pub fn supervise(config: &Path, workers: usize, keys_configured: bool) -> ExitCode {
+pub fn supervise(
+    policy: &policies::Policy,
+    config: &Path,
+    workers: usize,
+    keys_configured: bool,
+    takeover: bool,
+) -> ExitCode {
+    if !takeover {
+        if let Err(e) = address_is_free(policy.listen.address) {
+            eprintln!(
+                "error: cannot listen on {}: {e}; another mcpgate instance or another \
+                 program listens there. Stop it first, or pass --takeover to start beside \
+                 it for an upgrade.",
+                policy.listen.address
+            );
+            return ExitCode::from(1);
+        }
+    }
+    if let Some(admin) = &policy.admin {
+        if let Err(e) = address_is_free(admin.address) {
+            eprintln!("error: cannot listen on {} (admin): {e}", admin.address);
+            return ExitCode::from(1);
+        }
+    }
+    let grace = Duration::from_secs(policy.shutdown.grace_secs);
     let mut instance = [0u8; 8];
     getrandom::fill(&mut instance).expect("the OS random source is available");
     let instance_hex = hex::encode(instance);
@@ -43,13 +80,25 @@ pub fn supervise(config: &Path, workers: usize, keys_configured: bool) -> ExitCo
         getrandom::fill(&mut key).expect("the OS random source is available");
         base64::engine::general_purpose::STANDARD.encode(key)
     });
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
-            eprintln!("error: cannot install signal handler: {e}");
+    let stops = Arc::new(AtomicUsize::new(0));
+    let hangups = Arc::new(AtomicUsize::new(0));
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
             return ExitCode::from(1);
         }
+    };
+    {
+        let (stops, hangups) = (stops.clone(), hangups.clone());
+        std::thread::spawn(move || {
+            for sig in signals.forever() {
+                let count = if sig == SIGHUP { &hangups } else { &stops };
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
     }
+    let stop = || stops.load(Ordering::SeqCst) > 0;
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -67,7 +116,11 @@ pub fn supervise(config: &Path, workers: usize, keys_configured: bool) -> ExitCo
             .arg("--workers")
             .arg(workers.to_string())
             .env(ENV_INSTANCE, &instance_hex)
-            .env(ENV_RUNTIME_DIR, &runtime_dir);
+            .env(ENV_RUNTIME_DIR, &runtime_dir)
+            .env(ENV_SUPERVISOR_PID, std::process::id().to_string())
+            // Ctrl-C in a terminal signals the foreground group: only the
+            // supervisor, which then drains the workers in order.
+            .process_group(0);
         if let Some(k) = &generated_key {
             cmd.env(ENV_SESSION_KEYS, k);
         }
@@ -80,15 +133,21 @@ pub fn supervise(config: &Path, workers: usize, keys_configured: bool) -> ExitCo
             Ok(c) => children.push((Some(c), Instant::now())),
             Err(e) => {
                 eprintln!("error: cannot start worker {i}: {e}");
-                stop_all(&mut children);
+                stop_all(&mut children, Duration::ZERO, &stops);
                 return ExitCode::from(1);
             }
         }
     }
     tracing::info!(workers, instance = %instance_hex, "supervisor started workers");
     let mut failed = false;
-    while !stop.load(Ordering::Relaxed) {
+    let mut hangups_seen = 0;
+    while !stop() {
         std::thread::sleep(Duration::from_millis(100));
+        let h = hangups.load(Ordering::SeqCst);
+        if h != hangups_seen {
+            hangups_seen = h;
+            tracing::warn!("SIGHUP ignored: reloading the policy is not supported yet");
+        }
         for (i, (slot, started)) in children.iter_mut().enumerate() {
             let exited = match slot.as_mut().map(Child::try_wait) {
                 Some(Ok(Some(status))) => Some(status.to_string()),
@@ -97,7 +156,7 @@ pub fn supervise(config: &Path, workers: usize, keys_configured: bool) -> ExitCo
                 None => Some("not running".into()),
             };
             let Some(why) = exited else { continue };
-            if stop.load(Ordering::Relaxed) || started.elapsed() < RESTART_BACKOFF {
+            if stop() || started.elapsed() < RESTART_BACKOFF {
                 continue;
             }
             // A worker that cannot stay up (port taken, bad key file) will not
@@ -109,7 +168,7 @@ pub fn supervise(config: &Path, workers: usize, keys_configured: bool) -> ExitCo
             };
             if quick_deaths[i] >= MAX_QUICK_DEATHS {
                 tracing::error!(worker = i, %why, "worker keeps exiting at start; stopping");
-                stop.store(true, Ordering::Relaxed);
+                stops.fetch_add(1, Ordering::SeqCst);
                 failed = true;
                 continue;
             }
@@ -120,35 +179,89 @@ pub fn supervise(config: &Path, workers: usize, keys_configured: bool) -> ExitCo
                 .ok();
         }
     }
-    stop_all(&mut children);
+    if !failed {
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "stopping: draining the workers (a second signal ends them at once)"
+        );
+    }
+    let clean = stop_all(&mut children, grace, &stops);
     let _ = std::fs::remove_dir_all(&runtime_dir);
-    if failed {
+    if failed || !clean {
         ExitCode::from(1)
     } else {
+        tracing::info!("stopped");
         ExitCode::SUCCESS
     }
 }
 
-/// SIGTERM to every worker, then wait (a worker drains streams for a few
-/// seconds at most), then SIGKILL what is left.
-fn stop_all(children: &mut [(Option<Child>, Instant)]) {
+/// Whether nothing listens on `addr`: a plain bind (no `SO_REUSEPORT`)
+/// fails while any socket listens there, including another instance's
+/// workers.
+fn address_is_free(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1)?;
+    Ok(())
+}
+
+/// SIGTERM to every worker, then wait while they drain (up to the grace
+/// period and a margin); a further signal, or the wait running out, kills
+/// what is left. Returns whether every worker exited by itself with 0.
+fn stop_all(
+    children: &mut [(Option<Child>, Instant)],
+    grace: Duration,
+    stops: &AtomicUsize,
+) -> bool {
+    let signals_before = stops.load(Ordering::SeqCst).max(1);
     for (c, _) in children
         .iter()
         .filter_map(|(c, t)| c.as_ref().map(|c| (c, t)))
     {
         let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
     }
-    let deadline = Instant::now() + Duration::from_secs(8);
-    for (slot, _) in children.iter_mut() {
-        let Some(c) = slot.as_mut() else { continue };
-        while Instant::now() < deadline {
-            if matches!(c.try_wait(), Ok(Some(_))) {
-                break;
+    let deadline = Instant::now() + grace + Duration::from_secs(5);
+    let mut clean = true;
+    loop {
+        let mut running = 0;
+        for (slot, _) in children.iter_mut() {
+            let Some(c) = slot.as_mut() else { continue };
+            match c.try_wait() {
+                Ok(Some(status)) => {
+                    // (A worker still starting may die of the SIGTERM itself.)
+                    use std::os::unix::process::ExitStatusExt;
+                    clean &= status.success() || status.signal() == Some(SIGTERM);
+                    *slot = None;
+                }
+                Ok(None) => running += 1,
+                Err(_) => *slot = None,
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = c.kill();
-        let _ = c.wait();
+        if running == 0 {
+            return clean;
+        }
+        let again = stops.load(Ordering::SeqCst) > signals_before;
+        if again || Instant::now() >= deadline {
+            tracing::warn!(
+                workers = running,
+                "{}: killing the workers left",
+                if again {
+                    "second signal"
+                } else {
+                    "drain took too long"
+                }
+            );
+            for (slot, _) in children.iter_mut() {
+                if let Some(c) = slot.as_mut() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

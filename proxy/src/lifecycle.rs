@@ -1,0 +1,222 @@
+//! A worker process's life: bind, serve, drain, exit.
+//!
+//! Everything a worker listens on is bound before it says it listens, so a
+//! taken address is an error at start. On SIGTERM or SIGINT the worker
+//! drains: it stops accepting, closes idle connections, ends held streams
+//! cleanly (their last chunk; a legacy client resumes through its sealed
+//! session id), lets every request in flight finish for up to
+//! `[shutdown] grace_secs`, logs what it drained and exits 0. A second
+//! signal ends it at once. SIGHUP is logged and ignored until reload exists.
+//! If the supervisor dies, the kernel sends the worker SIGTERM
+//! (`PR_SET_PDEATHSIG`), so no worker outlives its instance.
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::app::McpGate;
+use crate::identity::WorkerIdentity;
+use crate::lean::{self, Bind, Connections, LeanListener};
+
+/// Environment variable naming the supervisor's pid, so a worker started
+/// after its supervisor died notices and exits.
+pub const ENV_SUPERVISOR_PID: &str = "MCPGATE_SUPERVISOR_PID";
+
+/// Everything one worker serves, bound.
+struct Bound {
+    public: std::net::TcpListener,
+    internal: std::os::unix::net::UnixListener,
+    admin: Option<std::net::TcpListener>,
+}
+
+/// Runs worker `identity.index` until it has drained.
+pub fn run(policy: Arc<policies::Policy>, identity: WorkerIdentity, keys: &[[u8; 32]]) -> ExitCode {
+    if let Err(why) = die_with_supervisor() {
+        eprintln!("error: {why}");
+        return ExitCode::from(1);
+    }
+    let bound = match bind(&policy, &identity) {
+        Ok(b) => b,
+        Err(why) => {
+            tracing::error!(worker = identity.index, "{why}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(policy.listen.threads.max(1))
+        .thread_name("mcpgate-worker")
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(serve(policy, identity, keys, bound));
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    code
+}
+
+/// Asks the kernel for SIGTERM when the supervisor goes, and checks it has
+/// not gone already.
+fn die_with_supervisor() -> Result<(), String> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+        .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
+    if let Some(pid) = std::env::var(ENV_SUPERVISOR_PID)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        if std::os::unix::process::parent_id() != pid {
+            return Err("the supervisor is gone".into());
+        }
+    }
+    Ok(())
+}
+
+fn bind(policy: &policies::Policy, identity: &WorkerIdentity) -> Result<Bound, String> {
+    let addr = policy.listen.address;
+    let public = lean::bind_reuseport(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let path = identity.socket_of(identity.index);
+    let internal = lean::bind_internal(&path)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    let admin = match policy.admin.as_ref().filter(|_| identity.index == 0) {
+        Some(a) => Some(
+            bind_admin(a.address)
+                .map_err(|e| format!("cannot listen on {} (admin): {e}", a.address))?,
+        ),
+        None => None,
+    };
+    Ok(Bound {
+        public,
+        internal,
+        admin,
+    })
+}
+
+fn bind_admin(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
+}
+
+async fn serve(
+    policy: Arc<policies::Policy>,
+    identity: WorkerIdentity,
+    keys: &[[u8; 32]],
+    bound: Bound,
+) -> ExitCode {
+    let index = identity.index;
+    let workers = identity.workers;
+    let gate = match McpGate::new(policy.clone(), identity, keys) {
+        Ok(g) => Arc::new(g),
+        Err(e) => {
+            tracing::error!(worker = index, "upstream: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        _ => {
+            tracing::error!(worker = index, "cannot install signal handlers");
+            return ExitCode::from(1);
+        }
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let connections = Arc::new(Connections::default());
+    for bind in [Bind::Tcp(bound.public), Bind::Internal(bound.internal)] {
+        let listener = LeanListener {
+            gate: gate.clone(),
+            bind,
+            connections: connections.clone(),
+        };
+        tokio::spawn(listener.run(stopped.clone()));
+    }
+    {
+        use pingora::services::background::BackgroundService;
+        let (maintenance, stopped) = (
+            crate::background::Maintenance(gate.clone()),
+            stopped.clone(),
+        );
+        tokio::spawn(async move { maintenance.start(stopped).await });
+    }
+    if let Some(admin) = bound.admin {
+        tokio::spawn(crate::admin::serve(gate.clone(), admin));
+    }
+    tracing::info!(
+        worker = index, workers, listen = %policy.listen.address, path = %policy.listen.path,
+        upstreams = ?policy.upstreams.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        "mcpgate listening"
+    );
+
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => tracing::warn!(
+                worker = index,
+                "SIGHUP ignored: reloading the policy is not supported yet"
+            ),
+        }
+    }
+
+    let grace = Duration::from_secs(policy.shutdown.grace_secs);
+    let began = Instant::now();
+    let (open, in_flight, streams) = (
+        connections.open(),
+        gate.admission.in_flight(),
+        gate.admission.streams_open(),
+    );
+    gate.draining.store(true, Ordering::Release);
+    tracing::info!(
+        worker = index,
+        connections = open,
+        in_flight,
+        streams,
+        grace_secs = grace.as_secs(),
+        "draining: stopped accepting, finishing what is in flight"
+    );
+    let _ = stop.send(true);
+    let outcome = tokio::select! {
+        _ = connections.all_closed() => "every connection finished",
+        _ = tokio::time::sleep(grace) => "grace period over",
+        _ = term.recv() => "second signal",
+        _ = int.recv() => "second signal",
+    };
+    let left = connections.open();
+    if left == 0 {
+        tracing::info!(
+            worker = index,
+            connections = open,
+            in_flight,
+            streams,
+            cut = 0,
+            millis = began.elapsed().as_millis() as u64,
+            "drained: {outcome}"
+        );
+    } else {
+        tracing::warn!(
+            worker = index,
+            connections = open,
+            in_flight,
+            streams,
+            cut = left,
+            millis = began.elapsed().as_millis() as u64,
+            "drain ended early: {outcome}; closing {left} connections"
+        );
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,234 @@
+//! Checks the raw framing of a client's chunked request body as pingora
+//! reads it.
+//!
+//! pingora decodes chunked request bodies with httparse's
+//! `parse_chunk_size`, which is lenient: whitespace between a chunk size and
+//! its line end, or a bare LF inside a chunk extension, are skipped over. A
+//! framing that two parsers read differently is how requests are smuggled,
+//! so mcpgate refuses it. pingora gives no access to the raw body bytes, so
+//! the client connection is wrapped: [`Tapped`] passes every read through
+//! and shows the bytes to a [`Tap`], which keeps the bytes of a request head
+//! (bounded) until it is known whether the body is chunked, then checks the
+//! rest incrementally with the strict [`ChunkDecoder`] and keeps nothing.
+//! Bodies are read whole before any upstream contact, so a framing error
+//! found here refuses the request before a byte of it is forwarded.
+
+use std::fmt;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::chunked::{ChunkDecoder, ChunkError};
+
+/// Most bytes kept while a request head is read (pingora refuses heads over
+/// 1 MiB; one more read may follow the head).
+const MAX_RECORDED: usize = 1024 * 1024 + 64 * 1024;
+
+#[derive(Debug, Default)]
+enum State {
+    /// Between requests, or a body that is not chunked.
+    #[default]
+    Off,
+    /// A head is being read: its bytes (and any body bytes after them).
+    Recording(Vec<u8>),
+    /// A chunked body is being read.
+    Checking(ChunkDecoder),
+    /// The body broke the framing.
+    Failed(ChunkError),
+}
+
+/// What one connection's reads showed about the current request's framing.
+#[derive(Debug, Default)]
+pub struct Tap(Mutex<State>);
+
+impl Tap {
+    /// A request head is about to be read; `prefix`: bytes of it that an
+    /// earlier read already took (pipelining).
+    pub fn begin_request(&self, prefix: &[u8]) {
+        *self.0.lock() = State::Recording(prefix.to_vec());
+    }
+
+    /// The head (`head_len` bytes) was read. A chunked body is checked from
+    /// here on; anything else is not watched.
+    pub fn head_read(&self, head_len: usize, chunked: bool) {
+        let mut state = self.0.lock();
+        let recorded = match std::mem::take(&mut *state) {
+            State::Recording(r) => r,
+            _ => return,
+        };
+        if !chunked {
+            return;
+        }
+        let mut decoder = ChunkDecoder::new();
+        *state = match recorded.get(head_len..).map(|b| decoder.check(b)) {
+            Some(Ok(_)) if decoder.is_done() => State::Off,
+            Some(Ok(_)) => State::Checking(decoder),
+            Some(Err(e)) => State::Failed(e),
+            // The head itself was not all seen: refuse rather than guess.
+            None => State::Failed(ChunkError::BadSize),
+        };
+    }
+
+    /// The framing error the body showed, if any (and stop watching).
+    pub fn take_error(&self) -> Option<ChunkError> {
+        match std::mem::take(&mut *self.0.lock()) {
+            State::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn saw(&self, bytes: &[u8]) {
+        let mut state = self.0.lock();
+        match &mut *state {
+            State::Off | State::Failed(_) => {}
+            State::Recording(r) => {
+                if r.len() + bytes.len() > MAX_RECORDED {
+                    *state = State::Failed(ChunkError::SizeLineTooLong);
+                } else {
+                    r.extend_from_slice(bytes);
+                }
+            }
+            State::Checking(d) => match d.check(bytes) {
+                Ok(_) if d.is_done() => *state = State::Off,
+                Ok(_) => {}
+                Err(e) => *state = State::Failed(e),
+            },
+        }
+    }
+}
+
+/// A client connection whose reads are shown to a [`Tap`].
+pub struct Tapped {
+    inner: Stream,
+    tap: Arc<Tap>,
+}
+
+impl Tapped {
+    pub fn wrap(inner: Stream, tap: Arc<Tap>) -> Stream {
+        Box::new(Self { inner, tap })
+    }
+}
+
+impl fmt::Debug for Tapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Tapped").field(&self.inner).finish()
+    }
+}
+
+impl AsyncRead for Tapped {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let new = &buf.filled()[before..];
+            if !new.is_empty() {
+                self.tap.saw(new);
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Tapped {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for Tapped {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for Tapped {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for Tapped {
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<pingora::protocols::ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for Tapped {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for Tapped {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+}
+
+impl GetSocketDigest for Tapped {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+}
+
+#[async_trait]
+impl Peek for Tapped {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
