@@ -162,6 +162,13 @@ class Checker:
             for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
                 cwhere = f"{ident(o)} container {c['name']}"
                 ports = {p.get("name") for p in c.get("ports") or []}
+                if "mcpgate" in c.get("image", ""):
+                    # Readiness must follow upstream health and draining; liveness must not.
+                    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/livez")):
+                        n += 1
+                        got = ((c.get(probe) or {}).get("httpGet") or {}).get("path")
+                        if got != path:
+                            self.fail(where, f"{cwhere}: {probe} must GET {path}, not {got}")
                 for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
                     act = (c.get(probe) or {})
                     port = (act.get("httpGet") or act.get("tcpSocket") or act.get("grpc") or {}).get("port")

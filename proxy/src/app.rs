@@ -229,8 +229,10 @@ impl McpGate {
 
         let body = read_body(ds, policy.limits.max_body_bytes).await;
         if let Some(e) = tap.take_error() {
-            let r =
-                Rejection::new(RejectionKind::AmbiguousFraming, e.to_string()).with_rule(e.rule());
+            let mut r = Rejection::new(RejectionKind::AmbiguousFraming, e.to_string())
+                .with_rule(e.rule())
+                .with_at("body");
+            r.filter = "chunked_framing";
             self.refuse(ds, &r, false, BodyState::Unread).await;
             return Served::Done(false);
         }

@@ -2,8 +2,10 @@
 //!
 //! Load shedding: a request over a limit is answered 429 at once with the
 //! time until the bucket has a token again as `Retry-After`; nothing waits.
-//! With several worker processes each worker holds its share of every bucket
-//! (rate and burst), so together they never exceed the configured limit.
+//! With several worker processes each worker holds its share of every
+//! tenant and tool bucket (rate and burst), so together they never exceed
+//! the configured limit. A session's bucket is whole: a session is served
+//! only by the worker that owns it (others hand its requests over).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -88,7 +90,8 @@ impl RateLimits {
         let rl = &policy.rate_limits;
         Self {
             tenants: Mutex::new(HashMap::new()),
-            session: quota(rl.session, index, workers).map(|q| {
+            // Not divided: only the owner worker serves a session.
+            session: quota(rl.session, 0, 1).map(|q| {
                 q.map_or(Limiter::Closed, |q| {
                     Limiter::Open(DefaultKeyedRateLimiter::keyed(q))
                 })
@@ -192,6 +195,18 @@ mod tests {
             rl.check(&p, &t, None, Some("fast")).is_ok(),
             "tools without a limit pass"
         );
+    }
+
+    #[test]
+    fn a_session_gets_its_whole_bucket_on_its_owner_worker() {
+        let src = "[upstream]\nurl = \"http://127.0.0.1:1/mcp\"\n[rate_limits]\nsession_per_sec = 1\nsession_burst = 4\n";
+        let p = policies::parse_policy("t.toml", src).unwrap();
+        let owner = RateLimits::new(&p, 1, 2);
+        let t: TenantName = "t".into();
+        let passed = (0..10)
+            .filter(|_| owner.check(&p, &t, Some("s"), None).is_ok())
+            .count();
+        assert_eq!(passed, 4, "the configured burst, not half of it");
     }
 
     #[test]
