@@ -160,8 +160,10 @@ fn read_listen(r: &mut Reader, t: &dyn TableLike) -> Listen {
     }
     let threads = r.integer(t, "threads", P, 1, 1..=256) as usize;
     let expose_worker_header = r.boolean(t, "expose_worker_header", P, false);
+    let tls = crate::sections::tls::read_tls(r, t);
     Listen {
         expose_worker_header,
+        tls,
         address,
         path,
         threads,

@@ -10,6 +10,7 @@ pub use crate::sections::{
     Rate, RateLimits, RootGlob, SsrfPolicy, TenantLimits, Timeouts, Transport, UpstreamPool,
     UriScope, DEFAULT_POOL, DEFAULT_UPSTREAM,
 };
+pub use crate::sections::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
 
 /// Name of a tenant, shared cheaply between sessions.
 pub type TenantName = Arc<str>;
@@ -51,6 +52,8 @@ pub struct Listen {
     pub threads: usize,
     /// Add `x-mcpgate-worker: <index>` to responses (a debugging aid).
     pub expose_worker_header: bool,
+    /// TLS termination (`[listen.tls]`); `None`: plain HTTP.
+    pub tls: Option<crate::TlsListen>,
 }
 
 /// Size and shape limits on client messages.

@@ -34,7 +34,23 @@ const TABLES: &[(&str, &[&str])] = &[
     ),
     (
         "listen",
-        &["address", "path", "threads", "expose_worker_header"],
+        &["address", "path", "threads", "expose_worker_header", "tls"],
+    ),
+    (
+        "listen.tls",
+        &[
+            "cert_file",
+            "key_file",
+            "min_version",
+            "client_ca_file",
+            "client_auth",
+            "handshake_timeout_ms",
+            "certificates",
+        ],
+    ),
+    (
+        "listen.tls.certificates",
+        &["server_names", "cert_file", "key_file"],
     ),
     (
         "upstream",

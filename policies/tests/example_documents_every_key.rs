@@ -56,7 +56,12 @@ fn documented(src: &str) -> BTreeSet<(String, String)> {
         let at = || format!("config.example.toml:{}: {raw}", n + 1);
         let line = raw.trim();
         let line = line.strip_prefix('#').map_or(line, str::trim);
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+        // `[table]`, or `[[array.of.tables]]`.
+        let header = line
+            .strip_prefix("[[")
+            .and_then(|l| l.strip_suffix("]]"))
+            .or_else(|| line.strip_prefix('[').and_then(|l| l.strip_suffix(']')));
+        if let Some(header) = header {
             let path: Vec<&str> = header.split('.').collect();
             if !path.iter().all(|k| is_bare_key(k)) {
                 continue; // prose in brackets

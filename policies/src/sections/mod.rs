@@ -8,6 +8,7 @@ pub(crate) mod headers;
 pub(crate) mod paths;
 pub(crate) mod pointer;
 pub(crate) mod ssrf;
+pub(crate) mod tls;
 pub(crate) mod upstreams;
 
 #[cfg(test)]
@@ -17,6 +18,7 @@ pub use admission::{Admission, Rate, RateLimits, TenantLimits};
 pub use headers::HeaderPolicy;
 pub use paths::{PathPolicy, RootGlob, UriScope, DEFAULT_UPSTREAM};
 pub use ssrf::{Cidr, HostRule, SsrfPolicy};
+pub use tls::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
 pub use upstreams::{
     BreakerPolicy, Endpoint, HealthCheck, Timeouts, Transport, UpstreamPool, DEFAULT_POOL,
 };
