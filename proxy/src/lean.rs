@@ -32,6 +32,7 @@ use tokio::sync::Notify;
 use crate::app::McpGate;
 use crate::held::{HeldStream, Served};
 use crate::tap::{Tap, Tapped};
+use crate::tls::Terminator;
 
 /// How long an idle keep-alive connection is kept.
 const KEEPALIVE: Duration = Duration::from_secs(60);
@@ -53,6 +54,8 @@ pub struct LeanListener {
     pub gate: Arc<McpGate>,
     pub bind: Bind,
     pub connections: Arc<Connections>,
+    /// TLS termination of the public listener (`[listen.tls]`).
+    pub tls: Option<Arc<Terminator>>,
 }
 
 /// Binds `addr` with `SO_REUSEPORT`, so every worker process accepts on it.
@@ -124,7 +127,7 @@ impl LeanListener {
     pub async fn run(self, shutdown: ShutdownWatch) {
         match self.bind {
             Bind::Tcp(l) => match TcpListener::from_std(l) {
-                Ok(l) => serve_tcp(self.gate, l, self.connections, shutdown).await,
+                Ok(l) => serve_tcp(self.gate, l, self.connections, self.tls, shutdown).await,
                 Err(e) => tracing::error!("cannot listen: {e}"),
             },
             Bind::Internal(l) => match UnixListener::from_std(l) {
@@ -139,6 +142,7 @@ async fn serve_tcp(
     gate: Arc<McpGate>,
     listener: TcpListener,
     connections: Arc<Connections>,
+    tls: Option<Arc<Terminator>>,
     mut shutdown: ShutdownWatch,
 ) {
     loop {
@@ -148,9 +152,9 @@ async fn serve_tcp(
                 Ok((tcp, _)) => {
                     let _ = tcp.set_nodelay(true);
                     let open = connections.enter();
-                    let (gate, shutdown) = (gate.clone(), shutdown.clone());
+                    let (gate, shutdown, tls) = (gate.clone(), shutdown.clone(), tls.clone());
                     tokio::spawn(async move {
-                        serve_tcp_connection(gate, tcp, shutdown).await;
+                        serve_tcp_connection(gate, tcp, tls, shutdown).await;
                         drop(open);
                     });
                 }
@@ -200,7 +204,12 @@ async fn accept_failed(e: std::io::Error) {
 }
 
 /// Serves one public client connection, request after request.
-async fn serve_tcp_connection(gate: Arc<McpGate>, tcp: TcpStream, shutdown: ShutdownWatch) {
+async fn serve_tcp_connection(
+    gate: Arc<McpGate>,
+    tcp: TcpStream,
+    tls: Option<Arc<Terminator>>,
+    shutdown: ShutdownWatch,
+) {
     // `peek` (MSG_PEEK), not `readable()`, which may report readiness
     // spuriously: only a real first byte earns the per-request state.
     let mut probe = [0u8; 1];
@@ -213,10 +222,75 @@ async fn serve_tcp_connection(gate: Arc<McpGate>, tcp: TcpStream, shutdown: Shut
         // Draining: a connection that has not started a request is closed.
         _ = crate::lean::until_stopped(&mut stop) => return,
     }
-    let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
+    let plain = pingora::protocols::l4::stream::Stream::from(tcp);
+    let stream: Stream = match tls {
+        None => Box::new(plain),
+        Some(tls) => match handshake(&gate, &tls, plain, probe[0]).await {
+            Some(s) => s,
+            None => return,
+        },
+    };
     let tap = Arc::new(Tap::default());
     let stream = Tapped::wrap(stream, tap.clone());
     serve_connection(gate, stream, tap, false, shutdown).await;
+}
+
+/// Completes a client's TLS handshake within the handshake deadline; `None`
+/// (counted, logged at debug) when it is not TLS, too slow, or fails.
+async fn handshake(
+    gate: &McpGate,
+    tls: &Terminator,
+    plain: pingora::protocols::l4::stream::Stream,
+    first_byte: u8,
+) -> Option<Stream> {
+    // 0x16: a TLS handshake record. Anything else (plain HTTP sent to the
+    // TLS port, garbage) is closed without a handshake attempt.
+    let outcome = if first_byte != 0x16 {
+        refuse_plain(plain, first_byte).await;
+        Err("not_tls")
+    } else {
+        match tokio::time::timeout(tls.handshake_timeout(), tls.acceptor().tls_handshake(plain))
+            .await
+        {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => {
+                tracing::debug!("TLS handshake failed: {e}");
+                Err("failed")
+            }
+            Err(_) => Err("timeout"),
+        }
+    };
+    let label = outcome.as_ref().map_or_else(|why| *why, |_| "ok");
+    gate.metrics
+        .tls_handshakes
+        .with_label_values(&[label])
+        .inc();
+    if label == "not_tls" {
+        tracing::debug!("a client sent something other than TLS to the TLS listener");
+    }
+    match outcome {
+        Ok(s) => Some(Box::new(s)),
+        Err(_) => None,
+    }
+}
+
+/// Answers plain HTTP sent to the TLS listener with a 400 that says so
+/// (anything else gets nothing), after taking what the client sent so the
+/// close is clean rather than a reset.
+async fn refuse_plain(mut plain: pingora::protocols::l4::stream::Stream, first_byte: u8) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const MESSAGE: &str = "This port speaks TLS: use https://\n";
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(100), plain.read(&mut sink)).await;
+    if first_byte.is_ascii_uppercase() {
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{MESSAGE}",
+            MESSAGE.len()
+        );
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), plain.write_all(answer.as_bytes())).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), plain.shutdown()).await;
 }
 
 /// Serves a connection whose first request is arriving (or, for the

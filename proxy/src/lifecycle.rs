@@ -21,6 +21,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::app::McpGate;
 use crate::identity::WorkerIdentity;
 use crate::lean::{self, Bind, Connections, LeanListener};
+use crate::tls::Terminator;
 
 /// Environment variable naming the supervisor's pid, so a worker started
 /// after its supervisor died notices and exits.
@@ -29,6 +30,7 @@ pub const ENV_SUPERVISOR_PID: &str = "MCPGATE_SUPERVISOR_PID";
 /// Everything one worker serves, bound.
 struct Bound {
     public: std::net::TcpListener,
+    tls: Option<Arc<Terminator>>,
     internal: std::os::unix::net::UnixListener,
     admin: Option<std::net::TcpListener>,
 }
@@ -81,6 +83,12 @@ fn die_with_supervisor() -> Result<(), String> {
 
 fn bind(policy: &policies::Policy, identity: &WorkerIdentity) -> Result<Bound, String> {
     let addr = policy.listen.address;
+    let tls = match &policy.listen.tls {
+        Some(settings) => Some(Arc::new(
+            Terminator::new(settings).map_err(|e| format!("[listen.tls]: {e}"))?,
+        )),
+        None => None,
+    };
     let public = lean::bind_reuseport(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let path = identity.socket_of(identity.index);
     let internal = lean::bind_internal(&path)
@@ -94,6 +102,7 @@ fn bind(policy: &policies::Policy, identity: &WorkerIdentity) -> Result<Bound, S
     };
     Ok(Bound {
         public,
+        tls,
         internal,
         admin,
     })
@@ -136,14 +145,28 @@ async fn serve(
         }
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let bound_tls = bound.tls.clone();
     let connections = Arc::new(Connections::default());
-    for bind in [Bind::Tcp(bound.public), Bind::Internal(bound.internal)] {
+    for (bind, tls) in [
+        (Bind::Tcp(bound.public), bound.tls.clone()),
+        (Bind::Internal(bound.internal), None),
+    ] {
         let listener = LeanListener {
             gate: gate.clone(),
             bind,
             connections: connections.clone(),
+            tls,
         };
         tokio::spawn(listener.run(stopped.clone()));
+    }
+    if let Some(tls) = bound.tls.clone() {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::tls::WATCH_EVERY);
+            loop {
+                every.tick().await;
+                tls.reload(false);
+            }
+        });
     }
     {
         use pingora::services::background::BackgroundService;
@@ -166,10 +189,15 @@ async fn serve(
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => tracing::warn!(
-                worker = index,
-                "SIGHUP ignored: reloading the policy is not supported yet"
-            ),
+            _ = hup.recv() => {
+                tracing::info!(
+                    worker = index,
+                    "SIGHUP: TLS certificates re-read (policy reload is not supported yet)"
+                );
+                if let Some(tls) = &bound_tls {
+                    tls.reload(true);
+                }
+            }
         }
     }
 

@@ -25,6 +25,7 @@ mod session_id;
 mod sessions;
 mod supervisor;
 mod tap;
+mod tls;
 mod upstream;
 
 use std::path::PathBuf;

@@ -87,6 +87,8 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     /// Upstream exchanges, from sending the request to its response head, by pool.
     pub upstream_duration: HistogramVec,
+    /// Client TLS handshakes, by outcome (`ok`, `not_tls`, `timeout`, `failed`).
+    pub tls_handshakes: IntCounterVec,
 }
 
 impl Metrics {
@@ -182,6 +184,17 @@ impl Metrics {
             &["pool"],
         )
         .expect("valid metric");
+        let tls_handshakes = IntCounterVec::new(
+            Opts::new(
+                "mcpgate_tls_handshakes_total",
+                "Client TLS handshakes on the MCP listener, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(tls_handshakes.clone()))
+            .expect("unique metric");
         for h in [&request_duration, &upstream_duration] {
             registry
                 .register(Box::new(h.clone()))
@@ -200,6 +213,7 @@ impl Metrics {
             streams,
             request_duration,
             upstream_duration,
+            tls_handshakes,
         }
     }
 

@@ -112,11 +112,18 @@ impl Tap {
 pub struct Tapped {
     inner: Stream,
     tap: Arc<Tap>,
+    /// A byte read to wait for the next request on a stream that cannot
+    /// peek (TLS), handed out first by the next read.
+    stashed: Option<u8>,
 }
 
 impl Tapped {
     pub fn wrap(inner: Stream, tap: Arc<Tap>) -> Stream {
-        Box::new(Self { inner, tap })
+        Box::new(Self {
+            inner,
+            tap,
+            stashed: None,
+        })
     }
 }
 
@@ -132,6 +139,12 @@ impl AsyncRead for Tapped {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if let Some(b) = self.stashed.filter(|_| buf.remaining() > 0) {
+            self.stashed = None;
+            buf.put_slice(&[b]);
+            self.tap.saw(&[b]);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
@@ -225,8 +238,26 @@ impl GetSocketDigest for Tapped {
 
 #[async_trait]
 impl Peek for Tapped {
+    /// Waits for the next byte. Streams that cannot peek (TLS: the bytes
+    /// must be decrypted) read one byte and keep it for the next read.
     async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
-        self.inner.try_peek(buf).await
+        if buf.is_empty() {
+            return Ok(true);
+        }
+        if let Some(b) = self.stashed {
+            buf[0] = b;
+            return Ok(true);
+        }
+        if self.inner.try_peek(buf).await? {
+            return Ok(true);
+        }
+        let mut one = [0u8; 1];
+        if tokio::io::AsyncReadExt::read(&mut self.inner, &mut one).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.stashed = Some(one[0]);
+        buf[0] = one[0];
+        Ok(true)
     }
 }
 
