@@ -15,6 +15,7 @@ SERVER_EVERYTHING_DIR   := $(NPM_DIR)/server-everything-2026.8.31
 TS_SDK_V1_DIR           := $(NPM_DIR)/sdk-1.32.2
 TS_CLIENT_V2_DIR        := $(NPM_DIR)/client-2.4.0
 TS_SERVER_V2_DIR        := $(NPM_DIR)/server-2.4.0
+OIDC_PROVIDER_DIR       := $(NPM_DIR)/oidc-provider-9.13.3
 
 CONFORMANCE_0_1_16 := $(CONFORMANCE_0_1_16_DIR)/node_modules/@modelcontextprotocol/conformance/dist/index.js
 CONFORMANCE_0_2_0  := $(CONFORMANCE_0_2_0_DIR)/node_modules/@modelcontextprotocol/conformance/dist/index.js

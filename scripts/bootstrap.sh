@@ -24,6 +24,7 @@ NPM_PKGS=(
   "sdk-1.32.2 @modelcontextprotocol/sdk@1.32.2"
   "client-2.4.0 @modelcontextprotocol/client@2.4.0"
   "server-2.4.0 @modelcontextprotocol/server@2.4.0"
+  "oidc-provider-9.13.3 oidc-provider@9.13.3"
 )
 REQS="$ROOT/scripts/requirements-conformance.txt"
 
