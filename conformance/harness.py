@@ -3,16 +3,27 @@
 Every process runs in its own session (process group) and is killed as a group,
 with its output in a log file whose tail is shown when it fails to come up.
 Paths follow scripts/bootstrap.sh (everything under .cache/).
+
+Temporary files (process logs, mcpgate configs) go to `scratch_dir()`: under
+pytest, the directory conformance/tests/conftest.py gives the current test or
+fixture scope (removed when its tests pass, kept and named in the report when
+one fails); elsewhere one `mcpgate-test-*` directory per process, removed at exit.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +39,50 @@ SERVER_EVERYTHING = NPM / "server-everything-2026.8.31/node_modules/@modelcontex
 TS_SDK_V1_DIR = NPM / "sdk-1.32.2"
 REFERENCE_SERVER = ROOT / "conformance/upstreams/reference_server.py"
 CLIENTS = ROOT / "conformance/clients"
+
+
+EXAMPLE_CONFIG = ROOT / "config.example.toml"
+
+# Prefix of every temporary directory the harness makes. mcpgate's own runtime
+# directories are `mcpgate-<16 hex digits>`; this prefix never looks like one.
+SCRATCH_PREFIX = "mcpgate-test-"
+_scratch: Path | None = None
+_process_scratch: Path | None = None
+
+
+def set_scratch_dir(path: Path | None) -> Path | None:
+    """Make `path` the directory new temporary files go to; returns the previous one."""
+    global _scratch
+    previous, _scratch = _scratch, path
+    return previous
+
+
+@contextlib.contextmanager
+def scratch_in(path: Path) -> Iterator[Path]:
+    """Temporary files made inside the block go to `path`."""
+    previous = set_scratch_dir(path)
+    try:
+        yield path
+    finally:
+        set_scratch_dir(previous)
+
+
+def scratch_dir() -> Path:
+    """The directory temporary files go to now (created when missing)."""
+    global _process_scratch
+    if _scratch is not None:
+        _scratch.mkdir(parents=True, exist_ok=True)
+        return _scratch
+    if _process_scratch is None:
+        _process_scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+        atexit.register(shutil.rmtree, _process_scratch, True)
+    return _process_scratch
+
+
+def scratch_file(prefix: str, suffix: str) -> tuple[int, Path]:
+    """A new file in scratch_dir(): (open fd, path)."""
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=scratch_dir())
+    return fd, Path(path)
 
 
 def mcpgate_bin() -> Path:
@@ -47,11 +102,11 @@ def free_port() -> int:
 class Proc:
     """A child process in its own process group, logging to a temp file."""
 
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None):
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+                 preexec_fn: Callable[[], None] | None = None):
         self.name = name
         self.cmd = [str(c) for c in cmd]
-        fd, log = tempfile.mkstemp(prefix=f"mcpgate-{name}-", suffix=".log")
-        self.log = Path(log)
+        fd, self.log = scratch_file(f"{name}-", ".log")
         with os.fdopen(fd, "wb") as out:
             self.popen = subprocess.Popen(
                 self.cmd,
@@ -61,6 +116,7 @@ class Proc:
                 env={**os.environ, **(env or {})},
                 cwd=cwd,
                 start_new_session=True,
+                preexec_fn=preexec_fn,
             )
 
     def log_tail(self, n: int = 40) -> str:
@@ -138,24 +194,77 @@ def start_demo_upstream(port: int | None = None) -> Upstream | None:
     return Upstream(proc, port)
 
 
-def write_mcpgate_config(upstream_url: str, port: int, extra_toml: str = "") -> Path:
-    fd, path = tempfile.mkstemp(prefix="mcpgate-", suffix=".toml")
+def write_config_text(text: str, prefix: str = "mcpgate-") -> Path:
+    """`text` in a new .toml file in scratch_dir()."""
+    fd, path = scratch_file(prefix, ".toml")
     with os.fdopen(fd, "w") as f:
-        f.write(
-            f'[listen]\naddress = "127.0.0.1:{port}"\npath = "/mcp"\n\n'
-            f'[upstream]\nurl = "{upstream_url}"\n{extra_toml}'
-        )
-    return Path(path)
+        f.write(text)
+    return path
 
 
-def start_mcpgate(upstream_url: str, port: int | None = None, extra_toml: str = "", workers: int | None = None) -> Upstream:
-    """`mcpgate run` in front of `upstream_url`; `workers` None: the default (one per core)."""
+def write_mcpgate_config(upstream_url: str, port: int, extra_toml: str = "") -> Path:
+    return write_config_text(
+        f'[listen]\naddress = "127.0.0.1:{port}"\npath = "/mcp"\n\n'
+        f'[upstream]\nurl = "{upstream_url}"\n{extra_toml}'
+    )
+
+
+def substitute_toml(text: str, values: dict[tuple[str, str], str]) -> str:
+    """`text` with the string values of the given (table, key)s replaced, each
+    in place on its one line, so comments, order and every other key stay as
+    they are. Each key must be set exactly once, as a plain string; the result
+    must parse to the same document with only those values changed."""
+    lines = text.splitlines(keepends=True)
+    table = ""
+    found: dict[tuple[str, str], int] = {}
+    for i, line in enumerate(lines):
+        head = re.match(r"\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$", line)
+        if head:
+            table = head.group(1)
+            continue
+        m = re.match(r'(\s*([A-Za-z0-9_-]+)\s*=\s*)"[^"\\]*"(.*)$', line, re.S)
+        if m and (table, m.group(2)) in values:
+            if (table, m.group(2)) in found:
+                raise ValueError(f"[{table}] {m.group(2)} is set twice")
+            found[(table, m.group(2))] = i
+            lines[i] = f'{m.group(1)}"{values[(table, m.group(2))]}"{m.group(3)}'
+    missing = [f"[{t}] {k}" for t, k in values if (t, k) not in found]
+    if missing:
+        raise ValueError(f"not set as a plain string: {', '.join(missing)}")
+    out = "".join(lines)
+    expected = tomllib.loads(text)
+    for (t, k), v in values.items():
+        expected[t][k] = v
+    if tomllib.loads(out) != expected:
+        raise ValueError("substitution changed more than the given keys")
+    return out
+
+
+def example_config(listen_port: int, upstream_url: str, more: dict[tuple[str, str], str] | None = None) -> Path:
+    """config.example.toml as shipped, with only `[listen] address`, `[upstream] url`
+    (and the keys in `more`) replaced, written to scratch_dir()."""
+    values = {("listen", "address"): f"127.0.0.1:{listen_port}", ("upstream", "url"): upstream_url, **(more or {})}
+    return write_config_text(substitute_toml(EXAMPLE_CONFIG.read_text(), values), prefix="config-example-")
+
+
+def start_mcpgate_with(config: Path, port: int, workers: int | None = None) -> Upstream:
+    """`mcpgate run --config CONFIG`, listening on `port` (as the config says)."""
     binary = mcpgate_bin()
     if not binary.exists():
         raise FileNotFoundError(f"mcpgate binary not found at {binary} (build it or set MCPGATE_BIN)")
-    port = port or free_port()
-    config = write_mcpgate_config(upstream_url, port, extra_toml)
     cmd = [binary, "run", "--config", config] + (["--workers", str(workers)] if workers else [])
     proc = Proc("mcpgate", cmd, env={"RUST_LOG": os.environ.get("RUST_LOG", "info")})
     proc.wait_port(port, timeout=20)
     return Upstream(proc, port)
+
+
+def start_mcpgate(upstream_url: str, port: int | None = None, extra_toml: str = "", workers: int | None = None) -> Upstream:
+    """`mcpgate run` in front of `upstream_url`; `workers` None: the default (one per core)."""
+    port = port or free_port()
+    return start_mcpgate_with(write_mcpgate_config(upstream_url, port, extra_toml), port, workers)
+
+
+def start_mcpgate_example(upstream_url: str, port: int | None = None, workers: int | None = None) -> Upstream:
+    """`mcpgate run` under config.example.toml as shipped, in front of `upstream_url`."""
+    port = port or free_port()
+    return start_mcpgate_with(example_config(port, upstream_url), port, workers)

@@ -4,7 +4,8 @@
     run      --suite 0.1.16 --url URL                    one target, prints its pass list
     compare  --suite all --direct URL --proxied URL      both targets + diff; non-zero exit on regression
     spawn    --suite all [--direct-only] [--upstream reference|everything]
-             starts the upstream (and mcpgate in front of it) itself, then compares
+             starts the upstream (and mcpgate in front of it, under config.example.toml
+             as shipped but for its listen address and upstream URL) itself, then compares
     list     --suite 0.2.0-alpha.12                      scenario list only
 
 Suites: "0.1.16" (every server scenario of that package) and "0.2.0-alpha.12" (the
@@ -219,6 +220,8 @@ def main() -> int:
         return 0
     out = args.out or Path(tempfile.mkdtemp(prefix="mcpgate-conformance-"))
     print(f"results under {out}")
+    if args.mode == "spawn":
+        harness.set_scratch_dir(out / "logs")  # the spawned processes' logs and config
     procs: list[harness.Upstream] = []
     try:
         if args.mode == "spawn":
@@ -226,7 +229,7 @@ def main() -> int:
             procs.append(up)
             args.direct = up.url
             if not args.direct_only:
-                gate = harness.start_mcpgate(up.url)
+                gate = harness.start_mcpgate_example(up.url)
                 procs.append(gate)
                 args.proxied = gate.url
         if args.mode == "run":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import threading
 import time
@@ -83,8 +84,8 @@ class Recorded:
 
 
 @pytest.fixture(scope="module")
-def rec(tmp_path_factory):
-    r = Recorded(tmp_path_factory.mktemp("neg"), tenants_toml("\n[sessions]\nmax_in_flight_per_session = 3\n"))
+def rec():
+    r = Recorded(harness.scratch_dir(), tenants_toml("\n[sessions]\nmax_in_flight_per_session = 3\n"))
     yield r
     r.stop()
 
@@ -92,6 +93,41 @@ def rec(tmp_path_factory):
 def assert_untouched(rec: Recorded, before: int) -> None:
     time.sleep(0.05)
     assert rec.count() == before, "the upstream received the rejected message"
+
+
+# `error.data` holds only names mcpgate defines: a kebab-case rule, a place
+# (JSON path of the message, `header:NAME`, or one of a few fixed words) and,
+# for version refusals, the versions mcpgate supports. Nothing the client sent.
+RULE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_SEG = r"[A-Za-z_][A-Za-z0-9_-]*"
+_IDX = r"\[\d+\]"
+_PATH = rf'{_SEG}(?:\.{_SEG}|{_IDX}|\["[A-Za-z0-9_./-]*"\])*'
+AT = re.compile(rf"^(?:(?:{_IDX})+\.?)?(?:header:[a-z0-9-]+|headers|head|request-line|path|method|body|{_PATH})?$")
+# `requested`: the version a client asked for, echoed (when it has a version's
+# shape) because the 2026-07-28 transport requires it (SEP-2575).
+DATA_KEYS = {"rule", "at", "supported", "requested"}
+
+
+def check_error_data(name: str, error: dict, offending: str | None = None) -> dict:
+    """Asserts `error.data` names a rule (and where) and echoes nothing."""
+    data = error.get("data")
+    assert isinstance(data, dict), f"{name}: error without data: {error}"
+    rule = data.get("rule")
+    assert isinstance(rule, str) and RULE.match(rule), f"{name}: data.rule {rule!r}"
+    assert set(data) <= DATA_KEYS, f"{name}: unexpected data members {sorted(set(data) - DATA_KEYS)}"
+    if "at" in data:
+        assert isinstance(data["at"], str) and data["at"] and AT.match(data["at"]), f"{name}: data.at {data['at']!r}"
+    if "supported" in data:
+        assert all(isinstance(v, str) for v in data["supported"]), f"{name}: {data}"
+    if "requested" in data:
+        # The one client string echoed, by the 2026-07-28 transport's rule,
+        # and only when it has a version's shape.
+        assert re.fullmatch(r"[A-Za-z0-9._-]{1,32}", data["requested"]), f"{name}: {data}"
+    if offending:
+        text = json.dumps({k: v for k, v in data.items() if k != "requested"}, ensure_ascii=False)
+        assert offending not in text, f"{name}: data echoes the input {offending!r}: {text}"
+        assert offending not in error["message"], f"{name}: message echoes the input {offending!r}"
+    return data
 
 
 def check_answer(case: Case, r: httpx.Response) -> None:
@@ -104,6 +140,11 @@ def check_answer(case: Case, r: httpx.Response) -> None:
         assert body["error"]["code"] == case.code, f"{case.name}: {body}"
         if case.echo_id is not None:
             assert body["id"] == case.echo_id
+        data = check_error_data(case.name, body["error"], case.offending)
+        if case.rule is not None:
+            assert data["rule"] == case.rule, f"{case.name}: rule {data['rule']!r}, expected {case.rule!r}"
+        if case.at is not None:
+            assert data.get("at") == case.at, f"{case.name}: at {data.get('at')!r}, expected {case.at!r}"
     for k, v in case.expect_headers.items():
         assert r.headers.get(k) == v, f"{case.name}: header {k}={r.headers.get(k)!r}"
 
@@ -151,6 +192,7 @@ def test_chunked_body_over_limit(rec: Recorded):
     r = rec.client.post(rec.url, content=chunks(), headers=POST_HEADERS)
     assert r.status_code == 413
     assert r.json()["error"]["code"] == -32600
+    assert check_error_data("chunked-over-limit", r.json()["error"], "xxxx")["rule"] == "payload-too-large"
     assert_untouched(rec, before)
 
 
@@ -176,6 +218,8 @@ def test_duplicate_in_flight_id(rec: Recorded):
     wait_recorded(rec, before + 1)
     r = rec.post(req("tools/list", 7), LEGACY_H, sid)
     assert r.status_code == 400 and r.json()["error"]["code"] == -32600 and r.json()["id"] == 7
+    data = check_error_data("duplicate-in-flight", r.json()["error"])
+    assert (data["rule"], data.get("at")) in (("request-id-in-flight", "id"), ("request-id-in-flight", None)), data
     assert_untouched(rec, before + 1)
     t.join()
     assert results[0].status_code == 200
@@ -191,6 +235,7 @@ def test_in_flight_cap_sheds_with_retry_after(rec: Recorded):
     wait_recorded(rec, before + 3)
     r = rec.post(req("tools/list", 200), LEGACY_H, sid)
     assert r.status_code == 503 and r.json()["error"]["code"] == -32013
+    assert check_error_data("in-flight-cap", r.json()["error"])["rule"] == "overloaded"
     assert r.headers.get("retry-after") == "1"
     assert_untouched(rec, before + 3)
     for t in threads:
@@ -207,6 +252,7 @@ def test_session_table_full(tmp_path):
         resp = r.post(init(), POST_HEADERS)
         assert resp.status_code == 503 and resp.headers.get("retry-after") == "1"
         assert resp.json()["error"]["code"] == -32013 and resp.json()["id"] == 0
+        assert check_error_data("session-table-full", resp.json()["error"])["rule"] == "overloaded"
         assert_untouched(r, before)
     finally:
         r.stop()
@@ -214,5 +260,7 @@ def test_session_table_full(tmp_path):
 
 def test_suite_size():
     """Prints the case count for the closing note; at least one case per path."""
-    print(f"\nnegative suite: {len(CASES)} table cases + 5 dynamic cases")
+    pinned = sum(1 for c in CASES if c.rule is not None)
+    print(f"\nnegative suite: {len(CASES)} table cases ({pinned} with a pinned error.data.rule) + 5 dynamic cases")
     assert len(CASES) >= 45
+    assert pinned >= 12
