@@ -14,6 +14,7 @@ use crate::init_gate::InitGateFilter;
 use crate::modern::ModernFilter;
 use crate::path_traversal::PathTraversalFilter;
 use crate::rejection::{Decision, Rejection};
+use crate::scopes::ScopeFilter;
 use crate::ssrf::SsrfFilter;
 use crate::transport::TransportFilter;
 use crate::Filter;
@@ -44,6 +45,7 @@ impl Chain {
                 Box::new(EnvelopeFilter),
                 Box::new(EraFilter),
                 Box::new(ModernFilter),
+                Box::new(ScopeFilter),
                 Box::new(PathTraversalFilter),
                 Box::new(SsrfFilter),
                 Box::new(InitGateFilter),

@@ -1,9 +1,29 @@
 //! What the filters look at: one HTTP exchange and what is known about it.
 
-use http::HeaderMap;
-use policies::{Policy, TenantName};
+use std::sync::Arc;
 
+use http::HeaderMap;
+use policies::{AuthMethod, Policy, TenantName};
+
+use crate::jwt::{JwtError, VerifiedToken};
 use crate::message::{Message, RequestId};
+
+/// Verifies bearer tokens for the auth filter: the proxy's key set, clock
+/// and cache of tokens already verified (no I/O: keys are fetched ahead).
+pub trait TokenVerifier: Send + Sync {
+    fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, JwtError>;
+}
+
+/// Who the caller is, as the auth filter established it.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub method: AuthMethod,
+    /// The token's `sub`, or the client certificate's first identity; none
+    /// for API keys and the anonymous tenant.
+    pub subject: Option<String>,
+    /// The token's scopes (empty for other methods).
+    pub scopes: Vec<String>,
+}
 
 /// Which protocol revision family a message belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +81,16 @@ pub struct Exchange<'a> {
     pub body: &'a [u8],
     /// Filled by the proxy between the header and the message phase.
     pub session: SessionLookup<'a>,
+    /// The query string of the request target, without `?` (empty: none).
+    pub query: &'a str,
+    /// Identities of the client certificate the TLS handshake verified.
+    pub client_cert: Option<&'a [String]>,
+    /// Verifies JWT bearer tokens (`[auth.jwt]`); `None` when not configured.
+    pub tokens: Option<&'a dyn TokenVerifier>,
     /// Set by the auth filter.
     pub tenant: Option<TenantName>,
+    /// Set by the auth filter.
+    pub identity: Option<Identity>,
     /// Set by the envelope filter: one message, or several for an allowed batch.
     pub messages: Vec<Message>,
     /// Whether the body was a JSON array.
@@ -88,7 +116,11 @@ impl<'a> Exchange<'a> {
             raw_head: b"",
             body,
             session: SessionLookup::NoneGiven,
+            query: "",
+            client_cert: None,
+            tokens: None,
             tenant: None,
+            identity: None,
             messages: Vec::new(),
             batch: false,
             era: Era::Unknown,

@@ -296,3 +296,70 @@ pub fn chain_bytes(data: &[u8]) {
         chain(&input);
     }
 }
+
+// === JWT (issue 11) ===
+
+/// The key set and policy of the JWT corpus (`conformance/corpora/jwt-keys/`).
+fn jwt_fixture() -> &'static (crate::jwt::KeySet, policies::JwtPolicy) {
+    static FIXTURE: OnceLock<(crate::jwt::KeySet, policies::JwtPolicy)> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        use policies::JwtAlgorithm as A;
+        let mut policy = policies::JwtPolicy::new(
+            "https://issuer.corpus.test",
+            vec!["https://mcp.corpus.test/mcp".into()],
+        );
+        policy.algorithms = vec![A::RS256, A::ES256, A::EdDSA];
+        let jwks = include_bytes!("../../conformance/corpora/jwt-keys/jwks.json");
+        let keys = crate::jwt::KeySet::from_jwks(jwks, &policy)
+            .unwrap_or_else(|e| panic!("corpus jwks.json: {e}"));
+        (keys, policy)
+    })
+}
+
+/// A token: the fuzzer's header and claims text and signature bytes,
+/// base64url-encoded and joined (or its raw text, for the outer layers).
+#[derive(Debug, Arbitrary)]
+pub struct JwtInput {
+    pub header: String,
+    pub claims: String,
+    pub signature: Vec<u8>,
+    pub raw: Option<String>,
+}
+
+/// JWT verification never panics, names a known rule, and accepts nothing
+/// the fuzzer made: every key it could verify with is a public key whose
+/// private half it does not have.
+pub fn jwt(input: &JwtInput) {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let token = match &input.raw {
+        Some(raw) => raw.clone(),
+        None => format!(
+            "{}.{}.{}",
+            b64(input.header.as_bytes()),
+            b64(input.claims.as_bytes()),
+            b64(&input.signature)
+        ),
+    };
+    let (keys, policy) = jwt_fixture();
+    match crate::jwt::verify(&token, keys, policy, 1_900_000_000) {
+        Ok(v) => panic!("a forged token was accepted: {v:?}"),
+        Err(e) => assert!(crate::jwt::JwtError::RULES.contains(&e.rule())),
+    }
+}
+
+/// [`jwt`] from raw fuzzer bytes.
+pub fn jwt_bytes(data: &[u8]) {
+    if let Ok(input) = JwtInput::arbitrary_take_rest(Unstructured::new(data)) {
+        jwt(&input);
+    }
+}
+
+/// JWKS parser: any bytes give a bounded key set or an error, never a panic.
+pub fn jwks(data: &[u8]) {
+    let (_, policy) = jwt_fixture();
+    if let Ok(set) = crate::jwt::KeySet::from_jwks(data, policy) {
+        assert!(!set.is_empty() && set.len() <= crate::jwt::KeySet::MAX_KEYS);
+        assert!(set.len() + set.skipped().len() <= crate::jwt::KeySet::MAX_KEYS);
+    }
+}

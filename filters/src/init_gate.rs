@@ -85,13 +85,16 @@ fn check_requested_version(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejecti
         .and_then(Value::as_str);
     match requested {
         Some(v) if allowed.iter().any(|a| a == v) => Ok(()),
-        // The requested version is the client's string: logged, not echoed.
+        // The requested version is echoed only when it has a version's shape.
         Some(v) => Err(Rejection::new(
             K::UnsupportedLegacyVersion,
             format!("initialize asks for {v:?}"),
         )
         .with_at("params.protocolVersion")
-        .with_data(json!({ "supported": allowed }))),
+        .with_data(match crate::modern::echoable_version(v) {
+            Some(v) => json!({ "supported": allowed, "requested": v }),
+            None => json!({ "supported": allowed }),
+        })),
         None => Err(Rejection::new(
             K::InvalidRequest,
             "initialize without params.protocolVersion",

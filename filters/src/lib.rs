@@ -15,11 +15,13 @@ pub mod exchange;
 pub mod header_guard;
 pub mod header_values;
 pub mod init_gate;
+pub mod jwt;
 pub mod message;
 pub mod modern;
 pub mod path_canon;
 pub mod path_traversal;
 pub mod rejection;
+pub mod scopes;
 pub mod sse;
 pub mod ssrf;
 pub mod tool_args;
@@ -32,7 +34,9 @@ pub mod fuzzing;
 mod testutil;
 
 pub use chain::Chain;
-pub use exchange::{Era, Exchange, SessionLookup, SessionState, SessionView};
+pub use exchange::{
+    Era, Exchange, Identity, SessionLookup, SessionState, SessionView, TokenVerifier,
+};
 pub use message::{Message, MessageKind, RequestId};
 pub use rejection::{Decision, Rejection, RejectionKind, WireError};
 

@@ -186,15 +186,32 @@ fn header(ex: &Exchange<'_>, name: &'static str) -> Result<Option<String>, Rejec
 const AT_META_VERSION: &str = r#"params._meta["io.modelcontextprotocol/protocolVersion"]"#;
 const AT_META_CAPABILITIES: &str = r#"params._meta["io.modelcontextprotocol/clientCapabilities"]"#;
 
-/// -32022 with the versions mcpgate accepts. The requested version is the
-/// client's own string: the log has it, the answer does not echo it.
+/// -32022 with the versions mcpgate accepts and, as the 2026-07-28
+/// transport requires (SEP-2575, checked by the official suite), the version
+/// the client asked for. That is the one client string mcpgate echoes, and
+/// only when it has the shape of a version (see [`echoable_version`]).
 fn unsupported(allowed: &[String], requested: &str) -> Rejection {
+    let mut data = json!({ "supported": allowed });
+    if let Some(v) = echoable_version(requested) {
+        data["requested"] = json!(v);
+    }
     Rejection::new(
         K::UnsupportedModernVersion,
         format!("version {requested:?} not allowed"),
     )
     .with_at("header:mcp-protocol-version")
-    .with_data(json!({ "supported": allowed }))
+    .with_data(data)
+}
+
+/// A requested version safe to echo: at most 32 bytes of ASCII letters,
+/// digits, `.`, `-` and `_` (dates like `2026-07-28`, `v999.0.0`); anything
+/// else is not echoed.
+pub fn echoable_version(v: &str) -> Option<&str> {
+    (!v.is_empty()
+        && v.len() <= 32
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')))
+    .then_some(v)
 }
 
 #[cfg(test)]

@@ -105,6 +105,9 @@ pub enum RejectionKind {
     PathNotAllowed,
     /// A URL argument names a scheme or host the SSRF policy refuses.
     UrlNotAllowed,
+    /// A valid token lacks a scope the method or tool needs (`[auth.scopes]`):
+    /// 403 with a step-up challenge naming every scope needed.
+    InsufficientScope,
 }
 
 /// How a rejection looks on the wire.
@@ -189,6 +192,7 @@ impl RejectionKind {
             // Generic on purpose: `error.data` names the rule and where it
             // fired; the offending value is for the log only.
             K::PathNotAllowed | K::UrlNotAllowed => (400, -32602, "Invalid params"),
+            K::InsufficientScope => (403, -32011, "Forbidden: insufficient scope"),
         };
         let retry_after = match self {
             K::Overloaded | K::UpstreamUnavailable | K::RateLimited | K::CircuitOpen => Some(1),
@@ -256,6 +260,7 @@ impl RejectionKind {
             K::AmbiguousFraming => "ambiguous-framing",
             K::PathNotAllowed => "path-not-allowed",
             K::UrlNotAllowed => "url-not-allowed",
+            K::InsufficientScope => "insufficient-scope",
         }
     }
 }
@@ -340,6 +345,11 @@ impl Rejection {
             Some(at) => format!("[{index}].{at}"),
         };
         self.with_at(at)
+    }
+
+    /// The members added with [`Self::with_data`], if any.
+    pub fn data(&self) -> Option<&serde_json::Map<String, Value>> {
+        self.extra.as_ref()?.data.as_ref()
     }
 
     /// Adds members to `error.data`: mcpgate's own values only (the versions
@@ -515,6 +525,7 @@ mod tests {
             K::AmbiguousFraming,
             K::PathNotAllowed,
             K::UrlNotAllowed,
+            K::InsufficientScope,
         ] {
             let rule = k.default_rule();
             assert!(

@@ -22,3 +22,32 @@ pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     }
     h
 }
+
+/// A token verifier that knows a fixed set of tokens (`token` → sub, scopes).
+pub struct FixedTokens(pub Vec<(&'static str, &'static str, Vec<&'static str>)>);
+
+impl crate::exchange::TokenVerifier for FixedTokens {
+    fn verify(
+        &self,
+        token: &str,
+    ) -> Result<std::sync::Arc<crate::jwt::VerifiedToken>, crate::jwt::JwtError> {
+        let (_, sub, scopes) = self
+            .0
+            .iter()
+            .find(|(t, _, _)| *t == token)
+            .ok_or(crate::jwt::JwtError::BadSignature)?;
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), serde_json::json!(sub));
+        claims.insert("org".into(), serde_json::json!("acme"));
+        Ok(std::sync::Arc::new(crate::jwt::VerifiedToken {
+            subject: sub.to_string(),
+            issuer: "https://issuer.test".into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            expires_at: u64::MAX,
+            claims,
+        }))
+    }
+}
+
+/// `[auth.jwt]` with a key file that is never read by the filters.
+pub const JWT_AUTH: &str = "[auth.jwt]\nissuer = \"https://issuer.test\"\naudiences = [\"https://mcp.test/mcp\"]\njwks_file = \"/nonexistent/jwks.json\"\n";

@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 6] = [
+const TARGETS: [(&str, Target); 8] = [
     ("envelope", filters::fuzzing::envelope),
     ("sse", filters::fuzzing::sse),
     ("path_canon", filters::fuzzing::path_canon),
     ("header_guard", filters::fuzzing::header_guard),
     ("policy", policies::fuzzing::policy),
     ("chain", filters::fuzzing::chain_bytes),
+    ("jwt", filters::fuzzing::jwt_bytes),
+    ("jwks", filters::fuzzing::jwks),
 ];
 
 fn fuzz_dir() -> PathBuf {

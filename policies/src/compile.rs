@@ -10,7 +10,11 @@ use crate::error::{line_col, syntax_error_offset, PolicyError, PolicyErrors};
 use crate::model::*;
 use crate::reader::{join, Reader};
 use crate::sections::admission::{read_admission, read_rate_limits, read_tenant_limits};
+use crate::sections::auth::{
+    check_auth, check_tenant_identity, read_oauth, read_scopes, read_tenant_identity,
+};
 use crate::sections::headers::read_headers;
+use crate::sections::jwt::read_jwt;
 use crate::sections::paths::read_paths;
 use crate::sections::ssrf::read_ssrf;
 use crate::sections::upstreams::read_upstreams;
@@ -73,7 +77,7 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     let origin = read_origin(&mut r, origin_t.unwrap_or(&empty));
     let auth_t = r.table(root, "auth", "");
     let tenants_t = r.table(root, "tenants", "");
-    let auth = read_auth(&mut r, auth_t.unwrap_or(&empty), tenants_t);
+    let auth = read_auth(&mut r, auth_t.unwrap_or(&empty), tenants_t, &listen);
     check_tenant_routes(&mut r, &auth, tenants_t, &upstreams);
     let sessions_t = r.table(root, "sessions", "");
     let sessions = read_sessions(&mut r, sessions_t.unwrap_or(&empty));
@@ -347,9 +351,18 @@ fn parse_origin_pattern(s: &str) -> Option<OriginPattern> {
     })
 }
 
-fn read_auth(r: &mut Reader, t: &dyn TableLike, tenants: Option<&dyn TableLike>) -> Auth {
+fn read_auth(
+    r: &mut Reader,
+    t: &dyn TableLike,
+    tenants: Option<&dyn TableLike>,
+    listen: &Listen,
+) -> Auth {
     const P: &str = "auth";
     r.deny_unknown(t, P, P);
+    // Identity at the edge (issue 11): sections::{jwt, auth}.
+    let jwt = read_jwt(r, t);
+    let oauth = read_oauth(r, t, &listen.path);
+    let scopes = read_scopes(r, t);
     let mut out = Vec::new();
     if let Some(tenants) = tenants {
         for (name, _) in tenants.iter() {
@@ -372,33 +385,52 @@ fn read_auth(r: &mut Reader, t: &dyn TableLike, tenants: Option<&dyn TableLike>)
                     ),
                 }
             }
-            if key_hashes.is_empty() && tt.get("api_keys_sha256").is_none() {
+            let id = read_tenant_identity(r, tt, &path);
+            let identified = tt.get("api_keys_sha256").is_some()
+                || !id.client_cert.is_empty()
+                || !id.jwt_subjects.is_empty()
+                || jwt.as_ref().is_some_and(|j| j.tenant_claim.is_some());
+            if key_hashes.is_empty() && !identified {
                 r.error(
                     tenants.get_key_value(name).and_then(|(k, _)| k.span()),
                     &path,
-                    "a tenant needs `api_keys_sha256` (use auth.anonymous_tenant for keyless callers)",
+                    "a tenant needs `api_keys_sha256`, `client_cert` or `jwt_subjects` \
+                     (or [auth.jwt] tenant_claim); use auth.anonymous_tenant for callers \
+                     without credentials",
                 );
             }
-            out.push(Tenant {
+            let tenant = Tenant {
                 name: Arc::from(name),
                 key_hashes,
                 limits,
-            });
+                client_cert: id.client_cert,
+                jwt_subjects: id.jwt_subjects,
+                auth_methods: id.auth_methods,
+            };
+            check_tenant_identity(r, tt, &path, &tenant, jwt.as_ref(), listen.tls.as_ref());
+            out.push(tenant);
         }
     }
-    let anonymous_tenant = r.opt_string(t, "anonymous_tenant", P).map(Arc::from);
-    if anonymous_tenant.is_none() && out.is_empty() && t.get("anonymous_tenant").is_none() {
+    let mut anonymous_tenant = r.opt_string(t, "anonymous_tenant", P).map(Arc::from);
+    if anonymous_tenant.is_none()
+        && out.is_empty()
+        && jwt.is_none()
+        && t.get("anonymous_tenant").is_none()
+    {
         // No tenants and no anonymous tenant would refuse every caller: default to an
-        // anonymous tenant named "anonymous" so a minimal file works.
-        return Auth {
-            tenants: out,
-            anonymous_tenant: Some(Arc::from("anonymous")),
-        };
+        // anonymous tenant named "anonymous" so a minimal file works. Not with
+        // [auth.jwt]: a token is then required unless anonymous_tenant is set.
+        anonymous_tenant = Some(Arc::from("anonymous"));
     }
-    Auth {
+    let auth = Auth {
         tenants: out,
         anonymous_tenant,
-    }
+        jwt,
+        oauth,
+        scopes,
+    };
+    check_auth(r, t, &auth);
+    auth
 }
 
 /// Every tenant's `upstream` names a defined pool.

@@ -10,6 +10,7 @@ pub use crate::sections::{
     Rate, RateLimits, RootGlob, SsrfPolicy, TenantLimits, Timeouts, Transport, UpstreamPool,
     UriScope, DEFAULT_POOL, DEFAULT_UPSTREAM,
 };
+pub use crate::sections::{AuthMethod, JwtAlgorithm, JwtPolicy, OAuthResource, ScopeRule};
 pub use crate::sections::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
 
 /// Name of a tenant, shared cheaply between sessions.
@@ -128,21 +129,37 @@ pub struct OriginPolicy {
     pub allowed_origins: Vec<OriginPattern>,
 }
 
-/// One tenant and the SHA-256 hashes of its API keys.
+/// One tenant and the ways a caller proves it is this tenant.
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub name: TenantName,
     pub key_hashes: Vec<[u8; 32]>,
     /// Routing and limits of this tenant (`[tenants.NAME]` keys).
     pub limits: TenantLimits,
+    /// Globs over a verified client certificate's identities: URI SAN
+    /// (`spiffe://example.org/ns/a/*`), DNS SAN (lower case) or `cn:NAME`.
+    pub client_cert: Vec<String>,
+    /// Globs over a verified token's `sub`.
+    pub jwt_subjects: Vec<String>,
+    /// The methods this tenant may use; empty: any that identifies it
+    /// ([`Tenant::accepts`]).
+    pub auth_methods: Vec<AuthMethod>,
 }
 
 /// How a caller is mapped to a tenant.
 #[derive(Debug, Clone)]
 pub struct Auth {
     pub tenants: Vec<Tenant>,
-    /// Tenant for callers without an API key; `None` means a key is required.
+    /// Tenant for callers that present no credential; `None` means one is
+    /// required.
     pub anonymous_tenant: Option<TenantName>,
+    /// JWT bearer tokens (`[auth.jwt]`); `None`: not accepted.
+    pub jwt: Option<JwtPolicy>,
+    /// RFC 9728 protected resource metadata (`[auth.oauth]`).
+    pub oauth: Option<OAuthResource>,
+    /// Scopes needed per method or tool (`[auth.scopes]`), in file order
+    /// ([`Auth::scopes_needed`]).
+    pub scopes: Vec<ScopeRule>,
 }
 
 impl Auth {

@@ -120,12 +120,47 @@ const TABLES: &[(&str, &[&str])] = &[
         ],
     ),
     ("origin", &["allowed_hosts", "allowed_origins"]),
-    ("auth", &["anonymous_tenant"]),
+    ("auth", &["anonymous_tenant", "jwt", "oauth", "scopes"]),
+    (
+        "auth.jwt",
+        &[
+            "issuer",
+            "audiences",
+            "jwks_file",
+            "jwks_url",
+            "allow_insecure_jwks_url",
+            "jwks_refresh_secs",
+            "jwks_min_interval_secs",
+            "algorithms",
+            "hmac_secret_file",
+            "leeway_secs",
+            "required_claims",
+            "tenant_claim",
+            "accepted_types",
+            "accept_any_type",
+            "max_token_bytes",
+        ],
+    ),
+    (
+        "auth.oauth",
+        &[
+            "resource",
+            "authorization_servers",
+            "scopes_supported",
+            "resource_documentation",
+        ],
+    ),
+    // "METHOD" or "METHOD:GLOB" = scopes (values, not tables).
+    ("auth.scopes", &["*"]),
     ("tenants", &["*"]),
     (
         "tenants.*",
         &[
             "api_keys_sha256",
+            // Identity: sections::auth::read_tenant_identity.
+            "client_cert",
+            "jwt_subjects",
+            "auth_methods",
             "paths",
             // Routing and limits: sections::admission::read_tenant_limits.
             "upstream",

@@ -75,7 +75,11 @@ impl Policy {
         for Tenant {
             limits,
             name: _,
+            // Identity, not caps.
             key_hashes: _,
+            client_cert: _,
+            jwt_subjects: _,
+            auth_methods: _,
         } in &mut auth.tenants
         {
             let TenantLimits {

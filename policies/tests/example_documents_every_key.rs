@@ -7,7 +7,8 @@
 //! commented out (`# key = ...`) under its table's header, itself set or
 //! commented out (`# [tenants.demo.paths]`). A header names every table on
 //! its path (`[upstream.health]` documents `upstream` and its key `health`);
-//! a name the file chooses (a tenant, a pool, a tool) documents `*`.
+//! a name the file chooses (a tenant, a pool, a tool, a quoted
+//! `"tools/call:GLOB"` rule) documents `*`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -77,7 +78,13 @@ fn documented(src: &str) -> BTreeSet<(String, String)> {
                 .unwrap_or_else(|| panic!("{}: not a table the loader reads", at()));
         } else if let Some((key, _)) = line.split_once('=') {
             let key = key.trim();
-            if is_bare_key(key) {
+            // A quoted key (`"tools/call:delete_*" = [...]`) names a rule in
+            // a table of chosen names; elsewhere it is prose (`"host:port" = ...`).
+            let quoted = key.len() > 2
+                && key.starts_with('"')
+                && key.ends_with('"')
+                && accepted(&table, "*").is_some();
+            if is_bare_key(key) || quoted {
                 let pair = accepted(&table, key).unwrap_or_else(|| {
                     panic!(
                         "{}: `{}` is not a key the loader accepts",

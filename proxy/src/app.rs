@@ -14,7 +14,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use filters::header_values::single_str;
 use filters::{
-    Chain, Era, Exchange, Message, MessageKind, Rejection, RejectionKind, RequestId, SessionLookup,
+    Chain, Era, Exchange, Identity, Message, MessageKind, Rejection, RejectionKind, RequestId,
+    SessionLookup, TokenVerifier,
 };
 use pingora::protocols::http::ServerSession;
 use policies::{Policy, TenantName};
@@ -33,6 +34,7 @@ use crate::respond::{reject, BodyState};
 use crate::session_id::SessionCodec;
 use crate::sessions::{BeginError, Session, SessionStore};
 use crate::tap::Tap;
+use crate::tokens::Tokens;
 use pingora::connectors::http::Connector;
 
 /// Largest body read after a head-phase refusal, only to echo the request id.
@@ -58,12 +60,17 @@ pub struct McpGate {
     pub owner_link: Connector,
     /// Set when a drain began (`/readyz` answers 503).
     pub draining: AtomicBool,
+    /// JWT access tokens (`[auth.jwt]`).
+    pub tokens: Option<Arc<Tokens>>,
 }
 
 /// A request that passed every filter, with the bookkeeping it implies.
 pub(crate) struct Admitted {
     pub(crate) era: Era,
     pub(crate) tenant: TenantName,
+    /// Who owns the sessions this request makes or uses: the tenant, and the
+    /// verified subject when there is one ([`principal`]).
+    pub(crate) principal: TenantName,
     pub(crate) session: Option<Arc<Session>>,
     /// Id of a legacy `initialize` whose response creates a session.
     pub(crate) init_id: Option<RequestId>,
@@ -81,6 +88,7 @@ impl McpGate {
         policy: Arc<Policy>,
         identity: WorkerIdentity,
         keys: &[[u8; 32]],
+        tokens: Option<Arc<Tokens>>,
     ) -> std::io::Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let sessions = SessionStore::new(
@@ -105,6 +113,7 @@ impl McpGate {
             sessions,
             policy,
             draining: AtomicBool::new(false),
+            tokens,
         })
     }
 
@@ -138,6 +147,7 @@ impl McpGate {
     /// Serves a session this process does not hold from its sealed claims:
     /// the id must open with our keys, name this tenant and a known endpoint.
     fn revive(&self, id: &str, tenant: &TenantName) -> Option<Arc<Session>> {
+        // (`tenant` is the request's principal: tenant and subject.)
         let c = self.codec.open(id)?;
         if *c.tenant != **tenant {
             return None;
@@ -191,7 +201,61 @@ impl McpGate {
             id = %filters::message::display_id(r.id.as_ref()),
             detail = %r.detail, "rejected"
         );
-        reject(ds, r, bare, body, self.worker_header()).await;
+        let challenge = self.challenge(r);
+        reject(
+            ds,
+            r,
+            bare,
+            body,
+            self.worker_header(),
+            challenge.as_deref(),
+        )
+        .await;
+    }
+
+    /// The `WWW-Authenticate` value of a 401 or 403 (RFC 6750 §3, RFC 9728
+    /// §5.1): where the protected resource metadata is, and for a missing
+    /// scope, every scope the operation needs (a step-up).
+    fn challenge(&self, r: &Rejection) -> Option<String> {
+        let oauth = self.policy.auth.oauth.as_ref();
+        let mut parts: Vec<String> = Vec::new();
+        match r.kind {
+            RejectionKind::Unauthenticated => {
+                let presented_token = !matches!(
+                    r.rule,
+                    "missing-token"
+                        | "missing-api-key"
+                        | "not-a-bearer-token"
+                        | "token-in-query"
+                        | "client-certificate-not-mapped"
+                );
+                if presented_token && self.policy.auth.jwt.is_some() {
+                    parts.push("error=\"invalid_token\"".into());
+                }
+                if let Some(o) = oauth.filter(|o| !o.scopes_supported.is_empty()) {
+                    parts.push(format!("scope=\"{}\"", o.scopes_supported.join(" ")));
+                }
+            }
+            RejectionKind::InsufficientScope => {
+                parts.push("error=\"insufficient_scope\"".into());
+                let scopes: Vec<&str> = r
+                    .data()
+                    .and_then(|d| d.get("scopes"))
+                    .and_then(|v| v.as_array())
+                    .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+                    .unwrap_or_default();
+                parts.push(format!("scope=\"{}\"", scopes.join(" ")));
+            }
+            _ => return None,
+        }
+        if let Some(o) = oauth {
+            parts.push(format!("resource_metadata=\"{}\"", o.metadata_url()));
+        }
+        Some(if parts.is_empty() {
+            "Bearer".into()
+        } else {
+            format!("Bearer {}", parts.join(", "))
+        })
     }
 
     /// Handles one request; returns whether the client connection is reusable.
@@ -199,16 +263,37 @@ impl McpGate {
     /// another worker, so it is served here whatever session it names.
     /// `method`: set to the request's MCP method label (for the duration
     /// histogram) once it is known.
+    /// `client_cert`: identities of the client certificate the TLS
+    /// handshake verified (for a request handed over by a sibling, the
+    /// sibling's word, in [`CLIENT_CERT_HEADER`]).
     pub async fn handle(
         &self,
         ds: &mut ServerSession,
         tap: &Tap,
         internal: bool,
+        client_cert: Option<&[String]>,
         method_seen: &mut &'static str,
     ) -> Served {
         let policy = self.policy.clone();
         let method = ds.req_header().method.as_str().to_string();
         let path = ds.req_header().uri.path().to_string();
+        let query = ds.req_header().uri.query().unwrap_or("").to_string();
+        if let Some(served) = self.protected_resource_metadata(ds, &method, &path).await {
+            return served;
+        }
+        let handed_cert: Option<Vec<String>> = internal
+            .then(|| single_str(&ds.req_header().headers, CLIENT_CERT_HEADER))
+            .flatten()
+            .map(|v| {
+                v.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            });
+        let client_cert = handed_cert.as_deref().or(client_cert);
+        if let (Some(tokens), Some(token)) = (&self.tokens, bearer_jwt(&ds.req_header().headers)) {
+            tokens.prepare(&token).await;
+        }
 
         // The raw HTTP/1 head, for the header guard (pingora's parsed map
         // drops Content-Length when Transfer-Encoding is present).
@@ -219,11 +304,16 @@ impl McpGate {
         let head = {
             let mut ex = Exchange::new(&policy, &method, &path, &ds.req_header().headers, b"");
             ex.raw_head = &raw_head;
-            self.chain.check_head(&mut ex).map(|()| ex.tenant.take())
+            ex.query = &query;
+            ex.client_cert = client_cert;
+            ex.tokens = self.tokens.as_deref().map(|t| t as &dyn TokenVerifier);
+            self.chain
+                .check_head(&mut ex)
+                .map(|()| (ex.tenant.take(), ex.identity.take()))
         };
-        let tenant = match head {
-            Ok(Some(t)) => t,
-            Ok(None) => unreachable_tenant(),
+        let (tenant, identity) = match head {
+            Ok((Some(t), i)) => (t, i),
+            Ok((None, i)) => (unreachable_tenant(), i),
             Err(r) => return self.refuse_head(ds, r).await.into(),
         };
 
@@ -248,12 +338,12 @@ impl McpGate {
 
         if !internal {
             if let Some(owner) = self.remote_owner(ds) {
-                if let Some(served) = self.hand_to_owner(ds, owner, &body).await {
+                if let Some(served) = self.hand_to_owner(ds, owner, &body, client_cert).await {
                     return served;
                 }
             }
         }
-        let admitted = match self.admit(ds, &method, &path, &body, tenant) {
+        let admitted = match self.admit(ds, &method, &path, &body, tenant, identity) {
             Ok(a) => {
                 *method_seen = crate::metrics::method_label(&a.facts.method);
                 a
@@ -268,6 +358,47 @@ impl McpGate {
             }
         };
         self.forward(ds, &method, body, admitted).await
+    }
+
+    /// RFC 9728 protected resource metadata (`[auth.oauth]`), on GET of
+    /// `/.well-known/oauth-protected-resource` with the MCP path appended
+    /// (and without it); `None` for every other request.
+    async fn protected_resource_metadata(
+        &self,
+        ds: &mut ServerSession,
+        method: &str,
+        path: &str,
+    ) -> Option<Served> {
+        let o = self.policy.auth.oauth.as_ref()?;
+        if method != "GET"
+            || (path != o.metadata_path() && path != "/.well-known/oauth-protected-resource")
+        {
+            return None;
+        }
+        let mut doc = serde_json::json!({
+            "resource": o.resource,
+            "authorization_servers": o.authorization_servers,
+            "bearer_methods_supported": ["header"],
+        });
+        if !o.scopes_supported.is_empty() {
+            doc["scopes_supported"] = serde_json::json!(o.scopes_supported);
+        }
+        if let Some(d) = &o.resource_documentation {
+            doc["resource_documentation"] = serde_json::json!(d);
+        }
+        let body = doc.to_string();
+        let Ok(mut h) = pingora::http::ResponseHeader::build(200, Some(4)) else {
+            return Some(Served::Done(false));
+        };
+        let _ = h.insert_header("content-type", "application/json");
+        let _ = h.insert_header("content-length", body.len().to_string());
+        let _ = h.insert_header("cache-control", "max-age=300");
+        let ok = ds.write_response_header(Box::new(h)).await.is_ok()
+            && ds
+                .write_response_body(Bytes::from(body), true)
+                .await
+                .is_ok();
+        Some(Served::Done(ok))
     }
 
     /// Answers a head-phase refusal. A small body is still read (never
@@ -303,17 +434,20 @@ impl McpGate {
         path: &str,
         body: &Bytes,
         tenant: TenantName,
+        identity: Option<Identity>,
     ) -> Result<Admitted, Box<(Rejection, bool)>> {
         let headers = &ds.req_header().headers;
         let sid = single_str(headers, "mcp-session-id");
+        let principal = principal(&tenant, identity.as_ref());
         let session = sid.and_then(|id| {
             self.sessions
-                .get(id, &tenant)
-                .or_else(|| self.revive(id, &tenant))
+                .get(id, &principal)
+                .or_else(|| self.revive(id, &principal))
         });
         let snapshot = session.as_ref().map(|s| s.snapshot());
         let mut ex = Exchange::new(&self.policy, method, path, headers, body);
         ex.tenant = Some(tenant.clone());
+        ex.identity = identity;
         ex.session = match (sid, &snapshot) {
             (None, _) => SessionLookup::NoneGiven,
             (Some(_), None) => SessionLookup::Unknown,
@@ -329,6 +463,7 @@ impl McpGate {
         let mut admitted = Admitted {
             era,
             tenant,
+            principal,
             session: None,
             init_id: None,
             begun: Vec::new(),
@@ -391,6 +526,35 @@ impl McpGate {
         }
         Ok(())
     }
+}
+
+/// The header a worker adds when it hands a request to the session's owner,
+/// carrying the verified client certificate's identities (space-separated).
+/// Read only on the private socket; never forwarded upstream.
+pub const CLIENT_CERT_HEADER: &str = "x-mcpgate-client-cert";
+
+/// Who owns a session: its tenant, and the verified subject when there is
+/// one, so that a session id presented by another subject of the same
+/// tenant is unknown (404): "state handle hijacking", 2026-07-28. The
+/// subject is hashed: sealed ids and logs never carry it.
+pub fn principal(tenant: &TenantName, identity: Option<&Identity>) -> TenantName {
+    use sha2::{Digest, Sha256};
+    match identity.and_then(|i| i.subject.as_deref()) {
+        None => tenant.clone(),
+        Some(sub) => {
+            let digest = Sha256::digest(sub.as_bytes());
+            TenantName::from(format!("{tenant}#{}", hex::encode(&digest[..12])).as_str())
+        }
+    }
+}
+
+/// A bearer credential that looks like a JWT (for the key refetch).
+fn bearer_jwt(headers: &http::HeaderMap) -> Option<String> {
+    let v = single_str(headers, "authorization")?;
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && token.matches('.').count() == 2)
+        .then(|| token.to_string())
 }
 
 fn unreachable_tenant() -> TenantName {

@@ -2,9 +2,11 @@
 
 use std::time::Instant;
 
-/// A monotonic clock.
+/// A monotonic clock, and wall-clock seconds for token expiry.
 pub trait Clock: Send + Sync {
     fn now(&self) -> Instant;
+    /// Seconds since the Unix epoch.
+    fn unix_secs(&self) -> u64;
 }
 
 /// The real monotonic clock.
@@ -13,6 +15,12 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    fn unix_secs(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
     }
 }
 
@@ -51,6 +59,11 @@ mod manual {
     impl super::Clock for ManualClock {
         fn now(&self) -> Instant {
             self.start + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+        }
+
+        /// 2026-01-01T00:00:00Z plus the time advanced.
+        fn unix_secs(&self) -> u64 {
+            1_767_225_600 + self.offset_ms.load(Ordering::SeqCst) / 1000
         }
     }
 }

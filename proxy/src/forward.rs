@@ -197,7 +197,7 @@ impl McpGate {
             .observe(started.elapsed().as_secs_f64());
         let plan = RelayPlan {
             method,
-            tenant: &a.tenant,
+            tenant: &a.principal,
             session: a.session.as_deref(),
             init_id: a.init_id.clone(),
             pinned: Pinned {

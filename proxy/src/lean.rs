@@ -24,7 +24,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use pingora::apps::HttpPersistentSettings;
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::Stream;
+use pingora::protocols::{Ssl, Stream};
 use pingora::server::ShutdownWatch;
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::Notify;
@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 use crate::app::McpGate;
 use crate::held::{HeldStream, Served};
 use crate::tap::{Tap, Tapped};
-use crate::tls::Terminator;
+use crate::tls::{ClientIdentity, Terminator};
 
 /// How long an idle keep-alive connection is kept.
 const KEEPALIVE: Duration = Duration::from_secs(60);
@@ -181,7 +181,7 @@ async fn serve_internal(
                     let open = connections.enter();
                     let (gate, shutdown) = (gate.clone(), shutdown.clone());
                     tokio::spawn(async move {
-                        serve_connection(gate, stream, tap, true, shutdown).await;
+                        serve_connection(gate, stream, tap, None, true, shutdown).await;
                         drop(open);
                     });
                 }
@@ -223,8 +223,8 @@ async fn serve_tcp_connection(
         _ = crate::lean::until_stopped(&mut stop) => return,
     }
     let plain = pingora::protocols::l4::stream::Stream::from(tcp);
-    let stream: Stream = match tls {
-        None => Box::new(plain),
+    let (stream, client): (Stream, _) = match tls {
+        None => (Box::new(plain), None),
         Some(tls) => match handshake(&gate, &tls, plain, probe[0]).await {
             Some(s) => s,
             None => return,
@@ -232,7 +232,7 @@ async fn serve_tcp_connection(
     };
     let tap = Arc::new(Tap::default());
     let stream = Tapped::wrap(stream, tap.clone());
-    serve_connection(gate, stream, tap, false, shutdown).await;
+    serve_connection(gate, stream, tap, client, false, shutdown).await;
 }
 
 /// Completes a client's TLS handshake within the handshake deadline; `None`
@@ -242,7 +242,7 @@ async fn handshake(
     tls: &Terminator,
     plain: pingora::protocols::l4::stream::Stream,
     first_byte: u8,
-) -> Option<Stream> {
+) -> Option<(Stream, Option<Vec<String>>)> {
     // 0x16: a TLS handshake record. Anything else (plain HTTP sent to the
     // TLS port, garbage) is closed without a handshake attempt.
     let outcome = if first_byte != 0x16 {
@@ -268,10 +268,14 @@ async fn handshake(
     if label == "not_tls" {
         tracing::debug!("a client sent something other than TLS to the TLS listener");
     }
-    match outcome {
-        Ok(s) => Some(Box::new(s)),
-        Err(_) => None,
-    }
+    let s = outcome.ok()?;
+    // The identities of a client certificate the handshake verified (mTLS).
+    let client = s
+        .get_ssl()
+        .and_then(|t| t.peer_certificate_der())
+        .and_then(ClientIdentity::from_der)
+        .map(|c| c.ids);
+    Some((Box::new(s), client))
 }
 
 /// Answers plain HTTP sent to the TLS listener with a 400 that says so
@@ -299,23 +303,21 @@ async fn serve_connection(
     gate: Arc<McpGate>,
     mut stream: Stream,
     tap: Arc<Tap>,
+    client: Option<Vec<String>>,
     internal: bool,
     shutdown: ShutdownWatch,
 ) {
+    let conn = Conn {
+        tap: &tap,
+        client: client.as_deref(),
+        internal,
+        shutdown: &shutdown,
+    };
     let mut settings: Option<HttpPersistentSettings> = None;
     let mut pipelined = false;
     loop {
         // Boxed: the session and handler state live only while serving.
-        let next = match Box::pin(serve_one(
-            &gate,
-            stream,
-            settings.take(),
-            pipelined,
-            &tap,
-            internal,
-            &shutdown,
-        ))
-        .await
+        let next = match Box::pin(serve_one(&gate, stream, settings.take(), pipelined, &conn)).await
         {
             Next::Close => return,
             Next::Reuse(next) => next,
@@ -368,15 +370,29 @@ enum Next {
     Hold(Stream, Box<HeldStream>),
 }
 
+/// What a connection's requests share.
+struct Conn<'c> {
+    tap: &'c Tap,
+    /// Identities of the client certificate its TLS handshake verified.
+    client: Option<&'c [String]>,
+    /// The worker's private socket (requests handed over by a sibling).
+    internal: bool,
+    shutdown: &'c ShutdownWatch,
+}
+
 async fn serve_one(
     gate: &McpGate,
     stream: Stream,
     settings: Option<HttpPersistentSettings>,
     pipelined: bool,
-    tap: &Tap,
-    internal: bool,
-    shutdown: &ShutdownWatch,
+    conn: &Conn<'_>,
 ) -> Next {
+    let Conn {
+        tap,
+        client,
+        internal,
+        shutdown,
+    } = *conn;
     let mut ds = ServerSession::new_http1(stream);
     if !pipelined {
         // (A pipelined request's first bytes were given to the tap when the
@@ -425,7 +441,9 @@ async fn serve_one(
     }
     let started = std::time::Instant::now();
     let mut method = "none";
-    let served = gate.handle(&mut ds, tap, internal, &mut method).await;
+    let served = gate
+        .handle(&mut ds, tap, internal, client, &mut method)
+        .await;
     // (A request handed over by a sibling is timed there, once.)
     if let Some(status) = ds
         .response_written()

@@ -126,7 +126,22 @@ async fn serve(
 ) -> ExitCode {
     let index = identity.index;
     let workers = identity.workers;
-    let gate = match McpGate::new(policy.clone(), identity, keys) {
+    let tokens = match &policy.auth.jwt {
+        Some(jwt) => {
+            match crate::tokens::Tokens::load(jwt, Arc::new(crate::clock::SystemClock)).await {
+                Ok(t) => Some(Arc::new(t)),
+                Err(e) => {
+                    tracing::error!(worker = index, "{e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        None => None,
+    };
+    if let Some(t) = tokens.clone() {
+        tokio::spawn(t.keep_fresh());
+    }
+    let gate = match McpGate::new(policy.clone(), identity, keys, tokens) {
         Ok(g) => Arc::new(g),
         Err(e) => {
             tracing::error!(worker = index, "upstream: {e}");

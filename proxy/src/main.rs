@@ -26,6 +26,7 @@ mod sessions;
 mod supervisor;
 mod tap;
 mod tls;
+mod tokens;
 mod upstream;
 
 use std::path::PathBuf;

@@ -56,12 +56,20 @@ impl McpGate {
         ds: &mut ServerSession,
         owner: usize,
         body: &Bytes,
+        client_cert: Option<&[String]>,
     ) -> Option<Served> {
         let path = self.identity.socket_of(owner);
         let peer = HttpPeer::new_uds(path.to_str()?, false, String::new()).ok()?;
         let mut req = ds.req_header().clone();
         for h in HOP_HEADERS {
             req.remove_header(*h);
+        }
+        // The owner sees no TLS handshake: it takes the verified client
+        // certificate's identities from us (trusted on the private socket only).
+        req.remove_header(crate::app::CLIENT_CERT_HEADER);
+        if let Some(ids) = client_cert {
+            req.insert_header(crate::app::CLIENT_CERT_HEADER, ids.join(" "))
+                .ok()?;
         }
         if req.method == http::Method::POST || !body.is_empty() {
             req.insert_header("content-length", body.len().to_string())

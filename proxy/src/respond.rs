@@ -25,6 +25,7 @@ pub async fn reject(
     bare: bool,
     body_state: BodyState,
     worker: Option<usize>,
+    challenge: Option<&str>,
 ) {
     let wire = r.kind.wire();
     let body = if bare { Vec::new() } else { r.json_body() };
@@ -44,7 +45,9 @@ pub async fn reject(
     if let Some(w) = worker {
         let _ = h.insert_header(crate::owner::WORKER_HEADER, w.to_string());
     }
-    if wire.status == 401 {
+    if let Some(c) = challenge {
+        let _ = h.insert_header("www-authenticate", c);
+    } else if wire.status == 401 {
         let _ = h.insert_header("www-authenticate", "Bearer");
     }
     if body_state == BodyState::Unread || wire.close {

@@ -67,8 +67,11 @@ pub fn supervise(
     let mut instance = [0u8; 8];
     getrandom::fill(&mut instance).expect("the OS random source is available");
     let instance_hex = hex::encode(instance);
+    remove_stale_runtime_dirs(&std::env::temp_dir());
     let runtime_dir = std::env::temp_dir().join(format!("mcpgate-{instance_hex}"));
-    if let Err(e) = create_private_dir(&runtime_dir) {
+    if let Err(e) = create_private_dir(&runtime_dir)
+        .and_then(|()| std::fs::write(runtime_dir.join(PID_FILE), std::process::id().to_string()))
+    {
         eprintln!(
             "error: cannot create runtime dir {}: {e}",
             runtime_dir.display()
@@ -265,10 +268,80 @@ fn stop_all(
     }
 }
 
+/// The supervisor's pid, in its runtime directory.
+const PID_FILE: &str = "supervisor.pid";
+/// A runtime directory younger than this is never taken for stale (its
+/// supervisor may be writing its pid file).
+const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// Removes the runtime directories (`mcpgate-<16 hex>`) that supervisors
+/// killed without a chance to clean up left behind: their pid file names a
+/// process that no longer runs (or they have none), and they are not new.
+fn remove_stale_runtime_dirs(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(hex) = name.to_str().and_then(|n| n.strip_prefix("mcpgate-")) else {
+            continue;
+        };
+        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let dir = entry.path();
+        let old = std::fs::metadata(&dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        let alive = std::fs::read_to_string(dir.join(PID_FILE))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if old && !alive && std::fs::remove_dir_all(&dir).is_ok() {
+            tracing::info!(dir = %dir.display(), "removed a stale runtime directory");
+        }
+    }
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .mode(0o700)
         .recursive(true)
         .create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_old_directories_of_dead_supervisors_are_removed() {
+        let base = std::env::temp_dir().join(format!("mcpgate-stale-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let make = |hex: &str, pid: Option<u32>, age: Duration| {
+            let d = base.join(format!("mcpgate-{hex}"));
+            std::fs::create_dir_all(&d).unwrap();
+            if let Some(p) = pid {
+                std::fs::write(d.join(PID_FILE), p.to_string()).unwrap();
+            }
+            let t = std::time::SystemTime::now() - age;
+            std::fs::File::open(&d).unwrap().set_modified(t).unwrap();
+            d
+        };
+        let hour = Duration::from_secs(3600);
+        let dead = make("00000000000000aa", Some(u32::MAX - 1), hour);
+        let no_pid = make("00000000000000bb", None, hour);
+        let alive = make("00000000000000cc", Some(std::process::id()), hour);
+        let young = make("00000000000000dd", Some(u32::MAX - 1), Duration::ZERO);
+        let other = base.join("mcpgate-test-keepme");
+        std::fs::create_dir_all(&other).unwrap();
+        remove_stale_runtime_dirs(&base);
+        assert!(!dead.exists() && !no_pid.exists());
+        assert!(alive.exists() && young.exists() && other.exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

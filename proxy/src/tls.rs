@@ -239,12 +239,10 @@ impl ResolvesServerCert for SniResolver {
 /// it to a tenant (`[tenants.NAME] client_cert`): URI SANs (SPIFFE IDs),
 /// DNS SANs, and the subject CN as `cn:NAME`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // mapped to tenants with [auth] (next step)
 pub struct ClientIdentity {
     pub ids: Vec<String>,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl ClientIdentity {
     /// Reads the leaf certificate (DER) the handshake verified.
     pub fn from_der(der: &[u8]) -> Option<Self> {

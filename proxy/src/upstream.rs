@@ -33,6 +33,8 @@ const NOT_FORWARDED: &[&str] = &[
     "content-length",
     "authorization",
     "mcp-session-id",
+    // mcpgate's own hand-over header (crate::app::CLIENT_CERT_HEADER).
+    "x-mcpgate-client-cert",
 ];
 
 /// Response headers that describe one hop.

@@ -238,8 +238,12 @@ fn rejections_name_rule_and_place() {
 }
 
 #[test]
-fn unsupported_legacy_version_does_not_echo_the_request() {
-    let odd = INIT.replace("2025-11-25", "1999-12-31-x7q");
+fn unsupported_legacy_version_echoes_only_a_version_shaped_request() {
+    let dated = INIT.replace("2025-11-25", "1999-12-31");
+    let r = refusal("POST", &[], SessionLookup::NoneGiven, &dated);
+    let v: Value = serde_json::from_slice(&r.json_body()).unwrap();
+    assert_eq!(v["error"]["data"]["requested"], "1999-12-31", "{v}");
+    let odd = INIT.replace("2025-11-25", "1999-12-31 <x7q>");
     let r = refusal("POST", &[], SessionLookup::NoneGiven, &odd);
     assert_eq!(
         rule_at(&r),

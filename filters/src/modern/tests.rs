@@ -219,7 +219,7 @@ fn rejections_name_rule_and_place() {
 }
 
 #[test]
-fn unsupported_version_lists_ours_and_does_not_echo_theirs() {
+fn unsupported_version_lists_ours_and_echoes_the_requested_version() {
     let h = [
         ("mcp-protocol-version", "2099-01-01"),
         ("mcp-method", "tools/call"),
@@ -230,7 +230,16 @@ fn unsupported_version_lists_ours_and_does_not_echo_theirs() {
     assert_eq!(
         v["error"]["data"],
         json!({"supported": ["2026-07-28"], "rule": "unsupported-protocol-version",
-               "at": "header:mcp-protocol-version"})
+               "at": "header:mcp-protocol-version", "requested": "2099-01-01"})
     );
-    assert!(!v.to_string().contains("2099"), "{v}");
+}
+
+#[test]
+fn only_version_shaped_requests_are_echoed() {
+    use crate::modern::echoable_version;
+    assert_eq!(echoable_version("v999.0.0"), Some("v999.0.0"));
+    assert_eq!(echoable_version("2027-01-01"), Some("2027-01-01"));
+    for bad in ["", "<script>", "a b", "x\"y", &"9".repeat(33), "ü"] {
+        assert_eq!(echoable_version(bad), None, "{bad:?}");
+    }
 }

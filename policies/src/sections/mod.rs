@@ -1,10 +1,14 @@
 //! Policy sections, one file each, with its `read_*` function and the
 //! compiled types it produces. Input guards: `[paths]` (path traversal),
 //! `[ssrf]` (URL arguments), `[headers]` (header injection and request
-//! smuggling); `pointer` reads their `tools` tables.
+//! smuggling); `pointer` reads their `tools` tables. Identity: `[listen.tls]`
+//! (`tls`), `[auth.jwt]` (`jwt`), `[auth.oauth]`, `[auth.scopes]` and the
+//! tenants' identity keys (`auth`).
 
 pub(crate) mod admission;
+pub(crate) mod auth;
 pub(crate) mod headers;
+pub(crate) mod jwt;
 pub(crate) mod paths;
 pub(crate) mod pointer;
 pub(crate) mod ssrf;
@@ -15,7 +19,9 @@ pub(crate) mod upstreams;
 mod guard_tests;
 
 pub use admission::{Admission, Rate, RateLimits, TenantLimits};
+pub use auth::{AuthMethod, OAuthResource, ScopeRule};
 pub use headers::HeaderPolicy;
+pub use jwt::{JwtAlgorithm, JwtPolicy};
 pub use paths::{PathPolicy, RootGlob, UriScope, DEFAULT_UPSTREAM};
 pub use ssrf::{Cidr, HostRule, SsrfPolicy};
 pub use tls::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
