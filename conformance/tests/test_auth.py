@@ -1,0 +1,294 @@
+"""mcpgate as an OAuth 2.1 resource server, against a real OpenID provider (issue 11).
+
+npm `oidc-provider` (conformance/idp.py) issues RFC 9068 JWT access tokens for the
+resource `https://127.0.0.1:PORT/mcp`; mcpgate terminates TLS (a CA made here) in front
+of `demo-upstream --record` and verifies the tokens with the provider's JWKS, fetched
+over its URL. Checked on the real binary:
+
+- RFC 9728 metadata at both well-known paths; 401 with `resource_metadata`;
+- tokens from client credentials and from authorization code + PKCE are accepted, by
+  raw requests and by the Python `mcp` 2.3.0 client over TLS; the SDK's own OAuth
+  client discovers the authorization server through mcpgate's metadata and gets in;
+- a missing scope gets 403 with a step-up challenge naming every scope needed;
+- a token for another resource, a forged, an `alg: none` and a garbage token, and a
+  token in the query string are refused with 401 and nothing reaches the upstream;
+- the client's `Authorization` never reaches the upstream (its own record);
+- a legacy session made by one subject is 404 for another subject of the same tenant.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import ssl
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import harness  # noqa: E402
+import idp as idp_mod  # noqa: E402
+from negative.cases import LEGACY, POST_HEADERS, init, modern, modern_headers, note, req  # noqa: E402
+from test_tls import Pki  # noqa: E402
+
+SCOPES = ["mcp:read", "files:write"]
+
+
+class Edge:
+    """oidc-provider, demo-upstream --record, and mcpgate with TLS + [auth.jwt] in front."""
+
+    def __init__(self):
+        dir = harness.scratch_dir()
+        self.pki = Pki(dir, name="auth test CA")
+        cert, key = self.pki.issue("auth-server", ips=["127.0.0.1"], dns=["localhost"], cn="mcpgate")
+        self.port = harness.free_port()
+        self.resource = f"https://127.0.0.1:{self.port}/mcp"
+        self.idp = idp_mod.Idp.start(self.resource, SCOPES)
+        self.record = dir / "auth-record.jsonl"
+        self.record.touch()
+        up = harness.free_port()
+        self.upstream = harness.Proc("demo-upstream-auth", [harness.demo_upstream_bin(), "--listen",
+                                                            f"127.0.0.1:{up}", "--record", self.record])
+        self.upstream.wait_port(up)
+        cfg = harness.write_config_text(f'''
+[listen]
+address = "127.0.0.1:{self.port}"
+[listen.tls]
+cert_file = "{cert}"
+key_file = "{key}"
+[upstream]
+url = "http://127.0.0.1:{up}/mcp"
+[auth.jwt]
+issuer = "{self.idp.issuer}"
+audiences = ["{self.resource}"]
+jwks_url = "{self.idp.jwks_url}"
+allow_insecure_jwks_url = true
+algorithms = ["RS256", "ES256"]
+[auth.oauth]
+resource = "{self.resource}"
+authorization_servers = ["{self.idp.issuer}"]
+scopes_supported = {json.dumps(SCOPES)}
+[auth.scopes]
+"tools/list" = ["mcp:read"]
+"tools/call" = ["mcp:read"]
+"tools/call:payload" = ["files:write"]
+[tenants.machines]
+jwt_subjects = ["{idp_mod.CLIENT_ID}"]
+[tenants.people]
+jwt_subjects = ["*"]
+''')
+        self.proc = harness.Proc("mcpgate-auth", [harness.mcpgate_bin(), "run", "--config", cfg, "--workers", "2"])
+        self.proc.wait_port(self.port, timeout=20)
+        self.ctx = ssl.create_default_context(cafile=str(self.pki.ca_file))
+        self.client = httpx.Client(verify=self.ctx, timeout=10)
+
+    def stop(self):
+        self.client.close()
+        self.proc.stop()
+        self.upstream.stop()
+        self.idp.stop()
+
+    def count(self) -> int:
+        return len(self.record.read_text().splitlines())
+
+    def post(self, body, headers, token: str | None = None, url: str | None = None) -> httpx.Response:
+        h = list(headers) + ([("authorization", f"Bearer {token}")] if token else [])
+        return self.client.post(url or self.resource, json=body, headers=h)
+
+    def tools_list(self, token: str | None, url: str | None = None) -> httpx.Response:
+        return self.post(modern("tools/list"), modern_headers("tools/list"), token, url)
+
+
+@pytest.fixture(scope="module")
+def edge():
+    e = Edge()
+    yield e
+    e.stop()
+
+
+def challenge(r: httpx.Response) -> dict[str, str]:
+    value = r.headers.get("www-authenticate", "")
+    assert value.startswith("Bearer"), value
+    return dict(re.findall(r'(\w+)="([^"]*)"', value))
+
+
+def test_protected_resource_metadata(edge):
+    for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
+        r = edge.client.get(f"https://127.0.0.1:{edge.port}{path}")
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert doc["resource"] == edge.resource
+        assert doc["authorization_servers"] == [edge.idp.issuer]
+        assert doc["bearer_methods_supported"] == ["header"]
+        assert doc["scopes_supported"] == SCOPES and "offline_access" not in doc["scopes_supported"]
+
+
+def test_no_token_gets_401_pointing_at_the_metadata(edge):
+    before = edge.count()
+    r = edge.tools_list(None)
+    assert r.status_code == 401
+    c = challenge(r)
+    assert c["resource_metadata"] == f"https://127.0.0.1:{edge.port}/.well-known/oauth-protected-resource/mcp"
+    assert "error" not in c, "no token presented: no error code (RFC 6750 3.1)"
+    assert r.json()["error"]["data"]["rule"] == "missing-token"
+    assert edge.count() == before
+
+
+def test_client_credentials_token_is_accepted(edge):
+    token = edge.idp.client_credentials_token("mcp:read")
+    before = edge.count()
+    r = edge.tools_list(token)
+    assert r.status_code == 200, r.text
+    assert r.json()["result"]["tools"]
+    call = modern("tools/call", {"name": "echo", "arguments": {"text": "hi"}})
+    r = edge.post(call, modern_headers("tools/call", "echo"), token)
+    assert r.status_code == 200, r.text
+    time.sleep(0.1)
+    assert edge.count() == before + 2
+
+
+def test_missing_scope_gets_403_step_up_naming_every_scope(edge):
+    token = edge.idp.client_credentials_token("mcp:read")
+    before = edge.count()
+    call = modern("tools/call", {"name": "payload", "arguments": {"size": 10}})
+    r = edge.post(call, modern_headers("tools/call", "payload"), token)
+    assert r.status_code == 403, r.text
+    c = challenge(r)
+    assert c["error"] == "insufficient_scope"
+    assert set(c["scope"].split()) == {"files:write", "mcp:read"}, "one challenge names every scope needed"
+    assert c["resource_metadata"].endswith("/.well-known/oauth-protected-resource/mcp")
+    assert r.json()["error"]["data"]["rule"] == "insufficient-scope"
+    assert edge.count() == before
+    # With the scope, the same call passes.
+    both = edge.idp.client_credentials_token("mcp:read files:write")
+    assert edge.post(call, modern_headers("tools/call", "payload"), both).status_code == 200
+
+
+def b64(obj: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("kind", ["other-audience", "forged-signature", "alg-none", "garbage", "in-query"])
+def test_bad_tokens_are_refused_and_nothing_reaches_the_upstream(edge, kind):
+    good = edge.idp.client_credentials_token("mcp:read")
+    head, payload, sig = good.split(".")
+    token, url = good, None
+    if kind == "other-audience":
+        token = edge.idp.client_credentials_token("mcp:read", resource="https://elsewhere.test/mcp")
+    elif kind == "forged-signature":
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+        claims["sub"] = "admin"
+        token = f"{head}.{b64(claims)}.{sig}"
+    elif kind == "alg-none":
+        token = f"{b64({'alg': 'none', 'typ': 'at+jwt'})}.{payload}."
+    elif kind == "garbage":
+        token = "not.a.token"
+    elif kind == "in-query":
+        url = f"{edge.resource}?access_token={good}"
+    before = edge.count()
+    r = edge.tools_list(token, url)
+    assert r.status_code == 401, r.text
+    c = challenge(r)
+    assert "resource_metadata" in c
+    if kind != "in-query":
+        assert c.get("error") == "invalid_token"
+    assert good not in r.text and payload not in r.text, "the token is never echoed"
+    time.sleep(0.05)
+    assert edge.count() == before
+    assert good not in edge.proc.log_tail(400), "the token is never logged"
+
+
+def test_authorization_never_reaches_the_upstream(edge):
+    token = edge.idp.client_credentials_token("mcp:read")
+    assert edge.tools_list(token).status_code == 200
+    time.sleep(0.1)
+    recorded = edge.record.read_text()
+    assert recorded, "the upstream recorded requests"
+    for line in recorded.splitlines():
+        rec = json.loads(line)
+        headers = rec.get("headers") or []
+        names = {(h[0] if isinstance(h, list) else h).lower() for h in headers}
+        assert "authorization" not in names, rec
+    assert token not in recorded
+
+
+def test_auth_code_pkce_token_and_the_python_sdk_over_tls(edge):
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    token = edge.idp.auth_code_pkce_token("mcp:read", edge.resource, login="alice")
+    assert edge.tools_list(token).status_code == 200
+
+    async def run() -> list[str]:
+        with anyio.fail_after(60):
+            async with httpx2.AsyncClient(verify=edge.ctx, headers={"Authorization": f"Bearer {token}"},
+                                          timeout=10) as http:
+                async with Client(streamable_http_client(edge.resource, http_client=http), mode="auto") as c:
+                    return [t.name for t in (await c.list_tools()).tools]
+
+    assert "echo" in anyio.run(run)
+
+
+def test_sdk_oauth_flow_discovers_the_server_through_mcpgate(edge):
+    import anyio
+    import httpx2
+    from mcp import Client
+    from mcp.client.auth import OAuthClientProvider
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.auth import OAuthClientMetadata
+
+    class Memory:
+        tokens = client = None
+
+        async def get_tokens(self):
+            return self.tokens
+
+        async def set_tokens(self, tokens):
+            self.tokens = tokens
+
+        async def get_client_info(self):
+            return self.client
+
+        async def set_client_info(self, info):
+            self.client = info
+
+    storage = Memory()
+    redirect_handler, callback_handler = idp_mod.sdk_handlers(login="carol")
+    auth = OAuthClientProvider(
+        server_url=edge.resource,
+        client_metadata=OAuthClientMetadata(client_name="mcpgate auth test",
+                                            redirect_uris=[idp_mod.DEFAULT_REDIRECT_URI], scope="mcp:read"),
+        storage=storage, redirect_handler=redirect_handler, callback_handler=callback_handler,
+    )
+
+    async def run() -> list[str]:
+        with anyio.fail_after(90):
+            async with httpx2.AsyncClient(verify=edge.ctx, auth=auth, timeout=10) as http:
+                async with Client(streamable_http_client(edge.resource, http_client=http), mode="auto") as c:
+                    return [t.name for t in (await c.list_tools()).tools]
+
+    assert "echo" in anyio.run(run)
+    assert storage.tokens is not None
+    _, claims = idp_mod.decode_jwt(storage.tokens.access_token)
+    assert claims["aud"] == edge.resource and claims["sub"] == "carol"
+
+
+def test_a_session_is_bound_to_its_subject(edge):
+    alice = edge.idp.auth_code_pkce_token("mcp:read", edge.resource, login="alice")
+    bob = edge.idp.auth_code_pkce_token("mcp:read", edge.resource, login="bob")
+    r = edge.post(init(), POST_HEADERS, alice)
+    assert r.status_code == 200, r.text
+    sid = r.headers["mcp-session-id"]
+    h = POST_HEADERS + [("mcp-protocol-version", LEGACY), ("mcp-session-id", sid)]
+    assert edge.post(note("notifications/initialized"), h, alice).status_code == 202
+    assert edge.post(req("tools/list", 2), h, alice).status_code == 200
+    # Same tenant ("people"), another subject: the session does not exist for bob.
+    r = edge.post(req("tools/list", 3), h, bob)
+    assert r.status_code == 404, r.text
+    assert edge.post(req("tools/list", 4), h, alice).status_code == 200
