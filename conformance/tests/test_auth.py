@@ -12,7 +12,9 @@ over its URL. Checked on the real binary:
 - a missing scope gets 403 with a step-up challenge naming every scope needed;
 - a token for another resource, a forged, an `alg: none` and a garbage token, and a
   token in the query string are refused with 401 and nothing reaches the upstream;
-- the client's `Authorization` never reaches the upstream (its own record);
+- the client's `Authorization` never reaches the upstream (its own record); the
+  upstream gets a token mcpgate minted for it instead (caller's subject and tenant,
+  verifiable with the JWKS on mcpgate's admin listener);
 - a legacy session made by one subject is 404 for another subject of the same tenant.
 """
 
@@ -51,6 +53,14 @@ class Edge:
         self.record = dir / "auth-record.jsonl"
         self.record.touch()
         up = harness.free_port()
+        self.admin = harness.free_port()
+        # mcpgate's own signing key for the tokens it mints for the upstream.
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        mint_key = dir / "mint-key.pem"
+        mint_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        self.upstream_aud = f"http://127.0.0.1:{up}/mcp"
         self.upstream = harness.Proc("demo-upstream-auth", [harness.demo_upstream_bin(), "--listen",
                                                             f"127.0.0.1:{up}", "--record", self.record])
         self.upstream.wait_port(up)
@@ -62,6 +72,14 @@ cert_file = "{cert}"
 key_file = "{key}"
 [upstream]
 url = "http://127.0.0.1:{up}/mcp"
+[upstream.auth]
+mint = true
+mint_key_file = "{mint_key}"
+mint_audience = "{self.upstream_aud}"
+mint_issuer = "mcpgate-edge"
+mint_kid = "edge-1"
+[admin]
+address = "127.0.0.1:{self.admin}"
 [auth.jwt]
 issuer = "{self.idp.issuer}"
 audiences = ["{self.resource}"]
@@ -202,18 +220,28 @@ def test_bad_tokens_are_refused_and_nothing_reaches_the_upstream(edge, kind):
     assert good not in edge.proc.log_tail(400), "the token is never logged"
 
 
-def test_authorization_never_reaches_the_upstream(edge):
-    token = edge.idp.client_credentials_token("mcp:read")
+def test_the_client_token_never_reaches_the_upstream_only_mcpgates_own(edge):
+    token = edge.idp.auth_code_pkce_token("mcp:read", edge.resource, login="dave")
+    before = edge.count()
     assert edge.tools_list(token).status_code == 200
     time.sleep(0.1)
-    recorded = edge.record.read_text()
-    assert recorded, "the upstream recorded requests"
-    for line in recorded.splitlines():
-        rec = json.loads(line)
-        headers = rec.get("headers") or []
-        names = {(h[0] if isinstance(h, list) else h).lower() for h in headers}
-        assert "authorization" not in names, rec
-    assert token not in recorded
+    lines = edge.record.read_text().splitlines()
+    assert len(lines) == before + 1, "the upstream recorded the request"
+    recorded = "\n".join(lines)
+    assert token not in recorded, "the client's token is never passed through"
+    rec = json.loads(lines[-1])
+    auth = [h[1] for h in rec.get("headers") or [] if h[0].lower() == "authorization"]
+    assert len(auth) == 1 and auth[0].startswith("Bearer "), rec
+    minted = auth[0][7:]
+    # mcpgate's token: for the upstream's audience, carrying the caller, signed
+    # with the key whose public half the admin listener publishes.
+    jwks = httpx.get(f"http://127.0.0.1:{edge.admin}/.well-known/jwks.json", timeout=5).json()
+    assert [k.get("kid") for k in jwks["keys"]] == ["edge-1"]
+    header, claims = idp_mod.verify_jwt(minted, jwks)
+    assert header["alg"] == "ES256" and header["typ"] == "at+jwt"
+    assert claims["iss"] == "mcpgate-edge" and claims["aud"] == edge.upstream_aud
+    assert claims["sub"] == "dave" and claims["tenant"] == "people"
+    assert claims["exp"] - claims["iat"] == 300
 
 
 def test_auth_code_pkce_token_and_the_python_sdk_over_tls(edge):

@@ -12,6 +12,7 @@ pub use crate::sections::{
 };
 pub use crate::sections::{AuthMethod, JwtAlgorithm, JwtPolicy, OAuthResource, ScopeRule};
 pub use crate::sections::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
+pub use crate::sections::{MintAlgorithm, UpstreamCredential};
 
 /// Name of a tenant, shared cheaply between sessions.
 pub type TenantName = Arc<str>;

@@ -38,6 +38,11 @@ impl<'s> Reader<'s> {
         self.errors
     }
 
+    /// How many errors were recorded so far (to tell whether a section was valid).
+    pub(crate) fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
     /// Records an error at `span` (the start of the file when unknown).
     pub(crate) fn error(
         &mut self,

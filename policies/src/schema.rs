@@ -68,6 +68,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "health",
             "breaker",
             "tools",
+            "auth",
         ],
     ),
     (
@@ -89,6 +90,23 @@ const TABLES: &[(&str, &[&str])] = &[
             "cooldown_ms",
             "half_open_probes",
             "count_internal_errors",
+        ],
+    ),
+    (
+        "upstream.auth",
+        &[
+            "bearer_file",
+            "bearer_env",
+            "header",
+            "value_file",
+            "value_env",
+            "mint",
+            "mint_key_file",
+            "mint_algorithm",
+            "mint_audience",
+            "mint_issuer",
+            "mint_ttl_secs",
+            "mint_kid",
         ],
     ),
     ("upstream.tools", &["*"]),
@@ -287,6 +305,10 @@ mod tests {
         assert_eq!(
             table_pattern(&["upstreams", "main", "tools", "slow"]).as_deref(),
             Some("upstream.tools.*")
+        );
+        assert_eq!(
+            table_pattern(&["upstreams", "main", "auth"]).as_deref(),
+            Some("upstream.auth")
         );
         assert_eq!(table_pattern(&["listen", "address"]), None);
         assert_eq!(table_pattern(&["paths", "tools", "read_file"]), None);

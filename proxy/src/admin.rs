@@ -76,6 +76,8 @@ async fn serve_one(gate: &McpGate, stream: Stream) {
             instance_metrics(gate).await,
         ),
         "/livez" | "/healthz" => (200, "text/plain", "ok\n".to_string()),
+        // The public keys of the tokens mcpgate mints for upstreams.
+        "/.well-known/jwks.json" => (200, "application/json", jwks(gate)),
         "/readyz" => match gate.not_ready() {
             None => (200, "text/plain", "ready\n".to_string()),
             Some(why) => (503, "text/plain", format!("not ready: {why}\n")),
@@ -96,6 +98,16 @@ pub async fn write_plain(ds: &mut ServerSession, status: u16, ctype: &str, body:
         let _ = ds.write_response_body(Bytes::from(body), true).await;
     }
     let _ = ds.finish_body().await;
+}
+
+/// `{"keys": [...]}`: the public key of every pool's minted credentials.
+fn jwks(gate: &McpGate) -> String {
+    let keys: Vec<&serde_json::Value> = gate
+        .pools
+        .values()
+        .filter_map(|p| p.credentials.as_ref()?.jwk())
+        .collect();
+    serde_json::json!({ "keys": keys }).to_string()
 }
 
 /// This worker's metrics merged with every sibling's.

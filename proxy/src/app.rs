@@ -71,6 +71,8 @@ pub(crate) struct Admitted {
     /// Who owns the sessions this request makes or uses: the tenant, and the
     /// verified subject when there is one ([`principal`]).
     pub(crate) principal: TenantName,
+    /// The verified subject (for credentials minted for the upstream).
+    pub(crate) subject: Option<String>,
     pub(crate) session: Option<Arc<Session>>,
     /// Id of a legacy `initialize` whose response creates a session.
     pub(crate) init_id: Option<RequestId>,
@@ -439,6 +441,7 @@ impl McpGate {
         let headers = &ds.req_header().headers;
         let sid = single_str(headers, "mcp-session-id");
         let principal = principal(&tenant, identity.as_ref());
+        let subject = identity.as_ref().and_then(|i| i.subject.clone());
         let session = sid.and_then(|id| {
             self.sessions
                 .get(id, &principal)
@@ -464,6 +467,7 @@ impl McpGate {
             era,
             tenant,
             principal,
+            subject,
             session: None,
             init_id: None,
             begun: Vec::new(),

@@ -294,10 +294,15 @@ impl McpGate {
                 }
             };
             let upstream_sid = a.session.as_ref().and_then(|s| s.upstream_id.as_deref());
-            let sent = match ep
-                .client
-                .request_header(ds.req_header(), upstream_sid, body.len())
-            {
+            let sent = match ep.client.request_header(
+                ds.req_header(),
+                upstream_sid,
+                body.len(),
+                crate::credentials::Caller {
+                    tenant: &a.tenant,
+                    subject: a.subject.as_deref(),
+                },
+            ) {
                 Ok(req) => {
                     ep.client
                         .send(

@@ -8,6 +8,7 @@ mod background;
 mod breaker;
 mod chunked;
 mod clock;
+mod credentials;
 mod forward;
 mod h1_stream;
 mod held;

@@ -13,6 +13,7 @@ use policies::UpstreamPool;
 
 use crate::breaker::{Breaker, Ticket};
 use crate::clock::Clock;
+use crate::credentials::Credentials;
 use crate::upstream::UpstreamClient;
 
 /// How an exchange with an endpoint ended, for health and breaker.
@@ -45,6 +46,8 @@ impl Endpoint {
 
 pub struct Pool {
     pub config: UpstreamPool,
+    /// mcpgate's own credential for the pool's endpoints (`[upstream.auth]`).
+    pub credentials: Option<Arc<Credentials>>,
     pub endpoints: Vec<Arc<Endpoint>>,
     next: AtomicUsize,
     clock: Arc<dyn Clock>,
@@ -61,6 +64,12 @@ pub enum Unavailable {
 
 impl Pool {
     pub fn new(config: &UpstreamPool, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+        let credentials = match &config.auth {
+            Some(c) => Some(Arc::new(
+                Credentials::load(c, clock.clone()).map_err(std::io::Error::other)?,
+            )),
+            None => None,
+        };
         let endpoints = config
             .endpoints
             .iter()
@@ -69,7 +78,7 @@ impl Pool {
                 Ok(Arc::new(Endpoint {
                     index,
                     url: e.url.clone(),
-                    client: UpstreamClient::new(e, config)?,
+                    client: UpstreamClient::new(e, config, credentials.clone())?,
                     healthy: AtomicBool::new(true),
                     failures: AtomicU32::new(0),
                     successes: AtomicU32::new(0),
@@ -78,6 +87,7 @@ impl Pool {
             })
             .collect::<std::io::Result<Vec<_>>>()?;
         Ok(Self {
+            credentials,
             config: config.clone(),
             endpoints,
             next: AtomicUsize::new(0),

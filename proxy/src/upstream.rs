@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
@@ -10,6 +12,7 @@ use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::Result;
 
+use crate::credentials::{Caller, Credentials};
 use crate::h1_stream::H1Response;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 7.6.1), plus the
@@ -107,6 +110,8 @@ impl Response {
 
 pub struct UpstreamClient {
     connector: Connector,
+    /// mcpgate's own credential for this upstream (`[upstream.auth]`).
+    credentials: Option<Arc<Credentials>>,
     peer: HttpPeer,
     authority: String,
     path: String,
@@ -119,6 +124,7 @@ impl UpstreamClient {
     pub fn new(
         endpoint: &policies::Endpoint,
         pool: &policies::UpstreamPool,
+        credentials: Option<Arc<Credentials>>,
     ) -> std::io::Result<Self> {
         use std::net::ToSocketAddrs;
         let policies::Transport::Http {
@@ -149,6 +155,7 @@ impl UpstreamClient {
             format!("{host}:{port}")
         };
         Ok(Self {
+            credentials,
             connector: Connector::new(Some(ConnectorOptions::new(pool.pool_size))),
             peer,
             authority,
@@ -172,6 +179,7 @@ impl UpstreamClient {
         client: &RequestHeader,
         upstream_session: Option<&str>,
         body_len: usize,
+        caller: Caller<'_>,
     ) -> Result<RequestHeader> {
         let mut req = RequestHeader::build(
             client.method.clone(),
@@ -209,7 +217,17 @@ impl UpstreamClient {
         if client.method == http::Method::POST || body_len > 0 {
             req.insert_header("content-length", body_len.to_string())?;
         }
+        self.authenticate(&mut req, caller)?;
         Ok(req)
+    }
+
+    /// Adds mcpgate's own credential for this upstream, if it has one.
+    fn authenticate(&self, req: &mut RequestHeader, caller: Caller<'_>) -> Result<()> {
+        if let Some(c) = &self.credentials {
+            c.apply(req, caller)
+                .map_err(|e| pingora::Error::explain(pingora::InternalError, e))?;
+        }
+        Ok(())
     }
 
     /// Sends a whole request and reads the response head within `first_byte`.
@@ -273,6 +291,14 @@ impl UpstreamClient {
         }
         req.insert_header("content-length", body.len().to_string())
             .ok()?;
+        self.authenticate(
+            &mut req,
+            Caller {
+                tenant: "mcpgate",
+                subject: None,
+            },
+        )
+        .ok()?;
         let mut s = self.send(&req, &body, limit, false).await.ok()?;
         let status = s.response_header().map(|h| h.status.as_u16());
         let drained = tokio::time::timeout(limit, async {

@@ -13,6 +13,7 @@ pub(crate) mod paths;
 pub(crate) mod pointer;
 pub(crate) mod ssrf;
 pub(crate) mod tls;
+pub(crate) mod upstream_auth;
 pub(crate) mod upstreams;
 
 #[cfg(test)]
@@ -25,6 +26,7 @@ pub use jwt::{JwtAlgorithm, JwtPolicy};
 pub use paths::{PathPolicy, RootGlob, UriScope, DEFAULT_UPSTREAM};
 pub use ssrf::{Cidr, HostRule, SsrfPolicy};
 pub use tls::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
+pub use upstream_auth::{MintAlgorithm, UpstreamCredential};
 pub use upstreams::{
     BreakerPolicy, Endpoint, HealthCheck, Timeouts, Transport, UpstreamPool, DEFAULT_POOL,
 };

@@ -3,12 +3,14 @@
 //!
 //! `[upstream]` is shorthand for one pool named `default`; both forms take the
 //! same keys. Endpoints are HTTP(S) URLs today; `Transport` leaves room for
-//! stdio worker processes.
+//! stdio worker processes. `[upstream.auth]`, the pool's own credential, is
+//! read by `upstream_auth`.
 
 use std::collections::BTreeMap;
 
 use toml_edit::TableLike;
 
+use super::upstream_auth::{read_upstream_auth, UpstreamCredential};
 use crate::reader::{join, Reader};
 
 /// Name of the pool `[upstream]` defines.
@@ -96,6 +98,9 @@ pub struct UpstreamPool {
     pub tool_timeouts: BTreeMap<String, Timeouts>,
     pub health: HealthCheck,
     pub breaker: BreakerPolicy,
+    /// How mcpgate authenticates itself to the endpoints (`[upstream.auth]`);
+    /// `None`: no credential. The client's own never goes upstream.
+    pub auth: Option<UpstreamCredential>,
 }
 
 impl UpstreamPool {
@@ -189,6 +194,7 @@ fn read_pool(r: &mut Reader, t: &dyn TableLike, path: &str, name: &str) -> Optio
         tool_timeouts,
         health: read_health(r, t, path),
         breaker: read_breaker(r, t, path),
+        auth: read_upstream_auth(r, t, path),
         endpoints,
     };
     (!pool.endpoints.is_empty()).then_some(pool)
