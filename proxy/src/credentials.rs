@@ -45,6 +45,11 @@ pub enum Credentials {
     Mint(Box<Minter>),
 }
 
+/// (tenant, subject) of a caller.
+type CallerKey = (String, String);
+/// A minted token and when it expires (Unix seconds).
+type Minted = (Arc<str>, u64);
+
 pub struct Minter {
     key: EncodingKey,
     algorithm: Algorithm,
@@ -54,7 +59,7 @@ pub struct Minter {
     kid: Option<String>,
     /// The public key, as a JWK, for the admin listener's JWKS.
     jwk: serde_json::Value,
-    minted: Mutex<HashMap<(String, String), (Arc<str>, u64)>>,
+    minted: Mutex<HashMap<CallerKey, Minted>>,
     clock: Arc<dyn Clock>,
 }
 
