@@ -102,24 +102,20 @@ fn identify(ex: &Exchange<'_>) -> Result<(TenantName, Identity), Refusal> {
         Single::One(v) => {
             let credential = bearer_token(v)
                 .ok_or(("not-a-bearer-token", "not a Bearer credential".to_string()))?;
-            match (ex.tokens, looks_like_jwt(credential)) {
-                (Some(tokens), true) => by_token(ex, tokens, credential)?,
-                _ => {
-                    let tenant = auth.tenant_for_key(credential).cloned().ok_or((
-                        if auth.jwt.is_some() {
-                            "unknown-credential"
-                        } else {
-                            "unknown-api-key"
-                        },
-                        "unknown API key".to_string(),
-                    ))?;
-                    let identity = Identity {
+            // A known API key first (a hash lookup); anything else is a
+            // token when tokens are accepted, so a malformed one is refused
+            // for what it is.
+            match (auth.tenant_for_key(credential), ex.tokens) {
+                (Some(tenant), _) => (
+                    tenant.clone(),
+                    Identity {
                         method: AuthMethod::ApiKey,
                         subject: None,
                         scopes: Vec::new(),
-                    };
-                    (tenant, identity)
-                }
+                    },
+                ),
+                (None, Some(tokens)) => by_token(ex, tokens, credential)?,
+                (None, None) => return Err(("unknown-api-key", "unknown API key".to_string())),
             }
         }
     };
@@ -173,11 +169,6 @@ fn by_token(
             scopes: verified.scopes.clone(),
         },
     ))
-}
-
-/// Three base64url parts: what a JWS compact serialization looks like.
-fn looks_like_jwt(credential: &[u8]) -> bool {
-    credential.iter().filter(|&&b| b == b'.').count() == 2
 }
 
 fn token_in_query(query: &str) -> bool {
