@@ -11,7 +11,12 @@ divided by N. For mcpgate also (e): legacy GET streams accepted by the worker
 that does not own their session (2 workers), relayed from the owner over its
 private socket; RSS delta of both workers / N. Streams are opened by `loadgen hold`. "mcpgate-h2" is mcpgate
 with `[upstream] http2 = true` (streams multiplexed on HTTP/2 upstream
-connections; the demo upstream speaks h2c). Loopback only, bounded, stops by
+connections; the demo upstream speaks h2c). "mcpgate-tls" and "nginx-tls"
+terminate TLS with the same certificate (an ECDSA P-256 leaf for localhost and
+127.0.0.1 under a CA, both made for the run): their clients complete the
+handshake (Python's ssl module, verifying against that CA) and are held (a)
+idle and (b) after one request; CONN_MEMORY_TLS_N connections per cell
+(default N; the Python client's handshakes are the slow part). Loopback only, bounded, stops by
 itself.
 """
 
@@ -22,6 +27,7 @@ import os
 import platform
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -33,7 +39,13 @@ BIN = ROOT / "target/release"
 N = int(os.environ.get("CONN_MEMORY_N", "5000"))
 # Subsets for a quick look while working (the evidence run measures all).
 OTHER_WORKER = os.environ.get("CONN_MEMORY_OTHER_WORKER", "1") == "1"
-KINDS = os.environ.get("CONN_MEMORY_KINDS", "mcpgate,mcpgate-h2,bare-pingora,nginx").split(",")
+KINDS = os.environ.get("CONN_MEMORY_KINDS", "mcpgate,mcpgate-h2,bare-pingora,nginx,mcpgate-tls,nginx-tls").split(",")
+# TLS connections per cell (default N): each is a full handshake made by this
+# (Python) client, one after another (5,000 took 8-9 s on 2 busy cores); all
+# must be open within the proxies' 60 s first-request timeout, or the cell
+# fails (the proxy's descriptor count is checked).
+TLS_N = int(os.environ.get("CONN_MEMORY_TLS_N", str(N)))
+TLS_KINDS = ("mcpgate-tls", "nginx-tls")
 
 
 def free_port() -> int:
@@ -55,10 +67,14 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
     raise RuntimeError(f"port {port} never opened")
 
 
-def rss_result(before_kib: int, after_kib: int) -> dict:
-    """One cell: RSS before and after holding N connections, and the delta per connection."""
-    return {"connections_count": N, "rss_before_bytes": before_kib * 1024, "rss_after_bytes": after_kib * 1024,
-            "rss_per_connection_bytes": round((after_kib - before_kib) * 1024 / N, 1)}
+def rss_result(before_kib: int, after_kib: int, n: int = N) -> dict:
+    """One cell: RSS before and after holding n connections, and the delta per connection."""
+    return {"connections_count": n, "rss_before_bytes": before_kib * 1024, "rss_after_bytes": after_kib * 1024,
+            "rss_per_connection_bytes": round((after_kib - before_kib) * 1024 / n, 1)}
+
+
+def fds_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def rss_kib(pid: int) -> int:
@@ -98,6 +114,7 @@ def one_request(s: socket.socket) -> None:
 
 
 MODES = os.environ.get("CONN_MEMORY_MODES", "idle,after_one_request,legacy_get_stream,listen_stream").split(",")
+TLS_MODES = [m for m in MODES if m in ("idle", "after_one_request")]
 
 
 def hold_streams(port: int, era: str) -> subprocess.Popen:
@@ -135,6 +152,78 @@ def measure(port: int, worker: int, mode: str) -> dict:
     for s in socks:
         s.close()
     return rss_result(before, after)
+
+
+def make_certificates(tmp: Path) -> dict[str, Path]:
+    """A CA and an ECDSA P-256 leaf it signs for localhost and 127.0.0.1 (PEM files in tmp)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=1)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("conn-memory test CA")).issuer_name(name("conn-memory test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(start).not_valid_after(end)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder().subject_name(name("localhost")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(end)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    files = {"ca": tmp / "tls-ca.pem", "cert": tmp / "tls-cert.pem", "key": tmp / "tls-key.pem"}
+    files["ca"].write_bytes(ca.public_bytes(pem))
+    files["cert"].write_bytes(leaf.public_bytes(pem))
+    files["key"].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return files
+
+
+def measure_tls(port: int, worker: int, mode: str, ctx: ssl.SSLContext) -> dict:
+    """TLS_N connections, each with its handshake complete (and one request
+    for after_one_request), held while the worker's RSS is read."""
+    time.sleep(0.5)
+    before, fds_before = rss_kib(worker), fds_count(worker)
+    socks = []
+    began = time.monotonic()
+    try:
+        for _ in range(TLS_N):
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+            socks.append(s)
+            if mode == "after_one_request":
+                one_request(s)
+        opened_s = time.monotonic() - began
+        time.sleep(1.5)
+        after, fds_after = rss_kib(worker), fds_count(worker)
+        if fds_after - fds_before < TLS_N:
+            raise RuntimeError(f"only {fds_after - fds_before} of {TLS_N} TLS connections open at the proxy")
+        version, cipher = socks[0].version(), socks[0].cipher()[0]
+    finally:
+        for s in socks:
+            s.close()
+    return rss_result(before, after, TLS_N) | {
+        "tls_version": version, "tls_cipher": cipher, "open_s": round(opened_s, 1),
+        "proxy_fds_delta_count": fds_after - fds_before}
 
 
 def read_head(f) -> dict[str, str]:
@@ -197,11 +286,14 @@ def measure_other_worker(port: int, workers: list[int]) -> dict:
                 "RSS of both workers"}
 
 
-def start(kind: str, port: int, upstream: int, tmp: Path, workers: int = 1) -> tuple[subprocess.Popen, list[int]]:
-    if kind in ("mcpgate", "mcpgate-h2"):
+def start(kind: str, port: int, upstream: int, tmp: Path, workers: int = 1,
+          certs: dict[str, Path] | None = None) -> tuple[subprocess.Popen, list[int]]:
+    if kind in ("mcpgate", "mcpgate-h2", "mcpgate-tls"):
         cfg = tmp / f"{kind}.toml"
         h2 = "http2 = true\n" if kind == "mcpgate-h2" else ""
-        cfg.write_text(f'[listen]\naddress = "127.0.0.1:{port}"\nexpose_worker_header = true\n'
+        tls = (f'[listen.tls]\ncert_file = "{certs["cert"]}"\nkey_file = "{certs["key"]}"\n'
+               if kind == "mcpgate-tls" else "")
+        cfg.write_text(f'[listen]\naddress = "127.0.0.1:{port}"\nexpose_worker_header = true\n{tls}'
                        f'[upstream]\nurl = "http://127.0.0.1:{upstream}/mcp"\n{h2}'
                        f'[sessions]\nmax_sessions = 100000\n[admission]\nmax_streams = 100000\n')
         p = subprocess.Popen([BIN / "mcpgate", "run", "--config", cfg, "--workers", str(workers)], start_new_session=True,
@@ -216,10 +308,13 @@ def start(kind: str, port: int, upstream: int, tmp: Path, workers: int = 1) -> t
         return p, [p.pid]
     prefix = tmp / "nginx"
     prefix.mkdir(exist_ok=True)
-    conf = (ROOT / "bench/scenarios/nginx.conf").read_text()
+    conf = (ROOT / ("bench/scenarios/nginx-tls.conf" if kind == "nginx-tls" else "bench/scenarios/nginx.conf")).read_text()
     user = "user root;" if os.geteuid() == 0 else ""
-    for k, v in {"WORKERS": "1", "PREFIX": str(prefix), "USER_LINE": user, "UPSTREAM": f"127.0.0.1:{upstream}",
-                 "LISTEN": f"127.0.0.1:{port}"}.items():
+    fields = {"WORKERS": "1", "PREFIX": str(prefix), "USER_LINE": user, "UPSTREAM": f"127.0.0.1:{upstream}",
+              "LISTEN": f"127.0.0.1:{port}"}
+    if kind == "nginx-tls":
+        fields |= {"CERT": str(certs["cert"]), "KEY": str(certs["key"])}
+    for k, v in fields.items():
         conf = conf.replace("{{" + k + "}}", v)
     (prefix / "nginx.conf").write_text(conf)
     nginx = "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "nginx"
@@ -240,17 +335,26 @@ def main() -> int:
                                  "--max-sessions", "1000000", "--max-streams", "1000000"],
                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = {}
+    certs, ctx = None, None
+    if any(k in TLS_KINDS for k in KINDS):
+        certs = make_certificates(tmp)
+        ctx = ssl.create_default_context(cafile=str(certs["ca"]))
     try:
         wait_port(up_port, upstream)
         for kind in KINDS:
             results[kind] = {}
-            for mode in MODES + (["legacy_get_stream_other_worker"] if kind.startswith("mcpgate") and OTHER_WORKER else []):
+            tls = kind in TLS_KINDS
+            modes = TLS_MODES if tls else MODES
+            other_worker = kind in ("mcpgate", "mcpgate-h2") and OTHER_WORKER
+            for mode in modes + (["legacy_get_stream_other_worker"] if other_worker else []):
                 port = free_port()
                 other = mode == "legacy_get_stream_other_worker"
-                proc, workers = start(kind, port, up_port, tmp, 2 if other else 1)
+                proc, workers = start(kind, port, up_port, tmp, 2 if other else 1, certs)
                 try:
                     if other:
                         results[kind][mode] = measure_other_worker(port, workers)
+                    elif tls:
+                        results[kind][mode] = measure_tls(port, workers[0], mode, ctx)
                     else:
                         results[kind][mode] = measure(port, workers[0], mode)
                 finally:
@@ -265,9 +369,20 @@ def main() -> int:
         "machine": {"cores_count": os.cpu_count(), "kernel": platform.release()},
         "method": "RSS delta of the proxy's worker process (VmRSS) divided by the connections held; one worker "
                   "process per proxy, in front of demo-upstream; each proxy freshly started per mode; stream modes "
-                  "hold one open stream per client connection (legacy: its own initialize handshake first)",
+                  "hold one open stream per client connection (legacy: its own initialize handshake first); "
+                  "TLS kinds: each connection's handshake completed by the client before the RSS is read",
         "results": results,
     }
+    if certs is not None:
+        doc["tls"] = {
+            "kinds": [k for k in KINDS if k in TLS_KINDS],
+            "connections_count": TLS_N,
+            "certificate": "ECDSA P-256 leaf (SAN localhost, 127.0.0.1) signed by a P-256 CA, both made for the run; "
+                           "the same pair for mcpgate ([listen.tls], rustls defaults) and nginx "
+                           "(bench/scenarios/nginx-tls.conf, nginx defaults)",
+            "client": f"Python {platform.python_version()} ssl ({ssl.OPENSSL_VERSION}), verifying against the CA, "
+                      "SNI localhost, one handshake per connection, no resumption",
+        }
     out.write_text(json.dumps(doc, indent=2) + "\n")
     return 0
 

@@ -9,9 +9,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+mod common;
+use common::{request, Request};
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use filters::{Chain, Exchange, RequestId, SessionLookup, SessionState, SessionView};
-use http::{HeaderMap, HeaderName, HeaderValue};
 use policies::Policy;
 
 struct Ready;
@@ -25,64 +27,6 @@ impl SessionView for Ready {
     }
     fn is_in_flight(&self, _: &RequestId) -> bool {
         false
-    }
-}
-
-struct Request {
-    headers: HeaderMap,
-    raw_head: Vec<u8>,
-    body: Vec<u8>,
-    legacy: bool,
-}
-
-fn request(legacy: bool, size: usize) -> Request {
-    let text = "x".repeat(size);
-    let (body, mut hs) = if legacy {
-        (
-            serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                "params": {"name": "echo", "arguments": {"text": text}}}),
-            vec![
-                ("mcp-protocol-version", "2025-11-25".to_owned()),
-                ("mcp-session-id", "a".repeat(64)),
-            ],
-        )
-    } else {
-        (
-            serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                "params": {"name": "echo", "arguments": {"text": text}, "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                    "io.modelcontextprotocol/clientCapabilities": {}}}}),
-            vec![
-                ("mcp-protocol-version", "2026-07-28".to_owned()),
-                ("mcp-method", "tools/call".to_owned()),
-                ("mcp-name", "echo".to_owned()),
-            ],
-        )
-    };
-    let body = serde_json::to_vec(&body).unwrap_or_default();
-    hs.extend([
-        ("host", "127.0.0.1:8080".to_owned()),
-        ("accept", "application/json, text/event-stream".to_owned()),
-        ("content-type", "application/json".to_owned()),
-        ("content-length", body.len().to_string()),
-    ]);
-    let mut headers = HeaderMap::new();
-    let mut raw = String::from("POST /mcp HTTP/1.1\r\n");
-    for (k, v) in &hs {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            headers.append(n, v);
-        }
-    }
-    raw.push_str("\r\n");
-    Request {
-        headers,
-        raw_head: raw.into_bytes(),
-        body,
-        legacy,
     }
 }
 
@@ -112,7 +56,7 @@ fn bench_chain(c: &mut Criterion) {
     let mut group = c.benchmark_group("chain");
     for legacy in [true, false] {
         for size in [1024usize, 4096, 65536] {
-            let r = request(legacy, size);
+            let r = request(legacy, size, None);
             if let Err(e) = judge(&chain, &policy, &r) {
                 panic!("the benchmark request must pass the chain: {e}");
             }

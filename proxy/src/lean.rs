@@ -223,6 +223,7 @@ async fn serve_tcp_connection(
         _ = crate::lean::until_stopped(&mut stop) => return,
     }
     let plain = pingora::protocols::l4::stream::Stream::from(tcp);
+    let tls_used = tls.is_some();
     let (stream, client): (Stream, _) = match tls {
         None => (Box::new(plain), None),
         Some(tls) => match handshake(&gate, &tls, plain, probe[0]).await {
@@ -231,7 +232,13 @@ async fn serve_tcp_connection(
         },
     };
     let tap = Arc::new(Tap::default());
-    let stream = Tapped::wrap(stream, tap.clone());
+    let mut stream = Tapped::wrap(stream, tap.clone());
+    // After a TLS handshake the first request may still be on its way: wait
+    // for its first byte as between requests (the peek before the handshake
+    // saw only the ClientHello), so an idle TLS connection holds no session.
+    if tls_used && !wait_for_request(&mut stream, FIRST_REQUEST, &shutdown).await {
+        return;
+    }
     serve_connection(gate, stream, tap, client, false, shutdown).await;
 }
 
@@ -335,20 +342,8 @@ async fn serve_connection(
             }
         };
         stream = next.stream;
-        if !next.pipelined {
-            // Idle between requests: wait for the next byte, keep nothing else.
-            if *shutdown.borrow() {
-                return;
-            }
-            let mut probe = [0u8; 1];
-            let mut stop = shutdown.clone();
-            tokio::select! {
-                next = tokio::time::timeout(KEEPALIVE, stream.try_peek(&mut probe)) => match next {
-                    Ok(Ok(true)) => {}
-                    _ => return,
-                },
-                _ = crate::lean::until_stopped(&mut stop) => return,
-            }
+        if !next.pipelined && !wait_for_request(&mut stream, KEEPALIVE, &shutdown).await {
+            return;
         }
         settings = next.settings;
         pipelined = next.pipelined;
@@ -368,6 +363,21 @@ enum Next {
     Reuse(Reusable),
     /// A long-lived stream to relay on the bare connection.
     Hold(Stream, Box<HeldStream>),
+}
+
+/// Idle: waits for the next request's first byte, keeping nothing but the
+/// stream; `false` when the client left, was silent for `limit`, or a drain
+/// began.
+async fn wait_for_request(stream: &mut Stream, limit: Duration, shutdown: &ShutdownWatch) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
+    let mut probe = [0u8; 1];
+    let mut stop = shutdown.clone();
+    tokio::select! {
+        next = tokio::time::timeout(limit, stream.try_peek(&mut probe)) => matches!(next, Ok(Ok(true))),
+        _ = crate::lean::until_stopped(&mut stop) => false,
+    }
 }
 
 /// What a connection's requests share.
