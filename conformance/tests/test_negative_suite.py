@@ -44,8 +44,12 @@ class Recorded:
             "demo-upstream-recording",
             [harness.demo_upstream_bin(), "--listen", f"127.0.0.1:{port}", "--record", self.record],
         )
-        self.upstream.wait_port(port)
-        self.gate = harness.start_mcpgate(f"http://127.0.0.1:{port}/mcp", extra_toml=gate_toml, workers=workers)
+        try:
+            self.upstream.wait_port(port)
+            self.gate = harness.start_mcpgate(f"http://127.0.0.1:{port}/mcp", extra_toml=gate_toml, workers=workers)
+        except BaseException:
+            self.upstream.stop()  # a failed setup leaves nothing running
+            raise
         self.url = self.gate.url
         self.client = httpx.Client(timeout=10)
 
