@@ -1,6 +1,75 @@
-//! What the filter benchmarks share: the request they judge.
+//! What the filter benchmarks share: the policy, the request they judge,
+//! how they judge it, and criterion's settings.
 
+use std::time::Duration;
+
+use criterion::Criterion;
+use filters::{
+    Chain, Exchange, RequestId, SessionLookup, SessionState, SessionView, TokenVerifier,
+};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use policies::{Policy, TenantName};
+
+/// `config.example.toml` as shipped.
+pub fn example_policy() -> Policy {
+    policies::parse_policy(
+        "config.example.toml",
+        include_str!("../../../config.example.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A legacy session past its handshake.
+pub struct Ready;
+
+impl SessionView for Ready {
+    fn state(&self) -> SessionState {
+        SessionState::Ready
+    }
+    fn negotiated_version(&self) -> &str {
+        "2025-11-25"
+    }
+    fn is_in_flight(&self, _: &RequestId) -> bool {
+        false
+    }
+}
+
+/// Runs both phases the way the proxy does; the tenant the chain chose, or
+/// `Err` if it refused.
+pub fn judge(
+    chain: &Chain,
+    policy: &Policy,
+    tokens: Option<&dyn TokenVerifier>,
+    r: &Request,
+) -> Result<Option<TenantName>, String> {
+    let mut ex = Exchange::new(policy, "POST", "/mcp", &r.headers, b"");
+    ex.raw_head = &r.raw_head;
+    ex.tokens = tokens;
+    chain.check_head(&mut ex).map_err(|e| e.detail)?;
+    let tenant = ex.tenant.take();
+    let identity = ex.identity.take();
+    let mut ex = Exchange::new(policy, "POST", "/mcp", &r.headers, &r.body);
+    ex.raw_head = &r.raw_head;
+    ex.tokens = tokens;
+    ex.tenant = tenant;
+    ex.identity = identity;
+    if r.legacy {
+        ex.session = SessionLookup::Found(&Ready);
+    }
+    chain.check_message(&mut ex).map_err(|e| e.detail)?;
+    Ok(ex.tenant)
+}
+
+/// Criterion's settings; `MCPGATE_CRITERION_QUICK=1`: a smoke run (well
+/// under a minute).
+pub fn config() -> Criterion {
+    let quick = std::env::var_os("MCPGATE_CRITERION_QUICK").is_some();
+    let (warm, measure) = if quick { (200, 500) } else { (1000, 3000) };
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(warm))
+        .measurement_time(Duration::from_millis(measure))
+        .sample_size(if quick { 10 } else { 50 })
+}
 
 pub struct Request {
     pub headers: HeaderMap,
