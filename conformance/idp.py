@@ -161,6 +161,47 @@ def sdk_handlers(login: str = DEFAULT_LOGIN) -> tuple[Callable[[str], Awaitable[
     return redirect_handler, callback_handler
 
 
+class MemoryStorage:
+    """The SDK's token storage, in memory: what the flow registered and obtained."""
+
+    def __init__(self) -> None:
+        self.tokens: Any = None
+        self.client: Any = None
+
+    async def get_tokens(self) -> Any:
+        return self.tokens
+
+    async def set_tokens(self, tokens: Any) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> Any:
+        return self.client
+
+    async def set_client_info(self, client_info: Any) -> None:
+        self.client = client_info
+
+
+def sdk_oauth(server_url: str, client_name: str, login: str = DEFAULT_LOGIN,
+              scope: str | None = None) -> tuple[Any, MemoryStorage]:
+    """An `mcp.client.auth.OAuthClientProvider` for `server_url` that registers itself,
+    authorizes headlessly as `login` (`sdk_handlers`) and keeps what it gets in the
+    returned storage."""
+    from mcp.client.auth import OAuthClientProvider
+    from mcp.shared.auth import OAuthClientMetadata
+
+    storage = MemoryStorage()
+    redirect_handler, callback_handler = sdk_handlers(login=login)
+    provider = OAuthClientProvider(
+        server_url=server_url,
+        client_metadata=OAuthClientMetadata(client_name=client_name, redirect_uris=[DEFAULT_REDIRECT_URI],
+                                            scope=scope),
+        storage=storage,
+        redirect_handler=redirect_handler,
+        callback_handler=callback_handler,
+    )
+    return provider, storage
+
+
 def pkce_pair() -> tuple[str, str]:
     """(code_verifier, S256 code_challenge)."""
     verifier = secrets.token_urlsafe(48)

@@ -267,33 +267,9 @@ def test_sdk_oauth_flow_discovers_the_server_through_mcpgate(edge):
     import anyio
     import httpx2
     from mcp import Client
-    from mcp.client.auth import OAuthClientProvider
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared.auth import OAuthClientMetadata
 
-    class Memory:
-        tokens = client = None
-
-        async def get_tokens(self):
-            return self.tokens
-
-        async def set_tokens(self, tokens):
-            self.tokens = tokens
-
-        async def get_client_info(self):
-            return self.client
-
-        async def set_client_info(self, info):
-            self.client = info
-
-    storage = Memory()
-    redirect_handler, callback_handler = idp_mod.sdk_handlers(login="carol")
-    auth = OAuthClientProvider(
-        server_url=edge.resource,
-        client_metadata=OAuthClientMetadata(client_name="mcpgate auth test",
-                                            redirect_uris=[idp_mod.DEFAULT_REDIRECT_URI], scope="mcp:read"),
-        storage=storage, redirect_handler=redirect_handler, callback_handler=callback_handler,
-    )
+    auth, storage = idp_mod.sdk_oauth(edge.resource, "mcpgate auth test", login="carol", scope="mcp:read")
 
     async def run() -> list[str]:
         with anyio.fail_after(90):

@@ -166,8 +166,6 @@ def test_mcp_sdk_oauth_flow(idp, jwks):
     carries a token the resource accepts."""
     import anyio
     import httpx2
-    from mcp.client.auth import OAuthClientProvider
-    from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
     mcp_url = "http://mcp.test/mcp"
     prm_url = "http://mcp.test/.well-known/oauth-protected-resource/mcp"
@@ -202,34 +200,7 @@ def test_mcp_sdk_oauth_flow(idp, jwks):
         async def aclose(self) -> None:
             await self.real.aclose()
 
-    class Memory:
-        def __init__(self) -> None:
-            self.tokens: OAuthToken | None = None
-            self.client: OAuthClientInformationFull | None = None
-
-        async def get_tokens(self):
-            return self.tokens
-
-        async def set_tokens(self, tokens):
-            self.tokens = tokens
-
-        async def get_client_info(self):
-            return self.client
-
-        async def set_client_info(self, client_info):
-            self.client = client_info
-
-    storage = Memory()
-    redirect_handler, callback_handler = idp_mod.sdk_handlers(login="bob")
-    auth = OAuthClientProvider(
-        server_url=mcp_url,
-        client_metadata=OAuthClientMetadata(
-            client_name="mcpgate idp test", redirect_uris=[idp_mod.DEFAULT_REDIRECT_URI],
-        ),
-        storage=storage,
-        redirect_handler=redirect_handler,
-        callback_handler=callback_handler,
-    )
+    auth, storage = idp_mod.sdk_oauth(mcp_url, "mcpgate idp test", login="bob")
 
     async def run() -> httpx2.Response:
         with anyio.fail_after(60):
