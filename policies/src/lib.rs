@@ -29,3 +29,5 @@ pub mod fuzzing;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod testutil;

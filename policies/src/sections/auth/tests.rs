@@ -1,34 +1,13 @@
 use super::glob_match;
-use crate::{parse_policy, AuthMethod, Policy, ScopeRule};
+use crate::testutil::{error_at, errors, ok, UP};
+use crate::{AuthMethod, ScopeRule};
 
-const UP: &str = "[upstream]\nurl = \"http://127.0.0.1:1/mcp\"\n";
 const JWT: &str = "[auth.jwt]\nissuer = \"https://as.example\"\n\
                    audiences = [\"https://mcp.example/mcp\"]\njwks_file = \"jwks.json\"\n";
 const OAUTH: &str = "[auth.oauth]\nresource = \"https://mcp.example/mcp\"\n\
                      authorization_servers = [\"https://as.example\"]\n";
 const MTLS: &str = "[listen.tls]\ncert_file = \"c\"\nkey_file = \"k\"\n\
                     client_ca_file = \"ca\"\nclient_auth = \"optional\"\n";
-
-fn ok(src: &str) -> Policy {
-    parse_policy("t.toml", &format!("{UP}{src}")).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn errors(src: &str) -> Vec<(String, usize, String)> {
-    parse_policy("t.toml", &format!("{UP}{src}"))
-        .expect_err("policy should be invalid")
-        .0
-        .into_iter()
-        .map(|e| (e.key_path, e.line, e.message))
-        .collect()
-}
-
-/// The one error at `path`: its line and message.
-fn error_at(src: &str, path: &str) -> (usize, String) {
-    let all = errors(src);
-    let hits: Vec<_> = all.iter().filter(|(p, _, _)| p == path).collect();
-    assert_eq!(hits.len(), 1, "one error at {path}: {all:?}");
-    (hits[0].1, hits[0].2.clone())
-}
 
 /// Line (1-based) of the first line of `src` (after the upstream) containing `needle`.
 fn line_of(src: &str, needle: &str) -> usize {

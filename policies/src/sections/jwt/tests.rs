@@ -1,33 +1,11 @@
-use crate::{parse_policy, JwtAlgorithm, JwtPolicy, Policy};
+use crate::testutil::{error_at, errors, ok};
+use crate::{JwtAlgorithm, JwtPolicy};
 
-const UP: &str = "[upstream]\nurl = \"http://127.0.0.1:1/mcp\"\n";
 const BASE: &str = "[auth.jwt]\nissuer = \"https://as.example\"\n\
                     audiences = [\"https://mcp.example/mcp\"]\n";
 
-fn ok(src: &str) -> Policy {
-    parse_policy("t.toml", &format!("{UP}{src}")).unwrap_or_else(|e| panic!("{e}"))
-}
-
 fn jwt(src: &str) -> JwtPolicy {
     ok(src).auth.jwt.expect("[auth.jwt] read")
-}
-
-/// (key path, line, message) of every error.
-fn errors(src: &str) -> Vec<(String, usize, String)> {
-    parse_policy("t.toml", &format!("{UP}{src}"))
-        .expect_err("policy should be invalid")
-        .0
-        .into_iter()
-        .map(|e| (e.key_path, e.line, e.message))
-        .collect()
-}
-
-/// The one error at `path`, its line and message.
-fn error_at(src: &str, path: &str) -> (usize, String) {
-    let all = errors(src);
-    let hits: Vec<_> = all.iter().filter(|(p, _, _)| p == path).collect();
-    assert_eq!(hits.len(), 1, "one error at {path}: {all:?}");
-    (hits[0].1, hits[0].2.clone())
 }
 
 #[test]

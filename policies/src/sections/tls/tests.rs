@@ -1,6 +1,5 @@
+use crate::testutil::UP;
 use crate::{parse_policy, ClientAuth, TlsVersion};
-
-const UP: &str = "[upstream]\nurl = \"http://127.0.0.1:1/mcp\"\n";
 
 fn errors(src: &str) -> String {
     parse_policy("t.toml", &format!("{UP}{src}"))

@@ -1,25 +1,16 @@
 use std::path::PathBuf;
 
-use crate::{parse_policy, MintAlgorithm, PolicyError, UpstreamCredential};
-
-const UP: &str = "[upstream]\nurl = \"http://127.0.0.1:1/mcp\"\n";
+use crate::testutil::{ok, policy_errors};
+use crate::{parse_policy, MintAlgorithm, UpstreamCredential};
 
 /// The credential of the default pool of `[upstream]` + `src`.
 fn auth(src: &str) -> Option<UpstreamCredential> {
-    let p = parse_policy("t.toml", &format!("{UP}{src}")).unwrap_or_else(|e| panic!("{e}"));
-    p.upstreams[0].auth.clone()
-}
-
-/// Every error of `[upstream]` + `src`.
-fn errors(src: &str) -> Vec<PolicyError> {
-    parse_policy("t.toml", &format!("{UP}{src}"))
-        .expect_err("policy should be invalid")
-        .0
+    ok(src).upstreams[0].auth.clone()
 }
 
 /// The one error of `[upstream]` + `src`: (key path, message).
 fn error(src: &str) -> (String, String) {
-    let errs = errors(src);
+    let errs = policy_errors(src);
     assert_eq!(errs.len(), 1, "{src}: {errs:?}");
     (errs[0].key_path.clone(), errs[0].message.clone())
 }
@@ -165,7 +156,7 @@ fn named_pools_take_the_same_table() {
 
 #[test]
 fn errors_are_located() {
-    let errs = errors("[upstream.auth]\nbearer_env = \"A\"\nbearer_file = \"f\"\n");
+    let errs = policy_errors("[upstream.auth]\nbearer_env = \"A\"\nbearer_file = \"f\"\n");
     assert_eq!(errs.len(), 1, "{errs:?}");
     let e = &errs[0];
     assert_eq!(
@@ -173,7 +164,7 @@ fn errors_are_located() {
         ("upstream.auth.bearer_env", 4, 14)
     );
     assert_eq!(e.file, "t.toml");
-    let errs = errors("[upstream.auth]\n");
+    let errs = policy_errors("[upstream.auth]\n");
     assert_eq!(
         (errs[0].key_path.as_str(), errs[0].line),
         ("upstream.auth", 3)
@@ -228,7 +219,7 @@ fn exactly_one_source() {
         );
     }
     // Three sources: the second and the third are reported.
-    let errs = errors("[upstream.auth]\nbearer_file = \"f\"\nbearer_env = \"E\"\nmint = true\nmint_key_file = \"k\"\nmint_audience = \"a\"\n");
+    let errs = policy_errors("[upstream.auth]\nbearer_file = \"f\"\nbearer_env = \"E\"\nmint = true\nmint_key_file = \"k\"\nmint_audience = \"a\"\n");
     let paths: Vec<&str> = errs.iter().map(|e| e.key_path.as_str()).collect();
     assert_eq!(paths, ["upstream.auth.bearer_env", "upstream.auth.mint"]);
 }
@@ -352,7 +343,7 @@ fn mint_needs_its_key_file_and_audience() {
         "upstream.auth.mint_audience",
         "missing required key",
     );
-    let errs = errors("[upstream.auth]\nmint = true\n");
+    let errs = policy_errors("[upstream.auth]\nmint = true\n");
     let paths: Vec<&str> = errs.iter().map(|e| e.key_path.as_str()).collect();
     assert_eq!(
         paths,
