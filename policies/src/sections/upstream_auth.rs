@@ -75,16 +75,6 @@ const SOURCES: [&str; 5] = [
     "mint",
 ];
 
-/// Keys that only mean something with `mint = true`.
-const MINT_KEYS: [&str; 6] = [
-    "mint_key_file",
-    "mint_algorithm",
-    "mint_audience",
-    "mint_issuer",
-    "mint_ttl_secs",
-    "mint_kid",
-];
-
 /// Headers a credential may not be carried in: hop-by-hop and framing
 /// headers (plus `proxy-*`), which mcpgate sets or strips itself.
 const FORBIDDEN_HEADERS: [&str; 8] = [
@@ -176,7 +166,12 @@ pub(crate) fn read_upstream_auth(
         );
     }
     if !mint {
-        for key in MINT_KEYS {
+        // The `mint_*` keys only mean something with `mint = true`.
+        let mint_keys = crate::schema::keys("upstream.auth")
+            .unwrap_or_default()
+            .iter()
+            .filter(|k| k.starts_with("mint_"));
+        for &key in mint_keys {
             if t.get(key).is_some() {
                 fail(r, key, "only with mint = true".into());
             }
