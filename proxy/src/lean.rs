@@ -143,45 +143,50 @@ async fn serve_tcp(
     listener: TcpListener,
     connections: Arc<Connections>,
     tls: Option<Arc<Terminator>>,
-    mut shutdown: ShutdownWatch,
+    shutdown: ShutdownWatch,
 ) {
-    loop {
-        tokio::select! {
-            _ = crate::lean::until_stopped(&mut shutdown) => return,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => {
-                    let _ = tcp.set_nodelay(true);
-                    let open = connections.enter();
-                    let (gate, shutdown, tls) = (gate.clone(), shutdown.clone(), tls.clone());
-                    tokio::spawn(async move {
-                        serve_tcp_connection(gate, tcp, tls, shutdown).await;
-                        drop(open);
-                    });
-                }
-                Err(e) => accept_failed(e).await,
-            }
-        }
-    }
+    let serve = move |(tcp, _): (TcpStream, _), shutdown| {
+        let _ = tcp.set_nodelay(true);
+        serve_tcp_connection(gate.clone(), tcp, tls.clone(), shutdown)
+    };
+    accept_until_stopped(|| listener.accept(), connections, shutdown, serve).await;
 }
 
 async fn serve_internal(
     gate: Arc<McpGate>,
     listener: UnixListener,
     connections: Arc<Connections>,
-    mut shutdown: ShutdownWatch,
+    shutdown: ShutdownWatch,
 ) {
+    let serve = move |(unix, _): (tokio::net::UnixStream, _), shutdown| {
+        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(unix));
+        let tap = Arc::new(Tap::default());
+        let stream = Tapped::wrap(stream, tap.clone());
+        serve_connection(gate.clone(), stream, tap, None, true, shutdown)
+    };
+    accept_until_stopped(|| listener.accept(), connections, shutdown, serve).await;
+}
+
+/// Accepts until a drain begins, serving each connection in its own task,
+/// counted in `connections` while it is open.
+async fn accept_until_stopped<T, A, F>(
+    mut accept: impl FnMut() -> A,
+    connections: Arc<Connections>,
+    mut shutdown: ShutdownWatch,
+    serve: impl Fn(T, ShutdownWatch) -> F,
+) where
+    A: std::future::Future<Output = std::io::Result<T>>,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         tokio::select! {
-            _ = crate::lean::until_stopped(&mut shutdown) => return,
-            accepted = listener.accept() => match accepted {
-                Ok((unix, _)) => {
-                    let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(unix));
-                    let tap = Arc::new(Tap::default());
-                    let stream = Tapped::wrap(stream, tap.clone());
+            _ = until_stopped(&mut shutdown) => return,
+            accepted = accept() => match accepted {
+                Ok(conn) => {
                     let open = connections.enter();
-                    let (gate, shutdown) = (gate.clone(), shutdown.clone());
+                    let served = serve(conn, shutdown.clone());
                     tokio::spawn(async move {
-                        serve_connection(gate, stream, tap, None, true, shutdown).await;
+                        served.await;
                         drop(open);
                     });
                 }
