@@ -222,13 +222,14 @@ class Idp:
 
     @classmethod
     def start(cls, resource: str, scopes: list[str], *, alg: str = "RS256", ttl: int = 600,
-              timeout: float = 30.0) -> Idp:
-        """Start the provider on a free loopback port. `resource`: the default resource (the
-        `aud` of tokens requested without one); any other absolute URL may be requested as
-        well, with the same `scopes`. `alg`: RS256 or ES256. `ttl`: access token lifetime (s)."""
+              timeout: float = 30.0, port: int | None = None) -> Idp:
+        """Start the provider on a free loopback port (or `port`: the same issuer again,
+        with a new signing key). `resource`: the default resource (the `aud` of tokens
+        requested without one); any other absolute URL may be requested as well, with the
+        same `scopes`. `alg`: RS256 or ES256. `ttl`: access token lifetime (s)."""
         if not harness.NODE22.exists() or not (OIDC_PROVIDER_DIR / "node_modules/oidc-provider").is_dir():
             raise FileNotFoundError(f"{harness.NODE22} or {OIDC_PROVIDER_DIR} missing: run scripts/bootstrap.sh node npm")
-        port = harness.free_port()
+        port = port or harness.free_port()
         secret = secrets.token_urlsafe(32)
         proc = harness.Proc("idp", [
             harness.NODE22, SERVER, "--port", str(port), "--resource", resource, "--scopes", " ".join(scopes),

@@ -85,6 +85,7 @@ issuer = "{self.idp.issuer}"
 audiences = ["{self.resource}"]
 jwks_url = "{self.idp.jwks_url}"
 allow_insecure_jwks_url = true
+jwks_min_interval_secs = 1
 algorithms = ["RS256", "ES256"]
 [auth.oauth]
 resource = "{self.resource}"
@@ -296,3 +297,19 @@ def test_a_session_is_bound_to_its_subject(edge):
     r = edge.post(req("tools/list", 3), h, bob)
     assert r.status_code == 404, r.text
     assert edge.post(req("tools/list", 4), h, alice).status_code == 200
+
+
+def test_a_new_signing_key_is_fetched_when_a_token_names_it(edge):
+    """The issuer restarts with a new key (a new `kid`): mcpgate fetches the JWKS again
+    for the unknown kid, at most once per jwks_min_interval_secs, and accepts the token.
+    (Last in this module: the provider is replaced for good.)"""
+    old_kid = idp_mod.decode_jwt(edge.idp.client_credentials_token("mcp:read"))[0]["kid"]
+    port = edge.idp.port
+    edge.idp.stop()
+    edge.idp = idp_mod.Idp.start(edge.resource, SCOPES, port=port)
+    token = edge.idp.client_credentials_token("mcp:read")
+    assert idp_mod.decode_jwt(token)[0]["kid"] != old_kid
+    time.sleep(1.2)  # past the refetch floor since the last fetch
+    r = edge.tools_list(token)
+    assert r.status_code == 200, r.text
+    assert "keys fetched" in edge.proc.log_tail(200)

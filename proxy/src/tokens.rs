@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use base64::Engine;
 use bytes::Bytes;
 use filters::jwt::{JwtError, KeySet, VerifiedToken};
 use filters::TokenVerifier;
@@ -143,19 +142,16 @@ impl Tokens {
 
     /// Before the chain: when `token` names a `kid` the key set lacks and
     /// keys come from a URL, fetch them again (at most once per
-    /// `jwks_min_interval_secs`).
+    /// `jwks_min_interval_secs`). A token this verifies is cached, so the
+    /// auth filter's own check is a cache hit.
     pub async fn prepare(&self, token: &str) {
         if !matches!(self.source, Source::Url(_)) {
             return;
         }
-        let Some(kid) = header_kid(token) else {
-            return;
-        };
-        if self.keys.load().kids().any(|k| k == Some(kid.as_str())) {
-            return;
-        }
-        if let Err(e) = self.refresh().await {
-            tracing::debug!("[auth.jwt] refetch for an unknown kid: {e}");
+        if let Err(JwtError::UnknownKid) = self.verify(token) {
+            if let Err(e) = self.refresh().await {
+                tracing::debug!("[auth.jwt] refetch for an unknown kid: {e}");
+            }
         }
     }
 
@@ -226,19 +222,6 @@ fn read_file(path: &PathBuf, policy: &JwtPolicy) -> Result<KeySet, String> {
 fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
-}
-
-/// The `kid` of a compact JWS header, if it has one.
-pub fn header_kid(token: &str) -> Option<String> {
-    let header = token.split('.').next()?;
-    if header.len() > 4096 {
-        return None;
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("kid")?.as_str().map(str::to_string)
 }
 
 /// GET `url` (http or https), at most [`KeySet::MAX_JWKS_BYTES`].
