@@ -60,13 +60,26 @@ pub struct LeanListener {
 
 /// Binds `addr` with `SO_REUSEPORT`, so every worker process accepts on it.
 pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    listen_on(addr, true, 4096)
+}
+
+/// A non-blocking listening socket on `addr` (`SO_REUSEADDR`; with
+/// `shared`, also `SO_REUSEPORT`). Without `shared` the bind fails while
+/// anything else listens there, `SO_REUSEPORT` sockets included.
+pub fn listen_on(
+    addr: SocketAddr,
+    shared: bool,
+    backlog: i32,
+) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    if shared {
+        socket.set_reuse_port(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(4096)?;
+    socket.listen(backlog)?;
     Ok(socket.into())
 }
 

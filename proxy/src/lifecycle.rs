@@ -95,7 +95,7 @@ fn bind(policy: &policies::Policy, identity: &WorkerIdentity) -> Result<Bound, S
         .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
     let admin = match policy.admin.as_ref().filter(|_| identity.index == 0) {
         Some(a) => Some(
-            bind_admin(a.address)
+            lean::listen_on(a.address, false, 128)
                 .map_err(|e| format!("cannot listen on {} (admin): {e}", a.address))?,
         ),
         None => None,
@@ -106,16 +106,6 @@ fn bind(policy: &policies::Policy, identity: &WorkerIdentity) -> Result<Bound, S
         internal,
         admin,
     })
-}
-
-fn bind_admin(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(128)?;
-    Ok(socket.into())
 }
 
 async fn serve(

@@ -202,12 +202,7 @@ pub fn supervise(
 /// fails while any socket listens there, including another instance's
 /// workers.
 fn address_is_free(addr: std::net::SocketAddr) -> std::io::Result<()> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1)?;
-    Ok(())
+    crate::lean::listen_on(addr, false, 1).map(drop)
 }
 
 /// SIGTERM to every worker, then wait while they drain (up to the grace
