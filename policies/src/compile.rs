@@ -222,21 +222,16 @@ fn read_protocol(r: &mut Reader, t: &dyn TableLike) -> Protocol {
     }
     // Default `allowlisted`: the spec refuses only invalid or unsupported
     // versions (see SessionVersionHeader); `negotiated` is opt-in hardening.
-    let session_version_header = match r
-        .string(t, "session_version_header", P, "allowlisted")
-        .as_str()
-    {
-        "negotiated" => SessionVersionHeader::Negotiated,
-        "allowlisted" => SessionVersionHeader::Allowlisted,
-        other => {
-            r.error(
-                Reader::span_of(t, "session_version_header"),
-                &join(P, "session_version_header"),
-                format!("`{other}` is not one of: allowlisted, negotiated"),
-            );
-            SessionVersionHeader::Allowlisted
-        }
-    };
+    let session_version_header = r.choice(
+        t,
+        "session_version_header",
+        P,
+        "allowlisted",
+        &[
+            ("allowlisted", SessionVersionHeader::Allowlisted),
+            ("negotiated", SessionVersionHeader::Negotiated),
+        ],
+    );
     Protocol {
         session_version_header,
         legacy_versions,

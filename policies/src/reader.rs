@@ -135,6 +135,31 @@ impl<'s> Reader<'s> {
         }
     }
 
+    /// One of a fixed set of string values: the `T` named by the value in
+    /// `options`, `default`'s when absent, and `default`'s after reporting a
+    /// value that is none of them.
+    pub(crate) fn choice<T: Copy>(
+        &mut self,
+        t: &dyn TableLike,
+        key: &str,
+        path: &str,
+        default: &str,
+        options: &[(&str, T)],
+    ) -> T {
+        let pick = |name: &str| options.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        let fallback = pick(default).expect("loader bug: the default is one of the options");
+        let value = self.string(t, key, path, default);
+        pick(&value).unwrap_or_else(|| {
+            let names: Vec<String> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            self.error(
+                Self::span_of(t, key),
+                &join(path, key),
+                format!("`{value}` is not one of {}", names.join(", ")),
+            );
+            fallback
+        })
+    }
+
     /// An integer within `range`, `default` when absent or invalid (reported).
     pub(crate) fn integer(
         &mut self,

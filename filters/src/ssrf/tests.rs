@@ -6,14 +6,9 @@ use serde_json::json;
 const ON: &str = "[ssrf]\nenabled = true\n[ssrf.tools]\nfetch = [\"/url\"]\n";
 
 fn run(extra: &str, body: Value) -> Result<(), String> {
-    let p = policy_with(extra);
-    let h = headers(&[]);
-    let body = serde_json::to_vec(&body).unwrap();
-    let mut ex = Exchange::new(&p, "POST", "/mcp", &h, &body);
-    assert!(matches!(EnvelopeFilter.check(&mut ex), Decision::Continue));
-    match SsrfFilter.check(&mut ex) {
-        Decision::Continue => Ok(()),
-        Decision::Reject(r) => {
+    match refusal(extra, body) {
+        None => Ok(()),
+        Some(r) => {
             assert_eq!(r.kind, K::UrlNotAllowed);
             Err(r.detail)
         }

@@ -84,32 +84,25 @@ pub(crate) fn read_tls(r: &mut Reader, listen: &dyn TableLike) -> Option<TlsList
             "needs cert_file and key_file, or [[listen.tls.certificates]]",
         );
     }
-    let min_version = match r.string(t, "min_version", P, "1.2").as_str() {
-        "1.2" => TlsVersion::V1_2,
-        "1.3" => TlsVersion::V1_3,
-        other => {
-            r.error(
-                Reader::span_of(t, "min_version"),
-                &join(P, "min_version"),
-                format!("`{other}` is not one of \"1.2\", \"1.3\""),
-            );
-            TlsVersion::V1_2
-        }
-    };
+    let min_version = r.choice(
+        t,
+        "min_version",
+        P,
+        "1.2",
+        &[("1.2", TlsVersion::V1_2), ("1.3", TlsVersion::V1_3)],
+    );
     let client_ca_file = r.opt_string(t, "client_ca_file", P).map(PathBuf::from);
-    let client_auth = match r.string(t, "client_auth", P, "off").as_str() {
-        "off" => ClientAuth::Off,
-        "optional" => ClientAuth::Optional,
-        "required" => ClientAuth::Required,
-        other => {
-            r.error(
-                Reader::span_of(t, "client_auth"),
-                &join(P, "client_auth"),
-                format!("`{other}` is not one of \"off\", \"optional\", \"required\""),
-            );
-            ClientAuth::Off
-        }
-    };
+    let client_auth = r.choice(
+        t,
+        "client_auth",
+        P,
+        "off",
+        &[
+            ("off", ClientAuth::Off),
+            ("optional", ClientAuth::Optional),
+            ("required", ClientAuth::Required),
+        ],
+    );
     if client_auth != ClientAuth::Off && client_ca_file.is_none() {
         r.error(
             Reader::span_of(t, "client_auth"),
