@@ -233,7 +233,9 @@ class Idp:
         secret = secrets.token_urlsafe(32)
         proc = harness.Proc("idp", [
             harness.NODE22, SERVER, "--port", str(port), "--resource", resource, "--scopes", " ".join(scopes),
-            "--client-id", CLIENT_ID, "--client-secret", secret, "--alg", alg, "--ttl", str(ttl),
+            "--client-id", CLIENT_ID,
+            # "=" form: a random secret may start with "-", which would read as an option.
+            f"--client-secret={secret}", "--alg", alg, "--ttl", str(ttl),
         ])
         try:
             issuer = cls._wait_ready(proc, timeout)
