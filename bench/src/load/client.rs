@@ -5,14 +5,23 @@
 //! under test: one `write_all` per request (head and body pre-built), one
 //! reusable read buffer, `httparse` for the head, `Content-Length` and chunked
 //! bodies. It also reads just a response head and then leaves the connection
-//! open, which is how long-lived SSE streams are held.
+//! open, which is how long-lived SSE streams are held. Connections may speak
+//! TLS (rustls, as the proxy does) for the TLS cells of the throughput
+//! scenario.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 /// Largest response head accepted (bytes).
 const MAX_HEAD: usize = 16 * 1024;
@@ -42,9 +51,123 @@ enum Framing {
     None,
 }
 
+/// How a client speaks TLS: its rustls configuration and the name it sends
+/// (SNI) and verifies.
+#[derive(Clone)]
+pub struct TlsClient {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsClient {
+    /// A client that trusts only `ca_pem`, verifies `server_name` and never
+    /// resumes a session (every connection pays a full handshake, as a new
+    /// client does).
+    pub fn new(ca_pem: &[u8], server_name: &str) -> io::Result<Self> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem) {
+            let cert = cert.map_err(|e| bad(&e.to_string()))?;
+            roots.add(cert).map_err(|e| bad(&e.to_string()))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(&e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.resumption = rustls::client::Resumption::disabled();
+        let server_name =
+            ServerName::try_from(server_name.to_owned()).map_err(|e| bad(&e.to_string()))?;
+        Ok(Self {
+            config: Arc::new(config),
+            server_name,
+        })
+    }
+
+    /// Runs the client side of a handshake over `tcp`.
+    pub async fn handshake(&self, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        TlsConnector::from(self.config.clone())
+            .connect(self.server_name.clone(), tcp)
+            .await
+    }
+}
+
+/// A connection's byte stream: plain TCP or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Opens a TCP connection to `addr`, from `source` when given (a loopback
+/// alias, so that more than 64K connections find ephemeral ports).
+pub async fn tcp_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let stream = match source {
+        None => TcpStream::connect(addr).await?,
+        Some(ip) => {
+            let sock = if ip.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            sock.bind(SocketAddr::new(ip, 0))?;
+            sock.connect(addr).await?
+        }
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 /// One client connection with its read buffer.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     /// Valid bytes in `buf` start at `start` and end at `end`.
     start: usize,
@@ -56,28 +179,30 @@ fn bad(msg: &str) -> io::Error {
 }
 
 impl Conn {
-    /// Connects to `addr`, from `source` when given (a loopback alias, so that
-    /// more than 64K connections find ephemeral ports).
+    /// Connects to `addr`, from `source` when given (see [`tcp_connect`]).
     pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Self> {
-        let stream = match source {
-            None => TcpStream::connect(addr).await?,
-            Some(ip) => {
-                let sock = if ip.is_ipv4() {
-                    TcpSocket::new_v4()?
-                } else {
-                    TcpSocket::new_v6()?
-                };
-                sock.bind(SocketAddr::new(ip, 0))?;
-                sock.connect(addr).await?
-            }
-        };
-        stream.set_nodelay(true)?;
-        Ok(Self {
+        let tcp = tcp_connect(addr, source).await?;
+        Ok(Self::over(Stream::Plain(tcp)))
+    }
+
+    /// Connects to `addr` and completes a TLS handshake.
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        tls: &TlsClient,
+    ) -> io::Result<Self> {
+        let tcp = tcp_connect(addr, source).await?;
+        let stream = tls.handshake(tcp).await?;
+        Ok(Self::over(Stream::Tls(Box::new(stream))))
+    }
+
+    fn over(stream: Stream) -> Self {
+        Self {
             stream,
             buf: vec![0; 8 * 1024],
             start: 0,
             end: 0,
-        })
+        }
     }
 
     /// Sends a whole pre-built request and reads the whole response.
@@ -118,7 +243,10 @@ impl Conn {
 
     /// Local address of the connection.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.local_addr()
+        match &self.stream {
+            Stream::Plain(s) => s.local_addr(),
+            Stream::Tls(s) => s.get_ref().0.local_addr(),
+        }
     }
 
     async fn fill(&mut self) -> io::Result<()> {

@@ -7,6 +7,7 @@
 //! separately as the service time. Every run is bounded by time and count.
 
 pub mod client;
+pub mod handshake;
 pub mod hold;
 pub mod mcp;
 pub mod stats;
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use client::{with_timeout, Conn};
+use client::{with_timeout, Conn, TlsClient};
 use mcp::{Era, Target, Template};
 use stats::{classify, Counts, Latency, Outcome, Timeline, TimelinePoint};
 
@@ -71,6 +72,8 @@ pub struct LoadConfig {
     pub progress: bool,
     /// Source addresses to spread connections over (loopback aliases).
     pub source_ips: Vec<IpAddr>,
+    /// Speak TLS on every connection (a full handshake each).
+    pub tls: Option<TlsClient>,
 }
 
 impl LoadConfig {
@@ -95,6 +98,7 @@ impl LoadConfig {
             timeline_bucket: None,
             progress: true,
             source_ips: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -322,9 +326,11 @@ async fn setup(s: &Shared, conn_no: usize, era: Era) -> Result<(Conn, Template),
     let cfg = &s.cfg;
     let source =
         (!cfg.source_ips.is_empty()).then(|| cfg.source_ips[conn_no % cfg.source_ips.len()]);
-    let mut conn = with_timeout(cfg.timeout, Conn::connect(cfg.addr, source))
-        .await
-        .map_err(|e| format!("connect: {}", e.kind()))?;
+    let mut conn = match &cfg.tls {
+        None => with_timeout(cfg.timeout, Conn::connect(cfg.addr, source)).await,
+        Some(tls) => with_timeout(cfg.timeout, Conn::connect_tls(cfg.addr, source, tls)).await,
+    }
+    .map_err(|e| format!("connect: {}", e.kind()))?;
     let session = match era {
         Era::Modern => None,
         Era::Legacy => {

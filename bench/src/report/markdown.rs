@@ -118,7 +118,15 @@ pub fn report(b: &Value) -> String {
                 num(&p["ratios"]["mcpgate_over_direct_ratio"])
             );
             let _ = writeln!(s, "| target | requests/s | proxy CPU µs/request | mock CPU µs/request | p50 µs | p99 µs |\n|---|---|---|---|---|---|");
-            for t in ["direct", "mcpgate", "nginx", "bare-pingora"] {
+            for t in [
+                "direct",
+                "mcpgate",
+                "nginx",
+                "bare-pingora",
+                "mcpgate-tls",
+                "nginx-tls",
+                "mcpgate-tls-jwt",
+            ] {
                 let r = &p["medians"][t];
                 if r.is_null() {
                     continue;
@@ -130,6 +138,40 @@ pub fn report(b: &Value) -> String {
                     num(&r["proxy_cpu_per_request_us"]),
                     num(&r["mock_cpu_per_request_us"]),
                     num(&r["p50_us"]),
+                    num(&r["p99_us"])
+                );
+            }
+            let _ = writeln!(s);
+            if !p["ratios"]["mcpgate_tls_over_nginx_tls_ratio"].is_null() {
+                let _ = writeln!(
+                    s,
+                    "Over TLS (each connection one full handshake, then keep-alive): mcpgate-tls/nginx-tls {}, mcpgate-tls/mcpgate {}, nginx-tls/nginx {}; with a JWT access token on every request (`[auth.jwt]`, cached verification): mcpgate-tls-jwt/mcpgate {}, mcpgate-tls-jwt/mcpgate-tls {}.\n",
+                    num(&p["ratios"]["mcpgate_tls_over_nginx_tls_ratio"]),
+                    num(&p["ratios"]["mcpgate_tls_over_mcpgate_ratio"]),
+                    num(&p["ratios"]["nginx_tls_over_nginx_ratio"]),
+                    num(&p["ratios"]["mcpgate_tls_jwt_over_mcpgate_ratio"]),
+                    num(&p["ratios"]["mcpgate_tls_jwt_over_mcpgate_tls_ratio"]),
+                );
+            }
+        }
+        let hs = &tp["results"]["tls_handshakes"];
+        if !hs.is_null() {
+            let _ = writeln!(
+                s,
+                "**TLS handshakes** ({} tasks that connect, complete a full handshake and close, again; no resumption) — mcpgate/nginx {}\n\n| target | handshakes/s | proxy CPU µs/handshake | p99 µs |\n|---|---|---|---|",
+                num(&tp["parameters"]["handshake_concurrency_count"]),
+                num(&hs["ratios"]["mcpgate_over_nginx_ratio"]),
+            );
+            for t in ["mcpgate-tls", "nginx-tls"] {
+                let r = &hs["medians"][t];
+                if r.is_null() {
+                    continue;
+                }
+                let _ = writeln!(
+                    s,
+                    "| {t} | {} | {} | {} |",
+                    num(&r["handshakes_per_s"]),
+                    num(&r["proxy_cpu_per_handshake_us"]),
                     num(&r["p99_us"])
                 );
             }

@@ -5,6 +5,7 @@
 
 pub mod breaker;
 pub mod connections;
+pub mod identity;
 pub mod isolation;
 pub mod latency;
 pub mod overload;

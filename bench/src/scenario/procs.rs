@@ -59,7 +59,7 @@ impl Proc {
         self.child.try_wait().ok().flatten().map(|s| s.to_string())
     }
 
-    /// User + system CPU time of every process in the group, in clock ticks.
+    /// User + system CPU time of the process and its descendants, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
         group_pids(self.pid())
             .iter()
@@ -68,17 +68,17 @@ impl Proc {
             .sum()
     }
 
-    /// Resident memory of every process in the group, in bytes.
+    /// Resident memory of the process and its descendants, in bytes.
     pub fn rss_bytes(&self) -> u64 {
         group_pids(self.pid()).iter().map(|p| rss_of(*p)).sum()
     }
 
-    /// Open descriptors of every process in the group.
+    /// Open descriptors of the process and its descendants.
     pub fn fd_count(&self) -> u64 {
         self.fd_counts().iter().sum()
     }
 
-    /// Open descriptors of each process in the group.
+    /// Open descriptors of the process and of each descendant.
     pub fn fd_counts(&self) -> Vec<u64> {
         group_pids(self.pid())
             .iter()
@@ -90,7 +90,7 @@ impl Proc {
             .collect()
     }
 
-    /// Processes in the group (a supervisor and its workers, say).
+    /// The process and its descendants (a supervisor and its workers, say).
     pub fn process_count(&self) -> u64 {
         group_pids(self.pid()).len() as u64
     }
@@ -148,7 +148,7 @@ fn stat_state(pid: u32) -> Option<char> {
 }
 
 struct StatFields {
-    pgrp: u32,
+    ppid: u32,
     utime: u64,
     stime: u64,
 }
@@ -158,25 +158,43 @@ fn stat_fields(pid: u32) -> Option<StatFields> {
     // The command name may contain spaces: fields start after the last ')'.
     let rest = &text[text.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split(' ').collect();
-    // rest[0] is field 3 (state); pgrp is field 5, utime 14, stime 15.
+    // rest[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
     Some(StatFields {
-        pgrp: f.get(2)?.parse().ok()?,
+        ppid: f.get(1)?.parse().ok()?,
         utime: f.get(11)?.parse().ok()?,
         stime: f.get(12)?.parse().ok()?,
     })
 }
 
-/// Every process whose process group is `pgid`.
-fn group_pids(pgid: u32) -> Vec<u32> {
+/// `root` and every process descended from it. By ancestry, not by process
+/// group: mcpgate's supervisor puts each worker in a group of its own (so a
+/// terminal's Ctrl-C reaches only the supervisor), which a group-based count
+/// would miss.
+fn group_pids(root: u32) -> Vec<u32> {
     let Ok(dir) = fs::read_dir("/proc") else {
-        return vec![pgid];
+        return vec![root];
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| stat_fields(*pid).is_some_and(|f| f.pgrp == pgid))
-        .collect()
+    let parents: Vec<(u32, u32)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, stat_fields(pid)?.ppid)))
+        .collect();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(pid, ppid)| *ppid == parent && *pid != root)
+                .map(|(pid, _)| *pid),
+        );
+        i += 1;
+    }
+    tree.retain(|pid| *pid != root || parents.iter().any(|(p, _)| p == pid));
+    tree
 }
 
-/// Resident memory of every process in group `pgid`, in bytes.
+/// Resident memory of `pgid` and its descendants, in bytes.
 pub fn group_rss(pgid: u32) -> u64 {
     group_pids(pgid).iter().map(|p| rss_of(*p)).sum()
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::identity::TlsFiles;
 use super::procs::{free_port, wait_listening, Proc};
 
 /// Where the binaries and inputs are.
@@ -97,8 +98,9 @@ impl Rig {
     }
 
     /// Writes mcpgate's policy: `config.example.toml` (the documented
-    /// defaults) with the listen, upstream and admin addresses replaced and
-    /// `tenants` appended.
+    /// defaults) with the listen, upstream and admin addresses replaced,
+    /// `tenants` appended and then `extra` (whole TOML tables, such as
+    /// `[listen.tls]`).
     pub fn mcpgate_config(
         &self,
         listen: SocketAddr,
@@ -106,6 +108,7 @@ impl Rig {
         admin: SocketAddr,
         tenants: &[ExtraTenant],
         overrides: &[Override],
+        extra: &str,
     ) -> io::Result<PathBuf> {
         // MCPGATE_CONFIG_TEMPLATE: another base policy (e.g. the example of
         // the commit an MCPGATE_BIN was built from).
@@ -152,6 +155,7 @@ impl Rig {
                 t.name
             ));
         }
+        out.push_str(extra);
         let path = self.work.join(format!("mcpgate-{}.toml", listen.port()));
         fs::write(&path, out)?;
         Ok(path)
@@ -188,9 +192,22 @@ impl Rig {
         tenants: &[ExtraTenant],
         overrides: &[Override],
     ) -> io::Result<(Proc, SocketAddr)> {
+        self.mcpgate_extra(name, upstreams, workers, tenants, overrides, "")
+    }
+
+    /// [`Rig::mcpgate_with`] with `extra` TOML tables added to the policy.
+    pub fn mcpgate_extra(
+        &self,
+        name: &str,
+        upstreams: &[SocketAddr],
+        workers: usize,
+        tenants: &[ExtraTenant],
+        overrides: &[Override],
+        extra: &str,
+    ) -> io::Result<(Proc, SocketAddr)> {
         let listen: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let admin: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        let config = self.mcpgate_config(listen, upstreams, admin, tenants, overrides)?;
+        let config = self.mcpgate_config(listen, upstreams, admin, tenants, overrides, extra)?;
         let mut cmd = Command::new(self.bin("mcpgate"));
         cmd.arg("run").arg("--config").arg(&config);
         if self.mcpgate_has_workers() {
@@ -224,6 +241,27 @@ impl Rig {
     /// Starts nginx (from `PATH` or `/usr/sbin`) as a reverse proxy in front
     /// of `upstream`, with `bench/scenarios/nginx.conf`.
     pub fn nginx(&self, name: &str, upstream: SocketAddr) -> io::Result<(Proc, SocketAddr)> {
+        self.nginx_conf(name, upstream, "nginx.conf", None)
+    }
+
+    /// nginx terminating TLS with the run's certificate
+    /// (`bench/scenarios/nginx-tls.conf`).
+    pub fn nginx_tls(
+        &self,
+        name: &str,
+        upstream: SocketAddr,
+        tls: &TlsFiles,
+    ) -> io::Result<(Proc, SocketAddr)> {
+        self.nginx_conf(name, upstream, "nginx-tls.conf", Some(tls))
+    }
+
+    fn nginx_conf(
+        &self,
+        name: &str,
+        upstream: SocketAddr,
+        template: &str,
+        tls: Option<&TlsFiles>,
+    ) -> io::Result<(Proc, SocketAddr)> {
         let nginx = nginx_binary().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
@@ -233,9 +271,17 @@ impl Rig {
         let listen: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let prefix = self.work.join(format!("nginx-{}", listen.port()));
         fs::create_dir_all(&prefix)?;
-        let template = fs::read_to_string(self.repo.join("bench/scenarios/nginx.conf"))?;
+        let template = fs::read_to_string(self.repo.join("bench/scenarios").join(template))?;
         let user_line = if is_root() { "user root;" } else { "" };
+        let (cert, key) = tls.map_or((String::new(), String::new()), |t| {
+            (
+                t.cert.to_string_lossy().into_owned(),
+                t.key.to_string_lossy().into_owned(),
+            )
+        });
         let conf = template
+            .replace("{{CERT}}", &cert)
+            .replace("{{KEY}}", &key)
             .replace("{{PREFIX}}", &prefix.to_string_lossy())
             .replace("{{WORKERS}}", &self.proxy_threads.to_string())
             .replace("{{UPSTREAM}}", &upstream.to_string())

@@ -4,6 +4,13 @@
 //! (default policy), nginx (plain reverse proxy) and bare pingora, each proxy
 //! with the same number of workers, interleaved in rounds. Reports medians,
 //! proxy CPU per request and the ratios.
+//!
+//! At 4 KB the same load also runs over TLS (every connection a full
+//! handshake, then keep-alive): mcpgate and nginx serving one certificate of
+//! the run's CA, and mcpgate with `[auth.jwt]` where every request carries an
+//! ES256 access token (verified once, then a cache hit). Then TLS handshakes
+//! per second: tasks that connect, handshake, close, again, for mcpgate and
+//! nginx.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,11 +18,49 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::identity::{make_jwt, make_tls};
 use super::{envelope, median, ratio, round1, run_measured, Ctx};
+use crate::load::client::TlsClient;
+use crate::load::handshake::{self, HandshakeConfig};
 use crate::load::{EraMix, LoadConfig};
 use crate::scenario::procs::Proc;
 
-const TARGETS: [&str; 4] = ["direct", "mcpgate", "nginx", "bare-pingora"];
+const TARGETS: [&str; 7] = [
+    "direct",
+    "mcpgate",
+    "nginx",
+    "bare-pingora",
+    "mcpgate-tls",
+    "nginx-tls",
+    "mcpgate-tls-jwt",
+];
+/// Targets measured at every payload size; the others at [`TLS_PAYLOAD`] only.
+const PLAIN_TARGETS: [&str; 4] = ["direct", "mcpgate", "nginx", "bare-pingora"];
+const TLS_PAYLOAD: usize = 4096;
+/// Proxies whose handshakes per second are measured.
+const HANDSHAKE_TARGETS: [&str; 2] = ["mcpgate-tls", "nginx-tls"];
+/// Tasks handshaking at once.
+const HANDSHAKE_CONCURRENCY: usize = 8;
+
+/// How a load run reaches one target.
+struct Reach {
+    proc: Option<Proc>,
+    addr: SocketAddr,
+    tls: Option<TlsClient>,
+    /// Sent as `Authorization: Bearer`.
+    bearer: Option<String>,
+}
+
+impl Reach {
+    fn plain(proc: Option<Proc>, addr: SocketAddr) -> Self {
+        Self {
+            proc,
+            addr,
+            tls: None,
+            bearer: None,
+        }
+    }
+}
 
 /// Throughput (/s), proxy CPU (µs/request, NaN for direct), mock CPU
 /// (µs/request), p50 and p99 (µs) of one run.
@@ -31,18 +76,18 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
 
     let rig = ctx.rig.clone();
     let (mock, mock_addr) = rig.mock("mock", 0, &[]).map_err(|e| e.to_string())?;
-    let mut procs: BTreeMap<&str, (Option<Proc>, SocketAddr)> = BTreeMap::new();
+    let mut procs: BTreeMap<&str, Reach> = BTreeMap::new();
     let mut unavailable: BTreeMap<&str, String> = BTreeMap::new();
-    procs.insert("direct", (None, mock_addr));
+    procs.insert("direct", Reach::plain(None, mock_addr));
     match rig.mcpgate("mcpgate", mock_addr, &[]) {
         Ok((p, a)) => {
-            procs.insert("mcpgate", (Some(p), a));
+            procs.insert("mcpgate", Reach::plain(Some(p), a));
         }
         Err(e) => return Err(format!("mcpgate did not start: {e}")),
     }
     match rig.nginx("nginx", mock_addr) {
         Ok((p, a)) => {
-            procs.insert("nginx", (Some(p), a));
+            procs.insert("nginx", Reach::plain(Some(p), a));
         }
         Err(e) => {
             unavailable.insert("nginx", e.to_string());
@@ -50,10 +95,53 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
     }
     match rig.bare_pingora("bare-pingora", mock_addr) {
         Ok((p, a)) => {
-            procs.insert("bare-pingora", (Some(p), a));
+            procs.insert("bare-pingora", Reach::plain(Some(p), a));
         }
         Err(e) => {
             unavailable.insert("bare-pingora", e.to_string());
+        }
+    }
+    let identity = rig.work.join("identity");
+    let tls = make_tls(&identity).map_err(|e| format!("TLS certificate: {e}"))?;
+    let jwt = make_jwt(&identity).map_err(|e| format!("JWT key: {e}"))?;
+    let client = tls.client().map_err(|e| format!("TLS client: {e}"))?;
+    let workers = rig.proxy_threads;
+    let tls_gates = [
+        ("mcpgate-tls", tls.listen_toml(), None),
+        (
+            "mcpgate-tls-jwt",
+            tls.listen_toml() + &jwt.auth_toml(),
+            Some(jwt.token.clone()),
+        ),
+    ];
+    for (name, extra, bearer) in tls_gates {
+        let (p, addr) = rig
+            .mcpgate_extra(name, &[mock_addr], workers, &[], &[], &extra)
+            .map_err(|e| format!("{name} did not start: {e}"))?;
+        procs.insert(
+            name,
+            Reach {
+                proc: Some(p),
+                addr,
+                tls: Some(client.clone()),
+                bearer,
+            },
+        );
+    }
+    match rig.nginx_tls("nginx-tls", mock_addr, &tls) {
+        Ok((p, addr)) => {
+            procs.insert(
+                "nginx-tls",
+                Reach {
+                    proc: Some(p),
+                    addr,
+                    tls: Some(client.clone()),
+                    bearer: None,
+                },
+            );
+        }
+        Err(e) => {
+            unavailable.insert("nginx-tls", e.to_string());
         }
     }
 
@@ -66,17 +154,22 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
             // Rotate the order each round so no target always runs first.
             for k in 0..TARGETS.len() {
                 let target = TARGETS[(k + round) % TARGETS.len()];
-                let Some((proc, addr)) = procs.get(target) else {
+                if size != TLS_PAYLOAD && !PLAIN_TARGETS.contains(&target) {
+                    continue;
+                }
+                let Some(reach) = procs.get(target) else {
                     continue;
                 };
-                let mut cfg = LoadConfig::new(&format!("{target} {size}B r{round}"), *addr);
+                let mut cfg = LoadConfig::new(&format!("{target} {size}B r{round}"), reach.addr);
+                cfg.tls = reach.tls.clone();
+                cfg.target.api_key = reach.bearer.clone();
                 cfg.eras = EraMix::Mixed;
                 cfg.connections = connections;
                 cfg.warmup = warmup;
                 cfg.duration = duration;
                 cfg.payload_bytes = size;
                 let mut watched: Vec<&Proc> = vec![&mock];
-                if let Some(p) = proc {
+                if let Some(p) = &reach.proc {
                     watched.push(p);
                 }
                 let (report, cpu) = run_measured(ctx, cfg, &watched).await;
@@ -121,25 +214,43 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         if size == 4096 {
             headline_mcpgate_4k = Some(m);
         }
+        let mut ratios = json!({
+            "mcpgate_over_nginx_ratio": ratio(m, of("nginx")),
+            "mcpgate_over_bare_pingora_ratio": ratio(m, of("bare-pingora")),
+            "mcpgate_over_direct_ratio": ratio(m, of("direct")),
+            "nginx_over_direct_ratio": ratio(of("nginx"), of("direct")),
+            "bare_pingora_over_direct_ratio": ratio(of("bare-pingora"), of("direct")),
+        });
+        if size == TLS_PAYLOAD {
+            let tls_ratios = json!({
+                "mcpgate_tls_over_nginx_tls_ratio": ratio(of("mcpgate-tls"), of("nginx-tls")),
+                "mcpgate_tls_over_mcpgate_ratio": ratio(of("mcpgate-tls"), m),
+                "nginx_tls_over_nginx_ratio": ratio(of("nginx-tls"), of("nginx")),
+                "mcpgate_tls_jwt_over_mcpgate_ratio": ratio(of("mcpgate-tls-jwt"), m),
+                "mcpgate_tls_jwt_over_mcpgate_tls_ratio": ratio(of("mcpgate-tls-jwt"), of("mcpgate-tls")),
+            });
+            if let (Some(into), Some(add)) = (ratios.as_object_mut(), tls_ratios.as_object()) {
+                into.extend(add.clone());
+            }
+        }
         per_size.push(json!({
             "payload_bytes": size,
             "medians": medians,
-            "ratios": {
-                "mcpgate_over_nginx_ratio": ratio(m, of("nginx")),
-                "mcpgate_over_bare_pingora_ratio": ratio(m, of("bare-pingora")),
-                "mcpgate_over_direct_ratio": ratio(m, of("direct")),
-                "nginx_over_direct_ratio": ratio(of("nginx"), of("direct")),
-                "bare_pingora_over_direct_ratio": ratio(of("bare-pingora"), of("direct")),
-            },
+            "ratios": ratios,
             "runs": runs,
         }));
     }
+    let handshakes = measure_handshakes(ctx, &procs, &client, rounds).await;
     if let Some(m) = headline_mcpgate_4k {
         ctx.mcpgate_max_per_s = Some(m);
     }
-    let mut mcpgate_alive = true;
-    if let Some((Some(p), _)) = procs.get_mut("mcpgate") {
-        mcpgate_alive = p.alive();
+    let mut stopped = Vec::new();
+    for name in ["mcpgate", "mcpgate-tls", "mcpgate-tls-jwt"] {
+        if let Some(Reach { proc: Some(p), .. }) = procs.get_mut(name) {
+            if !p.alive() {
+                stopped.push(format!("{name} exited during the scenario"));
+            }
+        }
     }
     drop(procs);
     drop(mock);
@@ -154,21 +265,107 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         "proxy_workers_count": ctx.rig.proxy_threads,
         "mock_threads_count": ctx.rig.mock_threads,
         "loadgen": "in-process, 1 tokio thread, closed loop",
+        "tls_payload_bytes": TLS_PAYLOAD,
+        "tls": "a CA made for the run, one ECDSA P-256 certificate for localhost served by mcpgate ([listen.tls], rustls defaults) and nginx (ssl_protocols TLSv1.2 TLSv1.3); rustls client, no session resumption",
+        "jwt": "mcpgate-tls-jwt: [auth.jwt] with a JWKS file, ES256 RFC 9068 access token (tenant claim demo) on every request",
+        "handshake_concurrency_count": HANDSHAKE_CONCURRENCY,
         "nginx_version": super::rig::nginx_version(),
         "unavailable": unavailable,
     });
-    let stopped = (!mcpgate_alive).then(|| "mcpgate exited during the scenario".to_owned());
+    let stopped = (!stopped.is_empty()).then(|| stopped.join("; "));
     Ok(envelope(
         ctx,
         "throughput-4k",
         started,
         params,
-        json!({ "payloads": per_size }),
+        json!({ "payloads": per_size, "tls_handshakes": handshakes }),
         stopped,
         &[
             "Throughput is successful answers per second over the measured window; medians over rounds.",
             "proxy_cpu_per_request_us: user+system CPU of the proxy's process group during the measured window divided by the successful requests (clock-tick resolution).",
             "Load generator, mock upstream and proxy share the machine's cores.",
+            "TLS targets: each of the 64 connections makes one full handshake, then keeps alive; the figures are steady-state requests over TLS.",
+            "tls_handshakes: closed loop of tasks that connect, complete a full handshake, send close_notify and close; proxy_cpu_per_handshake_us is the proxy's CPU over the window divided by the handshakes (the client's handshake work shares the cores).",
         ],
     ))
+}
+
+/// Handshakes per second of each TLS proxy, interleaved in rounds.
+async fn measure_handshakes(
+    ctx: &Ctx,
+    procs: &BTreeMap<&str, Reach>,
+    client: &TlsClient,
+    rounds: usize,
+) -> Value {
+    let sources: Vec<std::net::IpAddr> = (2..=17u8)
+        .map(|i| std::net::IpAddr::from([127, 0, 0, i]))
+        .collect();
+    let mut by_target: BTreeMap<&str, Vec<(f64, f64, u64)>> = BTreeMap::new();
+    let mut runs = Vec::new();
+    for round in 0..rounds {
+        for k in 0..HANDSHAKE_TARGETS.len() {
+            let target = HANDSHAKE_TARGETS[(k + round) % HANDSHAKE_TARGETS.len()];
+            let Some(Reach {
+                proc: Some(proc),
+                addr,
+                ..
+            }) = procs.get(target)
+            else {
+                continue;
+            };
+            let cfg = HandshakeConfig {
+                label: format!("{target} handshakes r{round}"),
+                addr: *addr,
+                tls: client.clone(),
+                concurrency: HANDSHAKE_CONCURRENCY,
+                warmup: Duration::from_millis(ctx.pick(300, 500)),
+                duration: Duration::from_millis(ctx.pick(1000, 3000)),
+                timeout: Duration::from_secs(5),
+                source_ips: sources.clone(),
+            };
+            let lead = cfg.warmup;
+            let window = cfg.duration;
+            let task = tokio::spawn(handshake::run(cfg));
+            tokio::time::sleep(lead).await;
+            let before = ctx.cpu_us(proc);
+            tokio::time::sleep(window).await;
+            let after = ctx.cpu_us(proc);
+            let Ok(report) = task.await else { continue };
+            let cpu = round1((after - before) / report.handshakes_count.max(1) as f64);
+            by_target.entry(target).or_default().push((
+                report.handshakes_per_s,
+                cpu,
+                report.latency.p99_us,
+            ));
+            runs.push(json!({
+                "target": target,
+                "round_index": round,
+                "proxy_cpu_per_handshake_us": cpu,
+                "handshakes": report,
+            }));
+        }
+    }
+    let mut medians = serde_json::Map::new();
+    for (target, xs) in &by_target {
+        medians.insert(
+            (*target).to_owned(),
+            json!({
+                "handshakes_per_s": round1(median(&xs.iter().map(|x| x.0).collect::<Vec<_>>())),
+                "proxy_cpu_per_handshake_us": round1(median(&xs.iter().map(|x| x.1).collect::<Vec<_>>())),
+                "p99_us": median(&xs.iter().map(|x| x.2 as f64).collect::<Vec<_>>()),
+                "rounds_count": xs.len(),
+            }),
+        );
+    }
+    let rate = |t: &str| {
+        medians
+            .get(t)
+            .and_then(|m| m["handshakes_per_s"].as_f64())
+            .unwrap_or(0.0)
+    };
+    json!({
+        "medians": medians,
+        "ratios": { "mcpgate_over_nginx_ratio": ratio(rate("mcpgate-tls"), rate("nginx-tls")) },
+        "runs": runs,
+    })
 }
