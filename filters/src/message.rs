@@ -233,19 +233,25 @@ pub fn peek_id(body: &[u8]) -> (Option<RequestId>, bool) {
 
 /// Deepest `[`/`{` nesting in `bytes`, stopping early past `limit`.
 pub fn nesting_depth(bytes: &[u8], limit: usize) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Jump over the string: to its closing quote, stepping over
+                // escapes. Strings are most of an MCP body (arguments,
+                // results), so they are scanned with memchr, not byte by byte.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &bytes[i.min(bytes.len())..]) {
+                        None => return max,
+                        Some(at) if bytes[i + at] == b'\\' => i += at + 2,
+                        Some(at) => {
+                            i += at;
+                            break;
+                        }
+                    }
+                }
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -258,6 +264,7 @@ pub fn nesting_depth(bytes: &[u8], limit: usize) -> usize {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     max
 }
@@ -423,6 +430,67 @@ mod tests {
         assert_eq!(nesting_depth(br#"{"a":"[[[[{{{"}"#, 64), 1);
         assert_eq!(nesting_depth(br#"{"a":"\"[[","b":[[1]]}"#, 64), 3);
         assert_eq!(nesting_depth(&[b'['; 1000], 10), 11);
+        // An escaped backslash ends before the quote that closes the string.
+        assert_eq!(nesting_depth(br#"{"a":"x\\","b":[[1]]}"#, 64), 3);
+        assert_eq!(nesting_depth(br#"{"a":"\\\"[","b":{}}"#, 64), 2);
+        // Unterminated strings and a trailing backslash end the scan.
+        assert_eq!(nesting_depth(br#"[{"a":"[[[\"#, 64), 2);
+        assert_eq!(nesting_depth(br#"[["abc"#, 64), 2);
+    }
+
+    /// The byte-by-byte scan the memchr version replaced.
+    fn reference_depth(bytes: &[u8], limit: usize) -> usize {
+        let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+        for &b in bytes {
+            if in_string {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max {
+                        max = depth;
+                        if max > limit {
+                            return max;
+                        }
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        max
+    }
+
+    #[test]
+    fn nesting_scan_agrees_with_the_byte_by_byte_scan() {
+        // Every string of up to 7 symbols over the bytes that matter.
+        let alphabet = [b'"', b'\\', b'[', b']', b'{', b'}', b'a'];
+        let mut input = Vec::new();
+        for len in 0..=7u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                input.clear();
+                for _ in 0..len {
+                    input.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                for limit in [1, 3, 64] {
+                    assert_eq!(
+                        nesting_depth(&input, limit),
+                        reference_depth(&input, limit),
+                        "{:?} limit {limit}",
+                        String::from_utf8_lossy(&input)
+                    );
+                }
+            }
+        }
     }
 
     fn msg(s: &str) -> Result<Message, Invalid> {
