@@ -9,6 +9,7 @@ use toml_edit::{Document, TableLike};
 use crate::error::{line_col, syntax_error_offset, PolicyError, PolicyErrors};
 use crate::model::*;
 use crate::reader::{join, Reader};
+use crate::sections::access::read_access;
 use crate::sections::admission::{read_admission, read_rate_limits, read_tenant_limits};
 use crate::sections::auth::{
     check_auth, check_tenant_identity, read_oauth, read_scopes, read_tenant_identity,
@@ -93,6 +94,8 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     let headers = read_headers(&mut r, headers_t);
     let shutdown_t = r.table(root, "shutdown", "");
     let shutdown = shutdown_t.map_or_else(Shutdown::default, |t| read_shutdown(&mut r, t));
+    let access_t = r.table(root, "access", "");
+    let access = read_access(&mut r, access_t, &auth);
     let mut errors = r.into_errors();
     errors.sort_by_key(|e| (e.line, e.column));
     if !errors.is_empty() {
@@ -113,6 +116,7 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
         ssrf,
         headers,
         shutdown,
+        access,
     })
 }
 

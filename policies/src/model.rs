@@ -6,6 +6,9 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 pub use crate::sections::{
+    AccessAction, AccessKind, AccessPolicy, AccessRule, AccessVerdict, RuleMode,
+};
+pub use crate::sections::{
     Admission, BreakerPolicy, Cidr, Endpoint, HeaderPolicy, HealthCheck, HostRule, PathPolicy,
     Rate, RateLimits, RootGlob, SsrfPolicy, TenantLimits, Timeouts, Transport, UpstreamPool,
     UriScope, DEFAULT_POOL, DEFAULT_UPSTREAM,
@@ -42,6 +45,9 @@ pub struct Policy {
     pub headers: HeaderPolicy,
     /// Graceful shutdown (`[shutdown]`).
     pub shutdown: Shutdown,
+    /// Which tools, prompts and resources each caller may see and use
+    /// (`[access]`; when absent, everything, unjudged).
+    pub access: AccessPolicy,
 }
 
 /// Where mcpgate accepts clients.

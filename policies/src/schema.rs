@@ -30,6 +30,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "admission",
             "rate_limits",
             "shutdown",
+            "access",
         ],
     ),
     (
@@ -255,6 +256,19 @@ const TABLES: &[(&str, &[&str])] = &[
         &["max_block_bytes", "max_field_bytes", "max_count"],
     ),
     ("shutdown", &["grace_secs"]),
+    ("access", &["default", "mode", "rules"]),
+    (
+        "access.rules",
+        &[
+            "tenants",
+            "scopes",
+            "tools",
+            "prompts",
+            "resources",
+            "action",
+            "mode",
+        ],
+    ),
 ];
 
 /// The keys accepted in the table `pattern`, `None` for no such table.

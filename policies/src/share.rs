@@ -45,6 +45,8 @@ impl Policy {
             ssrf: _,
             headers: _,
             shutdown: _,
+            // Rules, not counts: every worker judges alike.
+            access: _,
         } = &mut p;
         let Admission {
             // Instance-wide counts of requests, upstream requests, streams.

@@ -3,8 +3,10 @@
 //! `[ssrf]` (URL arguments), `[headers]` (header injection and request
 //! smuggling); `pointer` reads their `tools` tables. Identity: `[listen.tls]`
 //! (`tls`), `[auth.jwt]` (`jwt`), `[auth.oauth]`, `[auth.scopes]` and the
-//! tenants' identity keys (`auth`).
+//! tenants' identity keys (`auth`). Authorization: `[access]` (which tools,
+//! prompts and resources each tenant and scope may see and use).
 
+pub(crate) mod access;
 pub(crate) mod admission;
 pub(crate) mod auth;
 pub(crate) mod headers;
@@ -19,6 +21,7 @@ pub(crate) mod upstreams;
 #[cfg(test)]
 mod guard_tests;
 
+pub use access::{AccessAction, AccessKind, AccessPolicy, AccessRule, AccessVerdict, RuleMode};
 pub use admission::{Admission, Rate, RateLimits, TenantLimits};
 pub use auth::{AuthMethod, OAuthResource, ScopeRule};
 pub use headers::HeaderPolicy;
