@@ -5,6 +5,7 @@
 //! whole body after the proxy looked up the session; only then is an upstream
 //! contacted.
 
+use crate::access::AccessFilter;
 use crate::auth::AuthFilter;
 use crate::envelope::EnvelopeFilter;
 use crate::era::EraFilter;
@@ -45,6 +46,9 @@ impl Chain {
                 Box::new(EnvelopeFilter),
                 Box::new(EraFilter),
                 Box::new(ModernFilter),
+                // Hidden targets first: a caller must not learn from a scope
+                // challenge that a tool it may not see exists.
+                Box::new(AccessFilter),
                 Box::new(ScopeFilter),
                 Box::new(PathTraversalFilter),
                 Box::new(SsrfFilter),

@@ -97,6 +97,36 @@ pub struct Exchange<'a> {
     pub batch: bool,
     /// Set by the era filter.
     pub era: Era,
+    /// What shadow-mode rules would have refused: the proxy logs and counts
+    /// each, and changes nothing.
+    pub shadowed: Vec<ShadowHit>,
+    /// Set by the access filter: the request names a target hidden from this
+    /// caller. The proxy sends it on under a name no server knows and puts
+    /// the real name back into the answer, so the caller gets exactly what
+    /// the server says of an unknown target.
+    pub concealed: Option<Concealed>,
+}
+
+/// A hidden target a request names (see [`Exchange::concealed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concealed {
+    pub kind: policies::AccessKind,
+    /// Its key in `params`: `name` or `uri`.
+    pub key: &'static str,
+    /// The name or URI the client sent.
+    pub original: String,
+    /// The rule that hides it (`access.rules[2]`, `access.default`).
+    pub rule: String,
+}
+/// A refusal a shadow-mode rule would have made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowHit {
+    /// Filter whose rule fired.
+    pub filter: &'static str,
+    /// The rule, as the policy names it (`access.rules[2]`).
+    pub rule: String,
+    /// What it would have refused, for the log.
+    pub detail: String,
 }
 
 impl<'a> Exchange<'a> {
@@ -124,6 +154,8 @@ impl<'a> Exchange<'a> {
             messages: Vec::new(),
             batch: false,
             era: Era::Unknown,
+            shadowed: Vec::new(),
+            concealed: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! [`RejectionKind`], and [`RejectionKind::wire`] is the one exhaustive mapping
 //! to what the client sees (HTTP status, JSON-RPC code, `Retry-After`).
 
+pub mod access;
 pub mod auth;
 pub mod chain;
 pub mod envelope;
@@ -21,6 +22,7 @@ pub mod modern;
 pub mod path_canon;
 pub mod path_traversal;
 pub mod rejection;
+pub mod response;
 pub mod scopes;
 pub mod sse;
 pub mod ssrf;
@@ -35,10 +37,13 @@ mod testutil;
 
 pub use chain::Chain;
 pub use exchange::{
-    Era, Exchange, Identity, SessionLookup, SessionState, SessionView, TokenVerifier,
+    Concealed, Era, Exchange, Identity, SessionLookup, SessionState, SessionView, ShadowHit,
+    TokenVerifier,
 };
 pub use message::{Message, MessageKind, RequestId};
 pub use rejection::{Decision, Rejection, RejectionKind, WireError};
+pub use response::stream::{MessageStream, StreamStats};
+pub use response::{Judged, ResponseChain, ResponseFacts};
 
 /// One check in the chain.
 ///

@@ -108,6 +108,13 @@ pub enum RejectionKind {
     /// A valid token lacks a scope the method or tool needs (`[auth.scopes]`):
     /// 403 with a step-up challenge naming every scope needed.
     InsufficientScope,
+    /// The tool, prompt or resource is hidden from this caller (`[access]`):
+    /// answered as a server answers a name it does not know (200, -32602,
+    /// no `error.data`), so its existence does not leak. The log says why.
+    UnknownTarget,
+    /// One message a server sent (a JSON body, one SSE event) is over the
+    /// size the response phase reads: replaced by this error, counted.
+    ResponseTooLarge,
 }
 
 /// How a rejection looks on the wire.
@@ -193,6 +200,9 @@ impl RejectionKind {
             // fired; the offending value is for the log only.
             K::PathNotAllowed | K::UrlNotAllowed => (400, -32602, "Invalid params"),
             K::InsufficientScope => (403, -32011, "Forbidden: insufficient scope"),
+            // The message names the target: see `Rejection::with_message`.
+            K::UnknownTarget => (200, -32602, "Unknown tool"),
+            K::ResponseTooLarge => (502, -32603, "Upstream response too large"),
         };
         let retry_after = match self {
             K::Overloaded | K::UpstreamUnavailable | K::RateLimited | K::CircuitOpen => Some(1),
@@ -261,6 +271,8 @@ impl RejectionKind {
             K::PathNotAllowed => "path-not-allowed",
             K::UrlNotAllowed => "url-not-allowed",
             K::InsufficientScope => "insufficient-scope",
+            K::UnknownTarget => "access-denied",
+            K::ResponseTooLarge => "response-too-large",
         }
     }
 }
@@ -294,6 +306,10 @@ pub struct Rejection {
 struct Extra {
     at: Option<Location>,
     data: Option<serde_json::Map<String, Value>>,
+    /// Replaces the kind's generic client message.
+    message: Option<String>,
+    /// Send no `error.data` at all (the answer must look like a server's).
+    conceal: bool,
 }
 
 impl Rejection {
@@ -364,6 +380,28 @@ impl Rejection {
         self
     }
 
+    /// Replaces the client-facing `error.message` (the kind's generic text
+    /// otherwise). For answers that must read exactly like a server's.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.extra.get_or_insert_default().message = Some(message.into());
+        self
+    }
+
+    /// Sends no `error.data`: the answer reads like the server's own, not
+    /// like mcpgate's. `rule` and `at` stay for the log.
+    pub fn concealed(mut self) -> Self {
+        self.extra.get_or_insert_default().conceal = true;
+        self
+    }
+
+    /// The client-facing `error.message`.
+    pub fn message(&self) -> &str {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.message.as_deref())
+            .unwrap_or(self.kind.wire().message)
+    }
+
     /// Sets the `Allow` header value.
     pub fn with_allow(mut self, allow: &'static str) -> Self {
         self.allow = Some(allow);
@@ -384,11 +422,15 @@ impl Rejection {
     /// The JSON-RPC error response body for this rejection.
     pub fn json_body(&self) -> Vec<u8> {
         let wire = self.kind.wire();
-        let error = serde_json::json!({
-            "code": wire.code,
-            "message": wire.message,
-            "data": self.error_data(),
-        });
+        let error = if self.extra.as_ref().is_some_and(|e| e.conceal) {
+            serde_json::json!({ "code": wire.code, "message": self.message() })
+        } else {
+            serde_json::json!({
+                "code": wire.code,
+                "message": self.message(),
+                "data": self.error_data(),
+            })
+        };
         let id = self.id.as_ref().map_or(Value::Null, RequestId::to_json);
         serde_json::to_vec(&serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error }))
             .unwrap_or_default()

@@ -1,0 +1,148 @@
+//! The response phase: pure filters over what a server sends.
+//!
+//! The request chain judges what clients send; this phase judges each
+//! message a server sends back — a JSON body, or one SSE event's data as it
+//! arrives — with the request's facts at hand (method, target, tenant,
+//! subject, scopes, era, request id). A filter passes a message, rewrites it
+//! in place, or replaces it with an error. No I/O, no buffering beyond the
+//! one message the proxy hands over.
+//!
+//! A method no response filter wants is relayed without being parsed at all
+//! ([`ResponseChain::wants`]): governance costs nothing where it has nothing
+//! to say.
+
+pub mod stream;
+pub mod unmask;
+pub mod visibility;
+
+use policies::Policy;
+use serde_json::Value;
+
+use crate::exchange::Era;
+use crate::message::RequestId;
+use crate::rejection::Rejection;
+
+/// What the response filters know about the request being answered.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseFacts<'a> {
+    /// The request's JSON-RPC method (`tools/list`).
+    pub method: &'a str,
+    /// The request's target: tool or prompt name, resource URI.
+    pub target: Option<&'a str>,
+    pub tenant: &'a str,
+    /// The verified subject (token `sub`, certificate identity), if any.
+    pub subject: Option<&'a str>,
+    /// The token's scopes (empty for other credentials).
+    pub scopes: &'a [String],
+    pub era: Era,
+    /// The request's id: the answer to it carries the same one.
+    pub request_id: Option<&'a RequestId>,
+    /// A hidden target sent on under a placeholder: `(placeholder, original)`
+    /// (see [`crate::Exchange::concealed`]).
+    pub concealed: Option<(&'a str, &'a str)>,
+}
+
+/// One response filter's verdict on one message.
+#[derive(Debug)]
+pub enum ResponseDecision {
+    /// Unchanged.
+    Pass,
+    /// The filter changed the message in place.
+    Rewritten,
+    /// Send this error (with the request's id) instead of the message.
+    Replace(Rejection),
+}
+
+/// A check on what a server sends.
+pub trait ResponseFilter: Send + Sync {
+    /// Short name for logs and metrics.
+    fn name(&self) -> &'static str;
+    /// Whether this answer needs this filter under `policy`.
+    fn wants(&self, policy: &Policy, facts: &ResponseFacts<'_>) -> bool;
+    /// Judges one message, rewriting it in place when it returns
+    /// [`ResponseDecision::Rewritten`].
+    fn check(
+        &self,
+        policy: &Policy,
+        facts: &ResponseFacts<'_>,
+        msg: &mut Value,
+    ) -> ResponseDecision;
+}
+
+/// The outcome for one message's bytes.
+#[derive(Debug)]
+pub enum Judged {
+    /// Send the bytes as they came.
+    Unchanged,
+    /// Send these bytes instead.
+    Rewritten(Vec<u8>),
+    /// Send this error instead (its id is the request's).
+    Replaced(Rejection),
+}
+
+/// The response filters, in order.
+pub struct ResponseChain {
+    filters: Vec<Box<dyn ResponseFilter>>,
+}
+
+impl ResponseChain {
+    /// Every response filter mcpgate has.
+    pub fn standard() -> Self {
+        Self {
+            filters: vec![
+                Box::new(unmask::UnmaskFilter),
+                Box::new(visibility::VisibilityFilter),
+            ],
+        }
+    }
+
+    /// Whether this answer must be parsed and judged at all.
+    pub fn wants(&self, policy: &Policy, facts: &ResponseFacts<'_>) -> bool {
+        self.filters.iter().any(|f| f.wants(policy, facts))
+    }
+
+    /// Judges one message: a JSON body or one SSE event's data. Bytes that
+    /// are not a JSON object (keep-alive comments, a server's garbage) pass
+    /// unchanged: the client's SDK judges them as before.
+    pub fn judge(&self, policy: &Policy, facts: &ResponseFacts<'_>, bytes: &[u8]) -> Judged {
+        let Ok(mut msg) = serde_json::from_slice::<Value>(bytes) else {
+            return Judged::Unchanged;
+        };
+        if !msg.is_object() {
+            return Judged::Unchanged;
+        }
+        let mut rewritten = false;
+        for f in self.filters.iter().filter(|f| f.wants(policy, facts)) {
+            match f.check(policy, facts, &mut msg) {
+                ResponseDecision::Pass => {}
+                ResponseDecision::Rewritten => rewritten = true,
+                ResponseDecision::Replace(mut r) => {
+                    r.filter = f.name();
+                    if r.id.is_none() {
+                        r.id = facts.request_id.cloned();
+                    }
+                    return Judged::Replaced(r);
+                }
+            }
+        }
+        if rewritten {
+            Judged::Rewritten(serde_json::to_vec(&msg).unwrap_or_default())
+        } else {
+            Judged::Unchanged
+        }
+    }
+}
+
+/// Whether `msg` is the answer (result or error) to the request `facts`
+/// describe.
+pub fn answers(msg: &Value, facts: &ResponseFacts<'_>) -> bool {
+    let Some(want) = facts.request_id else {
+        return false;
+    };
+    msg.get("id")
+        .and_then(RequestId::from_json)
+        .is_some_and(|id| &id == want)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,261 @@
+//! The response phase on the wire: cuts an answer into messages (one JSON
+//! body, or SSE events as they complete), has each judged, and yields the
+//! bytes to send in their place. Holds at most one message of at most
+//! `max_message_bytes`; a larger one is replaced by a
+//! [`RejectionKind::ResponseTooLarge`] error and counted.
+
+use crate::message::RequestId;
+use crate::rejection::{Rejection, RejectionKind};
+use crate::sse::{write_event, Framed, SseFramer, SseParser};
+
+use super::Judged;
+
+/// What happened to the messages of one answer.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Messages judged.
+    pub messages: u64,
+    /// Messages a filter rewrote.
+    pub rewritten: u64,
+    /// Messages replaced by an error, with the rule of the first.
+    pub replaced: u64,
+    pub first_replaced: Option<(&'static str, &'static str)>,
+    /// Messages over the size limit (also counted in `replaced`).
+    pub oversize: u64,
+}
+
+enum Mode {
+    Json { buf: Vec<u8>, over: bool },
+    Sse(SseFramer),
+}
+
+/// One answer's messages on their way through the response phase.
+pub struct MessageStream {
+    mode: Mode,
+    max_message_bytes: usize,
+    request_id: Option<RequestId>,
+    pub stats: StreamStats,
+}
+
+impl MessageStream {
+    /// An answer that is an SSE stream (`is_sse`) or one JSON body, to the
+    /// request `request_id` (the id of the errors that replace a message).
+    pub fn new(is_sse: bool, max_message_bytes: usize, request_id: Option<RequestId>) -> Self {
+        let mode = if is_sse {
+            Mode::Sse(SseFramer::new(max_message_bytes))
+        } else {
+            Mode::Json {
+                buf: Vec::new(),
+                over: false,
+            }
+        };
+        Self {
+            mode,
+            max_message_bytes,
+            request_id,
+            stats: StreamStats::default(),
+        }
+    }
+
+    /// Feeds a body chunk; appends what may be sent now to `out`.
+    pub fn feed(
+        &mut self,
+        chunk: &[u8],
+        judge: &mut impl FnMut(&[u8]) -> Judged,
+        out: &mut Vec<u8>,
+    ) {
+        match &mut self.mode {
+            Mode::Json { buf, over } => {
+                if *over || buf.len() + chunk.len() > self.max_message_bytes {
+                    *over = true;
+                    *buf = Vec::new();
+                } else {
+                    buf.extend_from_slice(chunk);
+                }
+            }
+            Mode::Sse(framer) => {
+                let mut framed = Vec::new();
+                framer.feed(chunk, |f| framed.push(f));
+                for f in framed {
+                    self.event(f, judge, out);
+                }
+            }
+        }
+    }
+
+    /// At the end of the body: appends the rest to `out`.
+    pub fn finish(&mut self, judge: &mut impl FnMut(&[u8]) -> Judged, out: &mut Vec<u8>) {
+        match &mut self.mode {
+            Mode::Json { buf, over } => {
+                if *over {
+                    self.stats.oversize += 1;
+                    let r = self.too_large();
+                    out.extend_from_slice(&r.json_body());
+                    return;
+                }
+                let body = std::mem::take(buf);
+                if body.is_empty() {
+                    return;
+                }
+                self.stats.messages += 1;
+                match judge(&body) {
+                    Judged::Unchanged => out.extend_from_slice(&body),
+                    Judged::Rewritten(b) => {
+                        self.stats.rewritten += 1;
+                        out.extend_from_slice(&b);
+                    }
+                    Judged::Replaced(r) => {
+                        self.count_replaced(&r);
+                        out.extend_from_slice(&r.json_body());
+                    }
+                }
+            }
+            Mode::Sse(framer) => {
+                let mut framed = Vec::new();
+                let rest = framer.finish(|f| framed.push(f));
+                for f in framed {
+                    self.event(f, judge, out);
+                }
+                // An unterminated last event goes out as it came.
+                if let Some(rest) = rest {
+                    out.extend_from_slice(&rest);
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, f: Framed, judge: &mut impl FnMut(&[u8]) -> Judged, out: &mut Vec<u8>) {
+        let raw = match f {
+            Framed::Event(raw) => raw,
+            Framed::Oversize => {
+                self.stats.oversize += 1;
+                let r = self.too_large();
+                out.extend_from_slice(&write_event(Some("message"), None, &r.json_body()));
+                return;
+            }
+        };
+        let mut parsed = None;
+        SseParser::new(self.max_message_bytes).feed(&raw, |ev| parsed = Some(ev));
+        let Some(ev) = parsed.filter(|ev| !ev.data.is_empty()) else {
+            out.extend_from_slice(&raw); // comments, keep-alives, bare ids
+            return;
+        };
+        self.stats.messages += 1;
+        let data = match judge(ev.data.as_bytes()) {
+            Judged::Unchanged => {
+                out.extend_from_slice(&raw);
+                return;
+            }
+            Judged::Rewritten(b) => {
+                self.stats.rewritten += 1;
+                b
+            }
+            Judged::Replaced(r) => {
+                self.count_replaced(&r);
+                r.json_body()
+            }
+        };
+        out.extend_from_slice(&write_event(ev.event.as_deref(), ev.id.as_deref(), &data));
+    }
+
+    fn too_large(&mut self) -> Rejection {
+        let mut r = Rejection::new(
+            RejectionKind::ResponseTooLarge,
+            format!("a server message over {} bytes", self.max_message_bytes),
+        );
+        r.filter = "response";
+        r.id = self.request_id.clone();
+        self.count_replaced(&r);
+        r
+    }
+
+    fn count_replaced(&mut self, r: &Rejection) {
+        self.stats.replaced += 1;
+        self.stats.first_replaced.get_or_insert((r.filter, r.rule));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upper(bytes: &[u8]) -> Judged {
+        if bytes.starts_with(b"{\"keep\"") {
+            Judged::Unchanged
+        } else if bytes.starts_with(b"{\"bad\"") {
+            Judged::Replaced(Rejection::new(RejectionKind::UnknownTarget, "x"))
+        } else {
+            Judged::Rewritten(bytes.to_ascii_uppercase())
+        }
+    }
+
+    fn run(is_sse: bool, max: usize, chunks: &[&[u8]]) -> (Vec<u8>, StreamStats) {
+        let mut s = MessageStream::new(is_sse, max, Some(RequestId::Number(5.into())));
+        let mut out = Vec::new();
+        let mut judge = upper;
+        for c in chunks {
+            s.feed(c, &mut judge, &mut out);
+        }
+        s.finish(&mut judge, &mut out);
+        (out, s.stats)
+    }
+
+    #[test]
+    fn a_json_body_is_judged_once_whole() {
+        let (out, stats) = run(false, 64, &[b"{\"a\":", b"\"b\"}"]);
+        assert_eq!(out, b"{\"A\":\"B\"}");
+        assert_eq!((stats.messages, stats.rewritten), (1, 1));
+        let (out, _) = run(false, 64, &[b"{\"keep\":1}"]);
+        assert_eq!(out, b"{\"keep\":1}");
+    }
+
+    #[test]
+    fn an_oversized_json_body_becomes_an_error_with_the_request_id() {
+        let (out, stats) = run(false, 8, &[b"{\"a\":\"0123", b"456789\"}"]);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["id"], 5);
+        assert_eq!(v["error"]["code"], -32603);
+        assert_eq!(v["error"]["data"]["rule"], "response-too-large");
+        assert_eq!((stats.oversize, stats.replaced), (1, 1));
+    }
+
+    #[test]
+    fn sse_events_are_judged_one_by_one_and_keep_their_fields() {
+        let (out, stats) = run(
+            true,
+            256,
+            &[
+                b"id: 1\ndata: \n\n: ping\n\nevent: message\nid: 2\ndata: {\"keep\":1}\r\n\r\n",
+                b"event: message\nid: 3\nda",
+                b"ta: {\"x\":1}\n\ndata: {\"bad\":1}\n\n",
+            ],
+        );
+        let text = String::from_utf8(out).unwrap();
+        let (kept, replaced) = text.rsplit_once("data: ").unwrap();
+        assert_eq!(
+            kept,
+            "id: 1\ndata: \n\n: ping\n\nevent: message\nid: 2\ndata: {\"keep\":1}\r\n\r\n\
+             event: message\nid: 3\ndata: {\"X\":1}\n\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(replaced.trim_end()).unwrap();
+        assert_eq!(v["error"]["data"]["rule"], "access-denied");
+        assert!(replaced.ends_with("}\n\n"));
+        assert_eq!((stats.messages, stats.rewritten, stats.replaced), (3, 1, 1));
+    }
+
+    #[test]
+    fn an_oversized_event_is_replaced_and_the_stream_goes_on() {
+        let big = format!("data: {{\"x\":\"{}\"}}\n\n", "y".repeat(300));
+        let (out, stats) = run(true, 64, &[big.as_bytes(), b"data: {\"keep\":1}\n\n"]);
+        let text = String::from_utf8(out).unwrap();
+        let first = text.split("\n\n").next().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(first.strip_prefix("event: message\ndata: ").unwrap()).unwrap();
+        assert_eq!(
+            (v["id"].clone(), v["error"]["code"].clone()),
+            (5.into(), (-32603).into())
+        );
+        assert!(text.ends_with("data: {\"keep\":1}\n\n"), "{text}");
+        assert_eq!(stats.oversize, 1);
+    }
+}

@@ -1,0 +1,188 @@
+use super::*;
+use crate::testutil::policy_with;
+use serde_json::json;
+
+const POLICY: &str = r#"
+[tenants.alpha]
+api_keys_sha256 = ["c48a01f49fd0f2cc404bc3cbbc80e91457a3d41bb429a695243de4c61794155c"]
+[tenants.beta]
+api_keys_sha256 = ["0000000000000000000000000000000000000000000000000000000000000000"]
+
+[access]
+default = "deny"
+
+[[access.rules]]
+tenants = ["alpha"]
+tools = ["echo", "add"]
+prompts = ["*"]
+action = "allow"
+
+[[access.rules]]
+tenants = ["beta"]
+resources = ["demo://resource/static/*"]
+action = "allow"
+"#;
+
+fn facts<'a>(method: &'a str, tenant: &'a str, era: Era, id: &'a RequestId) -> ResponseFacts<'a> {
+    ResponseFacts {
+        method,
+        target: None,
+        tenant,
+        subject: None,
+        scopes: &[],
+        era,
+        request_id: Some(id),
+        concealed: None,
+    }
+}
+
+fn judged(method: &str, tenant: &str, era: Era, msg: &Value) -> Option<Value> {
+    let p = policy_with(POLICY);
+    let id = RequestId::Number(3.into());
+    let chain = ResponseChain::standard();
+    let f = facts(method, tenant, era, &id);
+    assert!(chain.wants(&p, &f));
+    match chain.judge(&p, &f, &serde_json::to_vec(msg).unwrap()) {
+        Judged::Unchanged => None,
+        Judged::Rewritten(b) => Some(serde_json::from_slice(&b).unwrap()),
+        Judged::Replaced(r) => panic!("replaced: {r:?}"),
+    }
+}
+
+fn tools_page() -> Value {
+    json!({"jsonrpc": "2.0", "id": 3, "result": {
+        "tools": [
+            {"name": "echo", "inputSchema": {"type": "object"}},
+            {"name": "get-env", "inputSchema": {"type": "object"}},
+            {"name": "add", "inputSchema": {"type": "object"}},
+            {"inputSchema": {"type": "object"}}
+        ],
+        "nextCursor": "page-2"
+    }})
+}
+
+#[test]
+fn lists_lose_hidden_entries_and_keep_the_cursor() {
+    let out = judged("tools/list", "alpha", Era::Legacy, &tools_page()).unwrap();
+    assert_eq!(
+        out["result"]["tools"],
+        json!([{"name": "echo", "inputSchema": {"type": "object"}},
+               {"name": "add", "inputSchema": {"type": "object"}}])
+    );
+    assert_eq!(out["result"]["nextCursor"], "page-2");
+    assert!(
+        out["result"].get("cacheScope").is_none(),
+        "legacy results carry no cacheScope"
+    );
+    // beta sees no tool at all: an empty (short) page, cursor intact.
+    let out = judged("tools/list", "beta", Era::Legacy, &tools_page()).unwrap();
+    assert_eq!(out["result"]["tools"], json!([]));
+    assert_eq!(out["result"]["nextCursor"], "page-2");
+}
+
+#[test]
+fn modern_lists_are_private() {
+    let out = judged("tools/list", "alpha", Era::Modern, &tools_page()).unwrap();
+    assert_eq!(out["result"]["cacheScope"], "private");
+    // Even when nothing was removed.
+    let page = json!({"jsonrpc": "2.0", "id": 3, "result": {"tools": [{"name": "echo"}], "cacheScope": "public", "ttlMs": 60000}});
+    let out = judged("tools/list", "alpha", Era::Modern, &page).unwrap();
+    assert_eq!(out["result"]["cacheScope"], "private");
+    assert_eq!(out["result"]["ttlMs"], 60000);
+}
+
+#[test]
+fn resources_and_templates_are_judged_by_uri() {
+    let page = json!({"jsonrpc": "2.0", "id": 3, "result": {"resources": [
+        {"uri": "demo://resource/static/a", "name": "a"},
+        {"uri": "demo://resource/dynamic/b", "name": "b"}]}});
+    let out = judged("resources/list", "beta", Era::Legacy, &page).unwrap();
+    assert_eq!(
+        out["result"]["resources"],
+        json!([{"uri": "demo://resource/static/a", "name": "a"}])
+    );
+    let page = json!({"jsonrpc": "2.0", "id": 3, "result": {"resourceTemplates": [
+        {"uriTemplate": "demo://resource/static/{id}", "name": "t"},
+        {"uriTemplate": "demo://other/{id}", "name": "u"}]}});
+    let out = judged("resources/templates/list", "beta", Era::Legacy, &page).unwrap();
+    assert_eq!(
+        out["result"]["resourceTemplates"].as_array().unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn capabilities_follow_what_the_caller_may_use() {
+    let init = json!({"jsonrpc": "2.0", "id": 3, "result": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {"tools": {"listChanged": true}, "prompts": {}, "resources": {"subscribe": true}, "logging": {}},
+        "serverInfo": {"name": "s", "version": "1"}}});
+    let out = judged("initialize", "beta", Era::Legacy, &init).unwrap();
+    let caps = out["result"]["capabilities"].as_object().unwrap();
+    assert!(caps.contains_key("resources") && caps.contains_key("logging"));
+    assert!(!caps.contains_key("tools") && !caps.contains_key("prompts"));
+    let out = judged("initialize", "alpha", Era::Legacy, &init).unwrap();
+    let caps = out["result"]["capabilities"].as_object().unwrap();
+    assert!(caps.contains_key("tools") && caps.contains_key("prompts"));
+    assert!(!caps.contains_key("resources"));
+}
+
+#[test]
+fn other_messages_pass_untouched() {
+    // Not the answer to this request: a notification, another id, an error.
+    for msg in [
+        json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}),
+        json!({"jsonrpc": "2.0", "id": 4, "result": {"tools": [{"name": "get-env"}]}}),
+        json!({"jsonrpc": "2.0", "id": 3, "error": {"code": -32603, "message": "x"}}),
+    ] {
+        assert!(
+            judged("tools/list", "alpha", Era::Legacy, &msg).is_none(),
+            "{msg}"
+        );
+    }
+    let p = policy_with(POLICY);
+    let id = RequestId::Number(3.into());
+    let f = facts("tools/list", "alpha", Era::Legacy, &id);
+    for bytes in [&b"not json"[..], b"[1,2]", b": keep-alive"] {
+        assert!(matches!(
+            ResponseChain::standard().judge(&p, &f, bytes),
+            Judged::Unchanged
+        ));
+    }
+}
+
+#[test]
+fn nothing_is_wanted_without_access_or_for_other_methods() {
+    let chain = ResponseChain::standard();
+    let id = RequestId::Number(3.into());
+    let list = facts("tools/list", "alpha", Era::Legacy, &id);
+    assert!(!chain.wants(&policy_with(""), &list));
+    let p = policy_with(POLICY);
+    assert!(!chain.wants(&p, &facts("tools/call", "alpha", Era::Legacy, &id)));
+    assert!(chain.wants(&p, &facts("prompts/list", "alpha", Era::Legacy, &id)));
+}
+
+#[test]
+fn the_placeholder_becomes_the_real_name_again() {
+    let p = policy_with("");
+    let id = RequestId::Number(3.into());
+    let mut f = facts("tools/call", "alpha", Era::Legacy, &id);
+    let chain = ResponseChain::standard();
+    assert!(!chain.wants(&p, &f));
+    f.concealed = Some(("mcpgate-hidden-0123abcd", "get-env"));
+    assert!(chain.wants(&p, &f));
+    // server-everything's answer to an unknown tool, as it sends it.
+    let answer = br#"{"result":{"content":[{"type":"text","text":"MCP error -32602: Tool mcpgate-hidden-0123abcd not found"}],"isError":true},"jsonrpc":"2.0","id":3}"#;
+    let Judged::Rewritten(out) = chain.judge(&p, &f, answer) else {
+        panic!("not rewritten");
+    };
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v["result"]["content"][0]["text"],
+        "MCP error -32602: Tool get-env not found"
+    );
+    assert_eq!(v["result"]["isError"], true);
+    // An answer that does not quote it passes as it came.
+    let plain = br#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Unknown tool"}}"#;
+    assert!(matches!(chain.judge(&p, &f, plain), Judged::Unchanged));
+}
