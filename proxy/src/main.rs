@@ -1,40 +1,27 @@
 #![forbid(unsafe_code)]
 //! `mcpgate`: a Model Context Protocol safety gateway.
 
-mod admin;
+// The stages of a request and its answer: accept → exchange → sessions →
+// admission → upstream, and the answer back through the upstream's relay
+// (or, for a long-lived stream, a held stream that the accept layer runs).
+// Each folder's module doc says what its stage does and what it hands on.
+mod accept;
 mod admission;
-mod app;
-mod background;
-mod breaker;
-mod chunked;
-mod clock;
-mod credentials;
-mod forward;
-mod h1_stream;
-mod held;
-mod identity;
-mod inspect;
-mod lean;
-mod lifecycle;
-mod metrics;
-mod owner;
-mod pool;
-mod ratelimit;
-mod relay;
-mod respond;
-mod session_id;
+mod exchange;
 mod sessions;
-mod supervisor;
-mod tap;
-mod tls;
-mod tokens;
 mod upstream;
+
+// The state every stage takes by reference, and the process around them.
+mod gate;
+mod ops;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+
+use ops::worker_identity;
 
 #[derive(Parser)]
 #[command(name = "mcpgate", version, about = "MCP safety gateway")]
@@ -110,7 +97,7 @@ fn main() -> ExitCode {
                 eprintln!("error: --workers must be 1..=256");
                 return ExitCode::from(1);
             }
-            supervisor::supervise(&policy, config, n, !keys.is_empty(), takeover)
+            ops::supervisor::supervise(&policy, config, n, !keys.is_empty(), takeover)
         }
         Command::Worker { index, workers, .. } => {
             init_logging();
@@ -137,7 +124,7 @@ fn session_keys(policy: &policies::Policy) -> Result<Vec<[u8; 32]>, String> {
         }
     }
     if keys.is_empty() {
-        if let Ok(v) = std::env::var(identity::ENV_SESSION_KEYS) {
+        if let Ok(v) = std::env::var(worker_identity::ENV_SESSION_KEYS) {
             keys.extend(v.split(',').filter_map(policies::decode_session_key));
         }
     }
@@ -155,11 +142,15 @@ fn init_logging() {
         .init();
 }
 
-fn identity_from_env(index: usize, workers: usize) -> Option<identity::WorkerIdentity> {
+fn identity_from_env(index: usize, workers: usize) -> Option<worker_identity::WorkerIdentity> {
     let mut instance = [0u8; 8];
-    hex::decode_to_slice(std::env::var(identity::ENV_INSTANCE).ok()?, &mut instance).ok()?;
-    let runtime_dir = std::env::var_os(identity::ENV_RUNTIME_DIR)?.into();
-    Some(identity::WorkerIdentity {
+    hex::decode_to_slice(
+        std::env::var(worker_identity::ENV_INSTANCE).ok()?,
+        &mut instance,
+    )
+    .ok()?;
+    let runtime_dir = std::env::var_os(worker_identity::ENV_RUNTIME_DIR)?.into();
+    Some(worker_identity::WorkerIdentity {
         instance,
         index,
         workers,
@@ -177,5 +168,5 @@ fn worker(policy: policies::Policy, index: usize, workers: usize, keys: Vec<[u8;
         return ExitCode::from(1);
     }
     let policy = Arc::new(policy.for_worker(index, workers));
-    lifecycle::run(policy, identity, &keys)
+    ops::lifecycle::run(policy, identity, &keys)
 }

@@ -12,8 +12,8 @@ use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::Result;
 
-use crate::credentials::{Caller, Credentials};
-use crate::h1_stream::H1Response;
+use crate::upstream::credentials::{Caller, Credentials};
+use crate::upstream::h1_stream::H1Response;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 7.6.1), plus the
 /// client's credentials: token passthrough to the upstream is forbidden.
@@ -36,9 +36,12 @@ const NOT_FORWARDED: &[&str] = &[
     "content-length",
     "authorization",
     "mcp-session-id",
-    // mcpgate's own hand-over header (crate::app::CLIENT_CERT_HEADER).
+    // mcpgate's own hand-over header (`CLIENT_CERT_HEADER`, sessions::owner).
     "x-mcpgate-client-cert",
 ];
+
+/// How long mcpgate's own messages to an upstream (cancel, DELETE) may take.
+pub(crate) const OWN_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Response headers that describe one hop.
 pub const RESPONSE_HOP_HEADERS: &[&str] = &[

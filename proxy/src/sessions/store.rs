@@ -13,7 +13,7 @@ use filters::{RequestId, SessionState, SessionView};
 use parking_lot::Mutex;
 use policies::TenantName;
 
-use crate::clock::Clock;
+use crate::ops::clock::Clock;
 
 const SHARDS: usize = 64;
 
@@ -318,7 +318,7 @@ impl SessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::ops::clock::ManualClock;
 
     fn store(clock: &ManualClock, max: usize) -> SessionStore {
         SessionStore::new(Arc::new(clock.clone()), Duration::from_secs(60), max)

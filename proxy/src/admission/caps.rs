@@ -97,6 +97,30 @@ struct TenantState {
     bulkheads: HashMap<String, Arc<Semaphore>>,
 }
 
+/// A held admission slot (request or stream), freed on drop.
+pub(crate) struct Held {
+    _request: Option<Admitted>,
+    _stream: Option<CapGuard>,
+}
+
+impl Held {
+    /// A request's slot ([`AdmissionControl::admit`]).
+    pub(crate) fn request(slot: Admitted) -> Self {
+        Self {
+            _request: Some(slot),
+            _stream: None,
+        }
+    }
+
+    /// A long-lived stream's slot ([`AdmissionControl::admit_stream`]).
+    pub(crate) fn stream(slot: CapGuard) -> Self {
+        Self {
+            _request: None,
+            _stream: Some(slot),
+        }
+    }
+}
+
 pub struct AdmissionControl {
     global: Arc<Cap>,
     streams: Arc<Cap>,

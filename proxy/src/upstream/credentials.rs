@@ -22,7 +22,7 @@ use policies::{MintAlgorithm, UpstreamCredential};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::PrivateKeyDer;
 
-use crate::clock::Clock;
+use crate::ops::clock::Clock;
 
 /// A minted token is renewed this long before it expires.
 const RENEW_BEFORE_SECS: u64 = 30;

@@ -18,13 +18,14 @@ use policies::TenantName;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::app::McpGate;
-use crate::held::can_hold;
-use crate::inspect::{InitOutcome, InitWatcher};
-use crate::pool::Outcome;
-use crate::session_id::Claims;
-use crate::sessions::{Pinned, Session};
-use crate::upstream::{unsafe_value_names, Response, RESPONSE_HOP_HEADERS};
+use crate::exchange::respond::{failure_event, timeout_event, WORKER_HEADER};
+use crate::gate::McpGate;
+use crate::sessions::session_id::Claims;
+use crate::sessions::store::{Pinned, Session};
+use crate::upstream::client::{unsafe_value_names, Response, RESPONSE_HOP_HEADERS};
+use crate::upstream::held::can_hold;
+use crate::upstream::inspect::{InitOutcome, InitWatcher};
+use crate::upstream::pool::Outcome;
 use filters::sse::SseParser;
 
 /// Largest SSE event or JSON answer inspected (bigger ones are relayed unread).
@@ -51,7 +52,8 @@ pub struct RelayPlan<'a> {
     pub watch_internal_errors: bool,
     pub slow_client_timeout: Duration,
     /// A long-lived stream whose body needs no inspection: once its head is
-    /// written, the caller may relay the rest as a [`crate::held::HeldStream`].
+    /// written, the caller may relay the rest as a held stream
+    /// ([`crate::upstream::held::HeldStream`]).
     pub may_hand_off: bool,
 }
 
@@ -239,7 +241,7 @@ pub async fn relay_response(
         }
     }
     if let Some(w) = gate.worker_header() {
-        let _ = out.insert_header(crate::owner::WORKER_HEADER, w.to_string());
+        let _ = out.insert_header(WORKER_HEADER, w.to_string());
     }
     let framed =
         out.headers.contains_key("content-length") || out.headers.contains_key("transfer-encoding");
@@ -368,25 +370,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-fn error_event(id: Option<&RequestId>, kind: filters::RejectionKind) -> Bytes {
-    let mut r = filters::Rejection::new(kind, "");
-    r.id = id.cloned();
-    let mut out = b"event: message\ndata: ".to_vec();
-    out.extend_from_slice(&r.json_body());
-    out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
-}
-
-/// The JSON-RPC error a client gets on its stream when the deadline passes.
-fn timeout_event(id: Option<&RequestId>) -> Bytes {
-    error_event(id, filters::RejectionKind::UpstreamTimeout)
-}
-
-/// The JSON-RPC error a client gets when the upstream dies mid-stream.
-pub(crate) fn failure_event(id: Option<&RequestId>) -> Bytes {
-    error_event(id, filters::RejectionKind::UpstreamUnavailable)
 }
 
 fn create_session(

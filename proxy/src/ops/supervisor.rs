@@ -11,7 +11,7 @@
 //!   instances), unless `--takeover` is given for an upgrade.
 //! - Workers run in their own process group, so a terminal's Ctrl-C reaches
 //!   only the supervisor, which drains them in order; they die with it
-//!   (`PR_SET_PDEATHSIG`, see [`crate::lifecycle`]).
+//!   (`PR_SET_PDEATHSIG`, see [`crate::ops::lifecycle`]).
 //! - SIGTERM/SIGINT: SIGTERM to every worker, which drains (up to
 //!   `[shutdown] grace_secs`); a second signal kills them at once.
 //! - SIGHUP: logged and ignored until reload exists.
@@ -29,8 +29,8 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use std::os::unix::process::CommandExt;
 
-use crate::identity::{ENV_INSTANCE, ENV_RUNTIME_DIR, ENV_SESSION_KEYS};
-use crate::lifecycle::ENV_SUPERVISOR_PID;
+use crate::ops::lifecycle::ENV_SUPERVISOR_PID;
+use crate::ops::worker_identity::{ENV_INSTANCE, ENV_RUNTIME_DIR, ENV_SESSION_KEYS};
 
 /// A worker that keeps dying is restarted at most this often.
 const RESTART_BACKOFF: Duration = Duration::from_millis(500);
@@ -202,7 +202,7 @@ pub fn supervise(
 /// fails while any socket listens there, including another instance's
 /// workers.
 fn address_is_free(addr: std::net::SocketAddr) -> std::io::Result<()> {
-    crate::lean::listen_on(addr, false, 1).map(drop)
+    crate::accept::lean::listen_on(addr, false, 1).map(drop)
 }
 
 /// SIGTERM to every worker, then wait while they drain (up to the grace

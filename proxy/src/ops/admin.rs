@@ -20,7 +20,7 @@ use pingora::protocols::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixStream};
 
-use crate::app::McpGate;
+use crate::gate::McpGate;
 
 /// Path on a worker's private socket that answers its own metrics.
 pub const INTERNAL_METRICS_PATH: &str = "/_mcpgate/metrics";
@@ -120,7 +120,7 @@ async fn instance_metrics(gate: &McpGate) -> String {
             None => unreachable += 1,
         }
     }
-    let mut out = crate::metrics::merge_expositions(&texts);
+    let mut out = crate::ops::metrics::merge_expositions(&texts);
     out.push_str(
         "# HELP mcpgate_workers_unreachable Workers whose metrics this scrape could not read\n\
          # TYPE mcpgate_workers_unreachable gauge\n",

@@ -29,10 +29,13 @@ use pingora::server::ShutdownWatch;
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::Notify;
 
-use crate::app::McpGate;
-use crate::held::{HeldStream, Served};
-use crate::tap::{Tap, Tapped};
-use crate::tls::{ClientIdentity, Terminator};
+use crate::accept::tap::{Tap, Tapped};
+use crate::accept::tls::{ClientIdentity, Terminator};
+use crate::exchange::handler::handle;
+use crate::gate::{until_stopped, McpGate};
+use crate::ops::admin::{write_plain, INTERNAL_METRICS_PATH};
+use crate::ops::metrics::outcome_label;
+use crate::upstream::held::{HeldStream, Served};
 
 /// How long an idle keep-alive connection is kept.
 const KEEPALIVE: Duration = Duration::from_secs(60);
@@ -209,12 +212,6 @@ async fn accept_until_stopped<T, A, F>(
     }
 }
 
-/// Returns once a drain has begun.
-pub async fn until_stopped(shutdown: &mut ShutdownWatch) {
-    // (The borrowed value is dropped here: it must not live across awaits.)
-    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
-}
-
 /// Out of descriptors or memory: back off, do not spin.
 async fn accept_failed(e: std::io::Error) {
     tracing::warn!("accept failed: {e}");
@@ -238,7 +235,7 @@ async fn serve_tcp_connection(
             _ => return,
         },
         // Draining: a connection that has not started a request is closed.
-        _ = crate::lean::until_stopped(&mut stop) => return,
+        _ = until_stopped(&mut stop) => return,
     }
     let plain = pingora::protocols::l4::stream::Stream::from(tcp);
     let tls_used = tls.is_some();
@@ -349,7 +346,9 @@ async fn serve_connection(
             Next::Hold(mut client, held) => {
                 // The handler is gone; only the stream's own small state stays
                 // (boxed: an idle connection's task must not reserve room for it).
-                if !Box::pin(held.run(&gate, &mut client, &shutdown)).await || *shutdown.borrow() {
+                if !Box::pin(held.run(&gate.metrics, &mut client, &shutdown)).await
+                    || *shutdown.borrow()
+                {
                     return;
                 }
                 Reusable {
@@ -394,7 +393,7 @@ async fn wait_for_request(stream: &mut Stream, limit: Duration, shutdown: &Shutd
     let mut stop = shutdown.clone();
     tokio::select! {
         next = tokio::time::timeout(limit, stream.try_peek(&mut probe)) => matches!(next, Ok(Ok(true))),
-        _ = crate::lean::until_stopped(&mut stop) => false,
+        _ = until_stopped(&mut stop) => false,
     }
 }
 
@@ -462,16 +461,14 @@ async fn serve_one(
     } else {
         Some(KEEPALIVE.as_secs())
     });
-    if internal && ds.req_header().uri.path() == crate::admin::INTERNAL_METRICS_PATH {
+    if internal && ds.req_header().uri.path() == INTERNAL_METRICS_PATH {
         ds.set_keepalive(None);
-        crate::admin::write_plain(&mut ds, 200, "text/plain", gate.render_metrics()).await;
+        write_plain(&mut ds, 200, "text/plain", gate.render_metrics()).await;
         return Next::Close;
     }
     let started = std::time::Instant::now();
     let mut method = "none";
-    let served = gate
-        .handle(&mut ds, tap, internal, client, &mut method)
-        .await;
+    let served = handle(gate, &mut ds, tap, internal, client, &mut method).await;
     // (A request handed over by a sibling is timed there, once.)
     if let Some(status) = ds
         .response_written()
@@ -480,7 +477,7 @@ async fn serve_one(
     {
         gate.metrics
             .request_duration
-            .with_label_values(&[method, crate::metrics::outcome_label(status)])
+            .with_label_values(&[method, outcome_label(status)])
             .observe(started.elapsed().as_secs_f64());
     }
     match served {

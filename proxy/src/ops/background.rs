@@ -9,9 +9,13 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::app::McpGate;
+use bytes::Bytes;
 
-pub struct Maintenance(pub Arc<McpGate>);
+use crate::gate::McpGate;
+use crate::upstream::client::OWN_MESSAGE_TIMEOUT;
+use crate::upstream::pool::Pool;
+
+pub(crate) struct Maintenance(pub Arc<McpGate>);
 
 /// How often idle sessions are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -26,7 +30,7 @@ impl BackgroundService for Maintenance {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = sweep.tick() => gate.sweep_sessions().await,
+                _ = sweep.tick() => sweep_sessions(gate).await,
                 _ = tick.tick() => {
                     for (i, pool) in gate.pools.values().enumerate() {
                         let every = pool.config.health.interval_ms;
@@ -47,7 +51,7 @@ impl BackgroundService for Maintenance {
 }
 
 /// One TCP connect per endpoint: the endpoint accepts connections or not.
-async fn check_pool(pool: &crate::pool::Pool) {
+async fn check_pool(pool: &Pool) {
     let limit = Duration::from_millis(pool.config.health.timeout_ms);
     for ep in &pool.endpoints {
         let ok = matches!(
@@ -56,4 +60,43 @@ async fn check_pool(pool: &crate::pool::Pool) {
         );
         pool.report_check(ep, ok);
     }
+}
+
+/// Expires idle sessions: each one's upstream gets a DELETE so it can
+/// free the session too; the client's next request gets 404.
+async fn sweep_sessions(gate: &McpGate) {
+    gate.sessions.sweep();
+    gate.rate_limits.retain_recent();
+    for s in gate.sessions.take_expired() {
+        gate.metrics.expired_sessions.inc();
+        let Some(upstream_id) = s.upstream_id.clone() else {
+            continue;
+        };
+        let Some(ep) = gate
+            .pools
+            .get(&*s.pool)
+            .and_then(|p| p.endpoints.get(s.endpoint))
+            .cloned()
+        else {
+            continue;
+        };
+        let version = s.snapshot_version();
+        tokio::spawn(async move {
+            let headers = [
+                ("mcp-session-id", upstream_id.as_str()),
+                ("mcp-protocol-version", version.as_str()),
+            ];
+            let status = ep
+                .client
+                .send_own(
+                    http::Method::DELETE,
+                    &headers,
+                    Bytes::new(),
+                    OWN_MESSAGE_TIMEOUT,
+                )
+                .await;
+            tracing::info!(endpoint = %ep.url, ?status, "expired idle session; DELETE sent upstream");
+        });
+    }
+    gate.metrics.sessions.set(gate.sessions.len() as i64);
 }

@@ -21,14 +21,16 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncWriteExt;
 
-use crate::app::McpGate;
-use crate::breaker::Ticket;
-use crate::forward::Held;
-use crate::pool::{Endpoint, Outcome, Pool};
-use crate::upstream::Response;
+use crate::admission::caps::Held;
+use crate::exchange::respond::failure_event;
+use crate::gate::until_stopped;
+use crate::ops::metrics::Metrics;
+use crate::upstream::breaker::Ticket;
+use crate::upstream::client::Response;
+use crate::upstream::pool::{Endpoint, Outcome, Pool};
 
 /// How a request was served.
-pub enum Served {
+pub(crate) enum Served {
     /// Answered; whether the client connection can be reused.
     Done(bool),
     /// The response head of a long-lived stream was written (not flushed);
@@ -43,13 +45,13 @@ impl From<bool> for Served {
 }
 
 /// Where a held stream's outcome is reported: its endpoint's breaker.
-pub struct Report {
-    pub pool: Arc<Pool>,
-    pub endpoint: Arc<Endpoint>,
-    pub ticket: Ticket,
+pub(crate) struct Report {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) endpoint: Arc<Endpoint>,
+    pub(crate) ticket: Ticket,
 }
 
-pub struct HeldStream {
+pub(crate) struct HeldStream {
     pub(crate) upstream: Response,
     /// `None` for a stream relayed from the owner worker (which reports).
     pub(crate) report: Option<Report>,
@@ -63,7 +65,7 @@ pub struct HeldStream {
 /// can be relayed as a held stream: a success, going to an HTTP/1 client,
 /// framed by chunked as the last transfer coding (the held stream writes
 /// that framing itself) and not already complete.
-pub fn can_hold(out: &ResponseHeader, ds: &ServerSession, up: &mut Response) -> bool {
+pub(crate) fn can_hold(out: &ResponseHeader, ds: &ServerSession, up: &mut Response) -> bool {
     let chunked_last = out
         .headers
         .get_all("transfer-encoding")
@@ -82,13 +84,13 @@ impl HeldStream {
     /// reused (the upstream ended the stream cleanly).
     /// On `shutdown` (a drain) the stream is ended cleanly: its last chunk
     /// is written, and a legacy client resumes through its sealed session id.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
-        gate: &McpGate,
+        metrics: &Metrics,
         client: &mut Stream,
         shutdown: &ShutdownWatch,
     ) -> bool {
-        let (outcome, reusable) = self.relay(gate, client, shutdown.clone()).await;
+        let (outcome, reusable) = self.relay(metrics, client, shutdown.clone()).await;
         if let Some(r) = &self.report {
             r.pool.report(&r.endpoint, r.ticket, outcome);
         }
@@ -97,14 +99,14 @@ impl HeldStream {
 
     async fn relay(
         &mut self,
-        gate: &McpGate,
+        metrics: &Metrics,
         client: &mut Stream,
         mut shutdown: ShutdownWatch,
     ) -> (Outcome, bool) {
         if let Response::Stream(s) = &mut self.upstream {
             s.forget_head();
         }
-        if !self.write(gate, client, Bytes::new()).await {
+        if !self.write(metrics, client, Bytes::new()).await {
             return (Outcome::Neutral, false);
         }
         loop {
@@ -118,30 +120,30 @@ impl HeldStream {
                     tracing::debug!("client went away during a held stream");
                     return (Outcome::Neutral, false);
                 }
-                _ = crate::lean::until_stopped(&mut shutdown) => {
-                    self.write_last(gate, client).await;
+                _ = until_stopped(&mut shutdown) => {
+                    self.write_last(metrics, client).await;
                     return (Outcome::Neutral, false);
                 }
             };
             match chunk {
                 Ok(Some(data)) => {
-                    if !self.write(gate, client, data).await {
+                    if !self.write(metrics, client, data).await {
                         return (Outcome::Neutral, false);
                     }
                 }
                 Ok(None) => {
-                    let ended = self.write_last(gate, client).await;
+                    let ended = self.write_last(metrics, client).await;
                     return (Outcome::Success, ended);
                 }
                 Err(e) => {
                     tracing::info!("upstream failed during a held stream: {e}");
-                    gate.metrics
+                    metrics
                         .upstream_errors
                         .with_label_values(&["response"])
                         .inc();
-                    let event = crate::relay::failure_event(self.request_id.as_ref());
-                    if self.write(gate, client, event).await {
-                        self.write_last(gate, client).await;
+                    let event = failure_event(self.request_id.as_ref());
+                    if self.write(metrics, client, event).await {
+                        self.write_last(metrics, client).await;
                     }
                     return (Outcome::Failure, false);
                 }
@@ -151,7 +153,7 @@ impl HeldStream {
 
     /// Writes one chunk (or, for empty `data`, only flushes what is
     /// buffered, such as the head) within the slow-client timeout.
-    async fn write(&self, gate: &McpGate, client: &mut Stream, data: Bytes) -> bool {
+    async fn write(&self, metrics: &Metrics, client: &mut Stream, data: Bytes) -> bool {
         let mut frame = BytesMut::new();
         if !data.is_empty() {
             frame.reserve(data.len() + 20);
@@ -159,16 +161,16 @@ impl HeldStream {
             frame.put_slice(&data);
             frame.put_slice(b"\r\n");
         }
-        self.send(gate, client, &frame).await
+        self.send(metrics, client, &frame).await
     }
 
     /// Writes the last chunk: the body ends, the connection may be reused.
-    async fn write_last(&self, gate: &McpGate, client: &mut Stream) -> bool {
-        self.send(gate, client, b"0\r\n\r\n").await
+    async fn write_last(&self, metrics: &Metrics, client: &mut Stream) -> bool {
+        self.send(metrics, client, b"0\r\n\r\n").await
     }
 
     /// Writes `bytes` and flushes, within the slow-client timeout.
-    async fn send(&self, gate: &McpGate, client: &mut Stream, bytes: &[u8]) -> bool {
+    async fn send(&self, metrics: &Metrics, client: &mut Stream, bytes: &[u8]) -> bool {
         let written = tokio::time::timeout(self.slow_client_timeout, async {
             client.write_all(bytes).await?;
             client.flush().await
@@ -181,7 +183,7 @@ impl HeldStream {
                 false
             }
             Err(_) => {
-                gate.metrics.slow_clients.inc();
+                metrics.slow_clients.inc();
                 tracing::info!("client too slow to read the stream; closed");
                 false
             }

@@ -5,7 +5,7 @@
 //!   handed on the moment it arrives and the decoder keeps no buffer between
 //!   reads except a partial chunk-size or trailer line, bounded below;
 //! - to check the framing of a client's chunked request body as it is read
-//!   ([`crate::tap`]): pingora's body reader (httparse's `parse_chunk_size`)
+//!   ([`super::tap`]): pingora's body reader (httparse's `parse_chunk_size`)
 //!   is lenient, and a framing two parsers read differently is how requests
 //!   are smuggled.
 //!

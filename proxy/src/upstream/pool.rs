@@ -11,10 +11,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use policies::UpstreamPool;
 
-use crate::breaker::{Breaker, Ticket};
-use crate::clock::Clock;
-use crate::credentials::Credentials;
-use crate::upstream::UpstreamClient;
+use crate::ops::clock::Clock;
+use crate::upstream::breaker::{Breaker, Ticket};
+use crate::upstream::client::UpstreamClient;
+use crate::upstream::credentials::Credentials;
 
 /// How an exchange with an endpoint ended, for health and breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

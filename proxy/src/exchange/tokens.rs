@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use policies::JwtPolicy;
 use sha2::{Digest, Sha256};
 
-use crate::clock::Clock;
+use crate::ops::clock::Clock;
 
 /// Most verified tokens remembered at once.
 const CACHE_MAX: usize = 10_000;

@@ -18,7 +18,7 @@ use pingora::protocols::Stream;
 use pingora::{Error, ErrorType, OrErr, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::chunked::ChunkDecoder;
+use crate::accept::chunked::ChunkDecoder;
 
 /// Largest response head accepted from an upstream.
 const MAX_HEAD: usize = 64 * 1024;

@@ -18,10 +18,12 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::app::McpGate;
-use crate::identity::WorkerIdentity;
-use crate::lean::{self, Bind, Connections, LeanListener};
-use crate::tls::Terminator;
+use crate::accept::lean::{self, Bind, Connections, LeanListener};
+use crate::accept::tls::Terminator;
+use crate::exchange::tokens::Tokens;
+use crate::gate::McpGate;
+use crate::ops::clock::SystemClock;
+use crate::ops::worker_identity::WorkerIdentity;
 
 /// Environment variable naming the supervisor's pid, so a worker started
 /// after its supervisor died notices and exits.
@@ -117,15 +119,13 @@ async fn serve(
     let index = identity.index;
     let workers = identity.workers;
     let tokens = match &policy.auth.jwt {
-        Some(jwt) => {
-            match crate::tokens::Tokens::load(jwt, Arc::new(crate::clock::SystemClock)).await {
-                Ok(t) => Some(Arc::new(t)),
-                Err(e) => {
-                    tracing::error!(worker = index, "{e}");
-                    return ExitCode::from(1);
-                }
+        Some(jwt) => match Tokens::load(jwt, Arc::new(SystemClock)).await {
+            Ok(t) => Some(Arc::new(t)),
+            Err(e) => {
+                tracing::error!(worker = index, "{e}");
+                return ExitCode::from(1);
             }
-        }
+        },
         None => None,
     };
     if let Some(t) = tokens.clone() {
@@ -166,7 +166,7 @@ async fn serve(
     }
     if let Some(tls) = bound.tls.clone() {
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(crate::tls::WATCH_EVERY);
+            let mut every = tokio::time::interval(crate::accept::tls::WATCH_EVERY);
             loop {
                 every.tick().await;
                 tls.reload(false);
@@ -176,13 +176,13 @@ async fn serve(
     {
         use pingora::services::background::BackgroundService;
         let (maintenance, stopped) = (
-            crate::background::Maintenance(gate.clone()),
+            crate::ops::background::Maintenance(gate.clone()),
             stopped.clone(),
         );
         tokio::spawn(async move { maintenance.start(stopped).await });
     }
     if let Some(admin) = bound.admin {
-        tokio::spawn(crate::admin::serve(gate.clone(), admin));
+        tokio::spawn(crate::ops::admin::serve(gate.clone(), admin));
     }
     tracing::info!(
         worker = index, workers, listen = %policy.listen.address, path = %policy.listen.path,

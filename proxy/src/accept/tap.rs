@@ -29,7 +29,7 @@ use pingora::protocols::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::chunked::{ChunkDecoder, ChunkError};
+use crate::accept::chunked::{ChunkDecoder, ChunkError};
 
 /// Most bytes kept while a request head is read (pingora refuses heads over
 /// 1 MiB; one more read may follow the head).

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use policies::{JwtAlgorithm, JwtPolicy};
 
 use super::*;
-use crate::clock::ManualClock;
+use crate::ops::clock::ManualClock;
 
 fn temp(name: &str, text: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("mcpgate-cred-test-{}-{name}", std::process::id()));

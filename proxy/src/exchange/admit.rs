@@ -1,0 +1,136 @@
+//! The message phase of an exchange: the body through the filter chain,
+//! the session it names looked up (or revived from its sealed id), and the
+//! session bookkeeping the message implies: request ids registered in
+//! flight, a legacy `initialize` noted so that its answer creates the
+//! session. What passes is handed to forwarding as an [`Admitted`]; what
+//! does not comes back as the refusal to answer.
+
+use bytes::Bytes;
+use filters::header_values::single_str;
+use filters::{
+    Era, Exchange, Identity, Message, MessageKind, Rejection, RejectionKind, SessionLookup,
+};
+use pingora::protocols::http::ServerSession;
+use policies::TenantName;
+
+use crate::gate::McpGate;
+use crate::sessions::owner::revive;
+use crate::sessions::store::{BeginError, Session};
+use crate::upstream::forward::{Admitted, RequestFacts};
+
+/// Runs the message phase and the session bookkeeping it implies.
+pub(crate) fn admit(
+    gate: &McpGate,
+    ds: &ServerSession,
+    method: &str,
+    path: &str,
+    body: &Bytes,
+    tenant: TenantName,
+    identity: Option<Identity>,
+) -> Result<Admitted, Box<(Rejection, bool)>> {
+    let headers = &ds.req_header().headers;
+    let sid = single_str(headers, "mcp-session-id");
+    let principal = principal(&tenant, identity.as_ref());
+    let subject = identity.as_ref().and_then(|i| i.subject.clone());
+    let session = sid.and_then(|id| {
+        gate.sessions
+            .get(id, &principal)
+            .or_else(|| revive(gate, id, &principal))
+    });
+    let snapshot = session.as_ref().map(|s| s.snapshot());
+    let mut ex = Exchange::new(&gate.policy, method, path, headers, body);
+    ex.tenant = Some(tenant.clone());
+    ex.identity = identity;
+    ex.session = match (sid, &snapshot) {
+        (None, _) => SessionLookup::NoneGiven,
+        (Some(_), None) => SessionLookup::Unknown,
+        (Some(_), Some(s)) => SessionLookup::Found(s),
+    };
+    let verdict = gate.chain.check_message(&mut ex);
+    let bare =
+        !ex.messages.is_empty() && ex.messages.iter().all(|m| m.kind != MessageKind::Request);
+    let echo = ex.echo_id();
+    let (era, messages) = (ex.era, std::mem::take(&mut ex.messages));
+    verdict.map_err(|r| Box::new((r, bare)))?;
+
+    let mut admitted = Admitted {
+        era,
+        tenant,
+        principal,
+        subject,
+        session: None,
+        init_id: None,
+        begun: Vec::new(),
+        bare,
+        facts: RequestFacts::new(method, &messages),
+    };
+    if era == Era::Legacy {
+        if let Some(s) = &session {
+            begin_all(gate, s, &messages, &mut admitted).map_err(|mut r| {
+                r.id = echo.clone();
+                (r, bare)
+            })?;
+            if messages.iter().any(|m| {
+                m.kind == MessageKind::Notification && m.method() == "notifications/initialized"
+            }) {
+                s.mark_ready();
+            }
+        } else if let Some(init) = messages.iter().find(|m| m.is_request("initialize")) {
+            if gate.sessions.len() >= gate.policy.sessions.max_sessions {
+                let mut r = Rejection::new(RejectionKind::Overloaded, "session table full");
+                r.id = echo;
+                return Err(Box::new((r, bare)));
+            }
+            admitted.init_id = init.id.clone();
+        }
+    }
+    admitted.session = session;
+    Ok(admitted)
+}
+
+fn begin_all(
+    gate: &McpGate,
+    s: &Session,
+    messages: &[Message],
+    admitted: &mut Admitted,
+) -> Result<(), Rejection> {
+    let max = gate.policy.sessions.max_in_flight_per_session;
+    for id in messages
+        .iter()
+        .filter(|m| m.kind == MessageKind::Request)
+        .filter_map(|m| m.id.as_ref())
+    {
+        if let Err(e) = s.begin(id, max) {
+            for done in admitted.begun.drain(..) {
+                s.finish(&done);
+            }
+            return Err(match e {
+                BeginError::Duplicate => Rejection::new(
+                    RejectionKind::DuplicateRequestId,
+                    "request id already in flight",
+                ),
+                BeginError::TooMany => Rejection::new(
+                    RejectionKind::Overloaded,
+                    "too many requests in flight on the session",
+                ),
+            });
+        }
+        admitted.begun.push(id.clone());
+    }
+    Ok(())
+}
+
+/// Who owns a session: its tenant, and the verified subject when there is
+/// one, so that a session id presented by another subject of the same
+/// tenant is unknown (404): "state handle hijacking", 2026-07-28. The
+/// subject is hashed: sealed ids and logs never carry it.
+fn principal(tenant: &TenantName, identity: Option<&Identity>) -> TenantName {
+    use sha2::{Digest, Sha256};
+    match identity.and_then(|i| i.subject.as_deref()) {
+        None => tenant.clone(),
+        Some(sub) => {
+            let digest = Sha256::digest(sub.as_bytes());
+            TenantName::from(format!("{tenant}#{}", hex::encode(&digest[..12])).as_str())
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Operations: the processes around the stages, and what every stage
+//! reports to.
+//!
+//! - The instance: the [`supervisor`] starts and restarts the worker
+//!   processes; each worker's [`lifecycle`] binds, serves and drains it.
+//!   A worker knows itself by its [`worker_identity`].
+//! - Beside the requests: the [`admin`] listener (metrics of every worker,
+//!   liveness, readiness, the JWKS of minted credentials) and the
+//!   [`background`] work (health checks, the idle-session sweep).
+//! - Shared by every stage: [`metrics`] and the [`clock`]. These two and
+//!   `worker_identity` import nothing from the crate, so any stage may use
+//!   them; `lifecycle`, `supervisor`, `admin` and `background` sit above
+//!   all the stages.
+
+pub(crate) mod admin;
+mod background;
+pub(crate) mod clock;
+pub(crate) mod lifecycle;
+pub(crate) mod metrics;
+pub(crate) mod supervisor;
+pub(crate) mod worker_identity;
