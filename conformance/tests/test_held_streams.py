@@ -3,7 +3,7 @@
 Once the head of a legacy GET stream or a `subscriptions/listen` stream is
 relayed, mcpgate drops the request handler and relays the rest from a small
 held-stream state, reading the upstream's chunked body with its own decoder
-(see proxy/src/held.rs and h1_stream.rs). These tests watch that path on the
+(see proxy/src/upstream/held.rs and h1_stream.rs). These tests watch that path on the
 wire, with raw sockets, against the demo upstream:
 
 - an upstream that ends the stream cleanly ends it for the client too, and the

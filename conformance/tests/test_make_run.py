@@ -30,7 +30,7 @@ from negative.cases import modern, modern_headers  # noqa: E402
 
 RUN_DEMO = harness.ROOT / "scripts/run-demo.sh"
 STOP_WITHIN = 15.0  # seconds from Ctrl-C until nothing of the run is left
-# mcpgate's own runtime directories (proxy/src/supervisor.rs): not the harness's.
+# mcpgate's own runtime directories (proxy/src/ops/supervisor.rs): not the harness's.
 PROXY_RUNTIME_DIR = re.compile(r"mcpgate-[0-9a-f]{16}")
 
 

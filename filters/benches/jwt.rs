@@ -6,7 +6,7 @@
 //!   pays the first time it sees a token.
 //! - `jwt/cache_hit/{RS256,ES256}`: what it pays for a token it has verified
 //!   before. The proxy crate is a binary, so [`CachingVerifier`] reproduces
-//!   the hit path of `proxy/src/tokens.rs` `Tokens::verify` as it is:
+//!   the hit path of `proxy/src/exchange/tokens.rs` `Tokens::verify` as it is:
 //!   SHA-256 of the token, the wall clock through a `dyn Clock`, a
 //!   `parking_lot::Mutex<HashMap<[u8; 32], Arc<VerifiedToken>>>` lookup, the
 //!   expiry check with leeway, an `Arc` clone. The cache holds 1,000 other
@@ -91,9 +91,9 @@ fn token(alg: Algorithm, kid: &str, key: &EncodingKey, sub: &str) -> String {
     jsonwebtoken::encode(&header, &claims, key).unwrap_or_else(|e| panic!("{e}"))
 }
 
-// === the proxy's cache, reproduced (proxy/src/tokens.rs) ===
+// === the proxy's cache, reproduced (proxy/src/exchange/tokens.rs) ===
 
-/// `proxy/src/clock.rs` `Clock`, wall-clock half.
+/// `proxy/src/ops/clock.rs` `Clock`, wall-clock half.
 trait Clock: Send + Sync {
     fn unix_secs(&self) -> u64;
 }
