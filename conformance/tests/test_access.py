@@ -175,12 +175,22 @@ def test_capabilities_follow_what_a_tenant_may_use(everything):
     assert {k: v for k, v in full.items() if k not in ("prompts", "resources")} == beta
 
 
+def same_answer(a: dict, a_name: str, b: dict, b_name: str) -> bool:
+    """The two answers are the same, member order included, but for their
+    ids and the name each quotes."""
+    a, b = dict(a), dict(b)
+    a["id"] = b["id"] = 0
+    same = json.dumps(a).replace(a_name, "NAME") == json.dumps(b).replace(b_name, "NAME")
+    assert same, (a, b)
+    return same
+
+
 def test_a_hidden_tool_answers_like_an_unknown_one_and_never_runs(everything):
     gate, _ = everything
     alpha = gate.session("alpha")
     hidden = alpha.call("tools/call", {"name": "get-env", "arguments": {}})
     unknown = alpha.call("tools/call", {"name": "no-such-tool", "arguments": {}})
-    assert json.dumps(hidden).replace("get-env", "NAME") == json.dumps(unknown).replace("no-such-tool", "NAME")
+    assert same_answer(hidden, "get-env", unknown, "no-such-tool")
     # server-everything answers an unknown tool with an isError result.
     assert hidden["result"]["isError"] is True
     assert "get-env" in hidden["result"]["content"][0]["text"]
@@ -189,7 +199,7 @@ def test_a_hidden_tool_answers_like_an_unknown_one_and_never_runs(everything):
     beta = gate.session("beta")
     hidden = beta.call("prompts/get", {"name": "simple-prompt"})
     unknown = beta.call("prompts/get", {"name": "no-such-prompt"})
-    assert json.dumps(hidden).replace("simple-prompt", "NAME") == json.dumps(unknown).replace("no-such-prompt", "NAME")
+    assert same_answer(hidden, "simple-prompt", unknown, "no-such-prompt")
     assert hidden["error"]["code"] == -32602
     # The log and metrics say why.
     m = gate.metrics()

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use filters::Chain;
+use filters::{Chain, ResponseChain};
 use pingora::connectors::http::Connector;
 use pingora::server::ShutdownWatch;
 use policies::Policy;
@@ -33,6 +33,8 @@ use crate::upstream::pool::Pool;
 pub(crate) struct McpGate {
     pub(crate) policy: Arc<Policy>,
     pub(crate) chain: Chain,
+    /// The response phase: what servers send, judged per message.
+    pub(crate) responses: ResponseChain,
     pub(crate) sessions: SessionStore,
     /// Upstream pools by name.
     pub(crate) pools: BTreeMap<String, Arc<Pool>>,
@@ -80,6 +82,7 @@ impl McpGate {
             metrics: Metrics::new(identity.index),
             identity,
             chain: Chain::standard(),
+            responses: ResponseChain::standard(),
             sessions,
             policy,
             draining: AtomicBool::new(false),

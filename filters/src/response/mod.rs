@@ -89,27 +89,37 @@ impl ResponseChain {
     /// Every response filter mcpgate has.
     pub fn standard() -> Self {
         Self {
-            filters: vec![
-                Box::new(unmask::UnmaskFilter),
-                Box::new(visibility::VisibilityFilter),
-            ],
+            filters: vec![Box::new(visibility::VisibilityFilter)],
         }
     }
 
-    /// Whether this answer must be parsed and judged at all.
+    /// Whether this answer must be read and judged at all.
     pub fn wants(&self, policy: &Policy, facts: &ResponseFacts<'_>) -> bool {
-        self.filters.iter().any(|f| f.wants(policy, facts))
+        facts.concealed.is_some() || self.filters.iter().any(|f| f.wants(policy, facts))
     }
 
     /// Judges one message: a JSON body or one SSE event's data. Bytes that
     /// are not a JSON object (keep-alive comments, a server's garbage) pass
     /// unchanged: the client's SDK judges them as before.
     pub fn judge(&self, policy: &Policy, facts: &ResponseFacts<'_>, bytes: &[u8]) -> Judged {
+        // First, byte for byte: the server's answer about a hidden target
+        // must reach the client exactly as the server wrote it.
+        let unmasked = facts
+            .concealed
+            .and_then(|(placeholder, original)| unmask::unmask(bytes, placeholder, original));
+        let bytes = unmasked.as_deref().unwrap_or(bytes);
+        let unchanged = || match &unmasked {
+            Some(b) => Judged::Rewritten(b.clone()),
+            None => Judged::Unchanged,
+        };
+        if !self.filters.iter().any(|f| f.wants(policy, facts)) {
+            return unchanged();
+        }
         let Ok(mut msg) = serde_json::from_slice::<Value>(bytes) else {
-            return Judged::Unchanged;
+            return unchanged();
         };
         if !msg.is_object() {
-            return Judged::Unchanged;
+            return unchanged();
         }
         let mut rewritten = false;
         for f in self.filters.iter().filter(|f| f.wants(policy, facts)) {
@@ -128,7 +138,7 @@ impl ResponseChain {
         if rewritten {
             Judged::Rewritten(serde_json::to_vec(&msg).unwrap_or_default())
         } else {
-            Judged::Unchanged
+            unchanged()
         }
     }
 }

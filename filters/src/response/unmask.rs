@@ -2,67 +2,58 @@
 //!
 //! A request naming a target hidden from its caller went upstream under a
 //! placeholder (see [`crate::access`]); the server answered as it answers any
-//! unknown name, quoting the placeholder. Every string of the answer has the
-//! placeholder replaced by the name the client sent, so the client reads
-//! exactly what the server says of a name it does not know.
+//! unknown name, quoting the placeholder. The placeholder is replaced in the
+//! answer's bytes by the name the client sent, escaped as a JSON string's
+//! content, so everything else (member order, spacing, the server's own
+//! escapes) stays exactly as the server wrote it: the client reads what the
+//! server says of a name it does not know.
 
-use policies::Policy;
-use serde_json::Value;
-
-use super::{ResponseDecision, ResponseFacts, ResponseFilter};
-
-pub struct UnmaskFilter;
-
-impl ResponseFilter for UnmaskFilter {
-    fn name(&self) -> &'static str {
-        "unmask"
+/// `bytes` with every `placeholder` replaced by `original` (JSON-escaped),
+/// or `None` when the answer does not quote the placeholder.
+pub fn unmask(bytes: &[u8], placeholder: &str, original: &str) -> Option<Vec<u8>> {
+    let needle = placeholder.as_bytes();
+    if needle.is_empty() {
+        return None;
     }
-
-    fn wants(&self, _policy: &Policy, facts: &ResponseFacts<'_>) -> bool {
-        facts.concealed.is_some()
+    let mut at = memchr::memmem::find_iter(bytes, needle).peekable();
+    at.peek()?;
+    // The placeholder only ever stands inside a JSON string.
+    let quoted = serde_json::to_string(original).unwrap_or_default();
+    let escaped = quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default()
+        .as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() + escaped.len());
+    let mut from = 0;
+    for i in at {
+        out.extend_from_slice(&bytes[from..i]);
+        out.extend_from_slice(escaped);
+        from = i + needle.len();
     }
-
-    fn check(
-        &self,
-        _policy: &Policy,
-        facts: &ResponseFacts<'_>,
-        msg: &mut Value,
-    ) -> ResponseDecision {
-        let Some((placeholder, original)) = facts.concealed else {
-            return ResponseDecision::Pass;
-        };
-        if replace_in(msg, placeholder, original) {
-            ResponseDecision::Rewritten
-        } else {
-            ResponseDecision::Pass
-        }
-    }
+    out.extend_from_slice(&bytes[from..]);
+    Some(out)
 }
 
-/// Replaces `from` with `to` in every string (and object key) of `v`;
-/// returns whether anything changed.
-fn replace_in(v: &mut Value, from: &str, to: &str) -> bool {
-    match v {
-        Value::String(s) if s.contains(from) => {
-            *s = s.replace(from, to);
-            true
-        }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |changed, item| replace_in(item, from, to) | changed),
-        Value::Object(map) => {
-            let mut changed = false;
-            if map.keys().any(|k| k.contains(from)) {
-                let old = std::mem::take(map);
-                for (k, v) in old {
-                    map.insert(k.replace(from, to), v);
-                }
-                changed = true;
-            }
-            map.values_mut().fold(changed, |changed, item| {
-                replace_in(item, from, to) | changed
-            })
-        }
-        _ => false,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_every_occurrence_and_nothing_else() {
+        let answer = br#"{"result":{"content":[{"type":"text","text":"Tool PH not found (PH)"}],"isError":true},"jsonrpc":"2.0","id":2}"#;
+        let out = unmask(answer, "PH", "get-env").unwrap();
+        assert_eq!(
+            out,
+            br#"{"result":{"content":[{"type":"text","text":"Tool get-env not found (get-env)"}],"isError":true},"jsonrpc":"2.0","id":2}"#
+        );
+        assert_eq!(unmask(b"{\"a\":1}", "PH", "x"), None);
+    }
+
+    #[test]
+    fn the_name_is_escaped_as_json_string_content() {
+        let out = unmask(br#"{"m":"Unknown tool: PH"}"#, "PH", "a\"b\\c\n").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["m"], "Unknown tool: a\"b\\c\n");
     }
 }

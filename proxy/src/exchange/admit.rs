@@ -8,7 +8,8 @@
 use bytes::Bytes;
 use filters::header_values::single_str;
 use filters::{
-    Era, Exchange, Identity, Message, MessageKind, Rejection, RejectionKind, SessionLookup,
+    Concealed, Era, Exchange, Identity, Message, MessageKind, Rejection, RejectionKind,
+    SessionLookup,
 };
 use pingora::protocols::http::ServerSession;
 use policies::TenantName;
@@ -16,7 +17,7 @@ use policies::TenantName;
 use crate::gate::McpGate;
 use crate::sessions::owner::revive;
 use crate::sessions::store::{BeginError, Session};
-use crate::upstream::forward::{Admitted, RequestFacts};
+use crate::upstream::forward::{Admitted, Disguise, RequestFacts};
 
 /// Runs the message phase and the session bookkeeping it implies.
 pub(crate) fn admit(
@@ -51,7 +52,20 @@ pub(crate) fn admit(
         !ex.messages.is_empty() && ex.messages.iter().all(|m| m.kind != MessageKind::Request);
     let echo = ex.echo_id();
     let (era, messages) = (ex.era, std::mem::take(&mut ex.messages));
+    let scopes = ex.identity.take().map(|i| i.scopes).unwrap_or_default();
+    for hit in &ex.shadowed {
+        gate.metrics
+            .shadow
+            .with_label_values(&[hit.filter, &hit.rule])
+            .inc();
+        tracing::info!(filter = hit.filter, rule = %hit.rule, "shadow mode: would refuse {}", hit.detail);
+    }
+    let concealed = ex.concealed.take();
     verdict.map_err(|r| Box::new((r, bare)))?;
+    let disguise = match (concealed, messages.as_slice()) {
+        (Some(c), [m]) => Some(disguise(gate, &tenant, m, c)),
+        _ => None,
+    };
 
     let mut admitted = Admitted {
         era,
@@ -63,6 +77,8 @@ pub(crate) fn admit(
         begun: Vec::new(),
         bare,
         facts: RequestFacts::new(method, &messages),
+        scopes,
+        disguise,
     };
     if era == Era::Legacy {
         if let Some(s) = &session {
@@ -86,6 +102,32 @@ pub(crate) fn admit(
     }
     admitted.session = session;
     Ok(admitted)
+}
+
+/// A request naming a target hidden from its caller goes upstream under a
+/// placeholder no server knows (see `filters::access`): counted, logged with
+/// the rule, and rewritten here.
+fn disguise(gate: &McpGate, tenant: &TenantName, m: &Message, c: Concealed) -> Disguise {
+    let mut nonce = [0u8; 16];
+    // getrandom failing leaves zeros: still a name no server knows.
+    let _ = getrandom::fill(&mut nonce);
+    let placeholder = format!("mcpgate-hidden-{}", hex::encode(nonce));
+    let kind = filters::access::noun(c.kind);
+    gate.metrics
+        .access_hidden
+        .with_label_values(&[kind, &c.rule])
+        .inc();
+    tracing::info!(
+        tenant = %tenant,
+        rule = %c.rule,
+        "access: {kind} {:?} hidden from the caller; sent on under a placeholder",
+        c.original
+    );
+    Disguise {
+        body: Bytes::from(filters::access::disguise(m, &c, &placeholder)),
+        placeholder,
+        original: c.original,
+    }
 }
 
 fn begin_all(

@@ -89,6 +89,14 @@ pub struct Metrics {
     pub upstream_duration: HistogramVec,
     /// Client TLS handshakes, by outcome (`ok`, `not_tls`, `timeout`, `failed`).
     pub tls_handshakes: IntCounterVec,
+    /// Requests naming a target `[access]` hides from the caller, by kind
+    /// (`tool`, `prompt`, `resource`) and rule (`access.rules[N]`, `access.default`).
+    pub access_hidden: IntCounterVec,
+    /// What shadow-mode rules would have refused, by filter and rule.
+    pub shadow: IntCounterVec,
+    /// Server messages the response phase changed, by outcome (`rewritten`,
+    /// `replaced`, `oversize`).
+    pub response_messages: IntCounterVec,
 }
 
 impl Metrics {
@@ -195,6 +203,35 @@ impl Metrics {
         registry
             .register(Box::new(tls_handshakes.clone()))
             .expect("unique metric");
+        let access_hidden = IntCounterVec::new(
+            Opts::new(
+                "mcpgate_access_hidden_total",
+                "Requests naming a tool, prompt or resource hidden from the caller by [access], by kind and rule",
+            ),
+            &["kind", "rule"],
+        )
+        .expect("valid metric");
+        let shadow = IntCounterVec::new(
+            Opts::new(
+                "mcpgate_shadow_total",
+                "What shadow-mode rules would have refused (nothing was changed), by filter and rule",
+            ),
+            &["filter", "rule"],
+        )
+        .expect("valid metric");
+        let response_messages = IntCounterVec::new(
+            Opts::new(
+                "mcpgate_response_messages_total",
+                "Server messages the response phase rewrote or replaced, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        for c in [&access_hidden, &shadow, &response_messages] {
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+        }
         for h in [&request_duration, &upstream_duration] {
             registry
                 .register(Box::new(h.clone()))
@@ -214,6 +251,9 @@ impl Metrics {
             request_duration,
             upstream_duration,
             tls_handshakes,
+            access_hidden,
+            shadow,
+            response_messages,
         }
     }
 

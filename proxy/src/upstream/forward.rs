@@ -27,7 +27,7 @@ use crate::upstream::client::{Response, SendError, OWN_MESSAGE_TIMEOUT};
 use crate::upstream::credentials::Caller;
 use crate::upstream::held::{HeldStream, Report, Served};
 use crate::upstream::pool::{Endpoint, Outcome, Pool, Unavailable};
-use crate::upstream::relay::{relay_response, Abandoned, RelayPlan};
+use crate::upstream::relay::{relay_response, Abandoned, RelayPlan, ResponseView};
 
 /// A request that passed every filter, with the bookkeeping it implies:
 /// what the exchange hands to forwarding.
@@ -47,6 +47,19 @@ pub(crate) struct Admitted {
     pub(crate) bare: bool,
     /// What the forwarder needs to know about the message.
     pub(crate) facts: RequestFacts,
+    /// The verified token's scopes (for the response phase).
+    pub(crate) scopes: Vec<String>,
+    /// Set when the request names a target hidden from the caller.
+    pub(crate) disguise: Option<Disguise>,
+}
+
+/// A request naming a hidden target, as it goes upstream: under a
+/// placeholder name no server knows, without arguments. The response phase
+/// puts `original` back where the server's answer quotes `placeholder`.
+pub(crate) struct Disguise {
+    pub(crate) body: Bytes,
+    pub(crate) placeholder: String,
+    pub(crate) original: String,
 }
 
 /// What forwarding needs to know about the client's message.
@@ -58,6 +71,8 @@ pub(crate) struct RequestFacts {
     pub(crate) method: String,
     /// `params.name` of a `tools/call`.
     pub(crate) tool: Option<String>,
+    /// What the request names: a tool or prompt name, a resource URI.
+    pub(crate) target: Option<String>,
     pub(crate) progress_token: Option<Value>,
     /// A task-augmented request (`params.task`).
     pub(crate) is_task: bool,
@@ -81,6 +96,12 @@ impl RequestFacts {
                 if f.method == "tools/call" {
                     f.tool = params
                         .and_then(|p| p.get("name"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                }
+                if let Some((_, key)) = filters::access::target_kind(&f.method) {
+                    f.target = params
+                        .and_then(|p| p.get(key))
                         .and_then(Value::as_str)
                         .map(str::to_string);
                 }
@@ -139,6 +160,7 @@ pub(crate) async fn forward(
     body: Bytes,
     a: Admitted,
 ) -> Served {
+    let body = a.disguise.as_ref().map_or(body, |d| d.body.clone());
     let served = forward_inner(gate, ds, method, body, &a).await;
     finish_in_flight(&a);
     gate.metrics.sessions.set(gate.sessions.len() as i64);
@@ -225,6 +247,18 @@ async fn forward_inner(
         watch_internal_errors: pool.config.breaker.count_internal_errors,
         slow_client_timeout: gate.slow_client_timeout(),
         may_hand_off: a.facts.stream && a.begun.is_empty(),
+        response: ResponseView {
+            rpc_method: &a.facts.method,
+            target: a.facts.target.as_deref(),
+            tenant: &a.tenant,
+            subject: a.subject.as_deref(),
+            scopes: &a.scopes,
+            era: a.era,
+            concealed: a
+                .disguise
+                .as_ref()
+                .map(|d| (d.placeholder.as_str(), d.original.as_str())),
+        },
     };
     let outcome = relay_response(gate, ds, &mut up, plan).await;
     if outcome.handed_off {
@@ -309,7 +343,13 @@ async fn connect(
                 subject: a.subject.as_deref(),
             },
         ) {
-            Ok(req) => {
+            Ok(mut req) => {
+                // The 2026-07-28 routing header mirrors the name it hides.
+                if let Some(d) = &a.disguise {
+                    if req.headers.contains_key("mcp-name") {
+                        let _ = req.insert_header("mcp-name", &d.placeholder);
+                    }
+                }
                 ep.client
                     .send(
                         &req,

@@ -27,9 +27,13 @@ use crate::upstream::held::can_hold;
 use crate::upstream::inspect::{InitOutcome, InitWatcher};
 use crate::upstream::pool::Outcome;
 use filters::sse::SseParser;
+use filters::{MessageStream, ResponseFacts};
 
 /// Largest SSE event or JSON answer inspected (bigger ones are relayed unread).
 const MAX_INSPECTED_BYTES: usize = 1024 * 1024;
+/// Largest server message (JSON body, SSE event) the response phase reads;
+/// a larger one is replaced by an error. The phase holds at most one.
+const MAX_JUDGED_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the relay needs to know about the request it answers.
 pub struct RelayPlan<'a> {
@@ -55,6 +59,20 @@ pub struct RelayPlan<'a> {
     /// written, the caller may relay the rest as a held stream
     /// ([`crate::upstream::held::HeldStream`]).
     pub may_hand_off: bool,
+    /// What the response phase knows of the request.
+    pub response: ResponseView<'a>,
+}
+
+/// The request's facts the response phase judges the answer with (see
+/// [`filters::ResponseFacts`]).
+pub struct ResponseView<'a> {
+    pub rpc_method: &'a str,
+    pub target: Option<&'a str>,
+    pub tenant: &'a str,
+    pub subject: Option<&'a str>,
+    pub scopes: &'a [String],
+    pub era: filters::Era,
+    pub concealed: Option<(&'a str, &'a str)>,
 }
 
 /// Why the relay gave up on the upstream before its answer ended.
@@ -243,6 +261,27 @@ pub async fn relay_response(
     if let Some(w) = gate.worker_header() {
         let _ = out.insert_header(WORKER_HEADER, w.to_string());
     }
+    let view = &plan.response;
+    let facts = ResponseFacts {
+        method: view.rpc_method,
+        target: view.target,
+        tenant: view.tenant,
+        subject: view.subject,
+        scopes: view.scopes,
+        era: view.era,
+        request_id: plan.request_id.as_ref(),
+        concealed: view.concealed,
+    };
+    // The response phase reads only answers a response filter wants: all
+    // others are relayed as they come, unparsed.
+    let mut judged = (!matches!(status, 204 | 304) && gate.responses.wants(&gate.policy, &facts))
+        .then(|| MessageStream::new(is_sse, MAX_JUDGED_MESSAGE_BYTES, plan.request_id.clone()));
+    if judged.is_some() {
+        // Messages may change length: the client hop is chunked.
+        out.remove_header("content-length");
+        let _ = out.insert_header("transfer-encoding", "chunked");
+    }
+    let mut judge = |bytes: &[u8]| gate.responses.judge(&gate.policy, &facts, bytes);
     let framed =
         out.headers.contains_key("content-length") || out.headers.contains_key("transfer-encoding");
     if !framed && !matches!(status, 204 | 304) {
@@ -259,7 +298,8 @@ pub async fn relay_response(
     } else {
         Outcome::Success
     };
-    let hand_off = plan.may_hand_off && pending.is_none() && can_hold(&out, ds, up);
+    let hand_off =
+        plan.may_hand_off && pending.is_none() && judged.is_none() && can_hold(&out, ds, up);
     ds.set_write_timeout(Some(plan.slow_client_timeout));
     if let Err(e) = ds.write_response_header(Box::new(out)).await {
         tracing::debug!("writing response head downstream: {e}");
@@ -316,7 +356,20 @@ pub async fn relay_response(
                         *d = (Instant::now() + per).min(hard);
                     }
                 }
-                if let Err(e) = ds.write_response_body(data, false).await {
+                let data = match &mut judged {
+                    None => data,
+                    Some(stream) => {
+                        let mut pass = Vec::new();
+                        stream.feed(&data, &mut judge, &mut pass);
+                        Bytes::from(pass)
+                    }
+                };
+                let written = if data.is_empty() {
+                    Ok(())
+                } else {
+                    ds.write_response_body(data, false).await
+                };
+                if let Err(e) = written {
                     if e.etype() == &pingora::ErrorType::WriteTimedout {
                         gate.metrics.slow_clients.inc();
                         tracing::info!("client too slow to read the stream; closed");
@@ -354,6 +407,19 @@ pub async fn relay_response(
     if let Some(p) = pending.filter(|p| !p.settled) {
         gate.sessions.bury(&p.id);
     }
+    if let Some(mut stream) = judged {
+        let mut rest = Vec::new();
+        stream.finish(&mut judge, &mut rest);
+        count_judged(gate, &stream.stats);
+        if !rest.is_empty()
+            && ds
+                .write_response_body(Bytes::from(rest), false)
+                .await
+                .is_err()
+        {
+            return aborted(Outcome::Neutral, Some(Abandoned::ClientGone));
+        }
+    }
     let downstream_ok = ds.write_response_body(Bytes::new(), true).await.is_ok();
     RelayOutcome {
         downstream_reusable: downstream_ok,
@@ -362,6 +428,28 @@ pub async fn relay_response(
         abandoned: None,
         task_id: watch.task_id,
         handed_off: false,
+    }
+}
+
+/// Counts and logs what the response phase changed in one answer.
+fn count_judged(gate: &McpGate, stats: &filters::StreamStats) {
+    let m = &gate.metrics.response_messages;
+    for (outcome, n) in [
+        ("rewritten", stats.rewritten),
+        ("replaced", stats.replaced),
+        ("oversize", stats.oversize),
+    ] {
+        if n > 0 {
+            m.with_label_values(&[outcome]).inc_by(n);
+        }
+    }
+    if let Some((filter, rule)) = stats.first_replaced {
+        tracing::info!(
+            filter,
+            rule,
+            replaced = stats.replaced,
+            "response phase replaced a server message with an error"
+        );
     }
 }
 
