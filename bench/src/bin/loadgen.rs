@@ -3,6 +3,7 @@
 //! ```sh
 //! loadgen run --url http://127.0.0.1:8080/mcp --connections 64 --duration-s 10 --json out.json
 //! loadgen run --url ... --rate 5000            # fixed rate, latency from intended send time
+//! loadgen run --url https://localhost:8443/mcp --ca-file ca.pem   # over TLS
 //! loadgen hold --url ... < commands            # hold streams: "open N", "status", "quit"
 //! ```
 //! Loopback only: a non-loopback address is refused.
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bench::load::client::TlsClient;
 use bench::load::{self, hold, mcp::Target, EraMix, LoadConfig};
 use clap::{Args, Parser, Subcommand};
 
@@ -55,6 +57,14 @@ struct Common {
     /// Per-request timeout (ms).
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
+    /// CA certificates (PEM) an https:// URL's server is verified against;
+    /// the name verified is the URL's host (`localhost` for a loopback
+    /// address written as `localhost`), or --server-name.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// The name sent (SNI) and verified, for an https:// URL.
+    #[arg(long)]
+    server_name: Option<String>,
 }
 
 #[derive(Args)]
@@ -95,12 +105,19 @@ struct HoldArgs {
     parallel: usize,
 }
 
-/// Splits an `http://host:port/path` URL into its address and target.
-fn parse_url(common: &Common) -> Result<(SocketAddr, Target), String> {
-    let rest = common
-        .url
-        .strip_prefix("http://")
-        .ok_or("only http:// URLs are supported")?;
+/// Splits an `http://` or `https://host:port/path` URL into its address and
+/// target (and, for https, how to speak TLS).
+fn parse_url(common: &Common) -> Result<(SocketAddr, Target, Option<TlsClient>), String> {
+    let (rest, https) = match common.url.strip_prefix("https://") {
+        Some(rest) => (rest, true),
+        None => (
+            common
+                .url
+                .strip_prefix("http://")
+                .ok_or("only http:// and https:// URLs are supported")?,
+            false,
+        ),
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -113,6 +130,18 @@ fn parse_url(common: &Common) -> Result<(SocketAddr, Target), String> {
     if !addr.ip().is_loopback() || common.source_ip.iter().any(|ip| !ip.is_loopback()) {
         return Err("loopback addresses only".into());
     }
+    let tls = if https {
+        let ca = common
+            .ca_file
+            .as_ref()
+            .ok_or("an https:// URL needs --ca-file")?;
+        let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        let name = common.server_name.as_deref().unwrap_or(host);
+        Some(TlsClient::new(&pem, name).map_err(|e| format!("TLS client: {e}"))?)
+    } else {
+        None
+    };
     Ok((
         addr,
         Target {
@@ -120,6 +149,7 @@ fn parse_url(common: &Common) -> Result<(SocketAddr, Target), String> {
             path: path.to_owned(),
             api_key: common.api_key.clone(),
         },
+        tls,
     ))
 }
 
@@ -129,7 +159,7 @@ fn main() -> ExitCode {
         Command::Run(a) => &a.common,
         Command::Hold(a) => &a.common,
     };
-    let (addr, target) = match parse_url(common) {
+    let (addr, target, tls) = match parse_url(common) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("loadgen: {e}");
@@ -162,6 +192,7 @@ fn main() -> ExitCode {
             cfg.timeline_bucket = a.timeline_ms.map(Duration::from_millis);
             cfg.progress = !a.quiet;
             cfg.source_ips = a.common.source_ip.clone();
+            cfg.tls = tls;
             let report = runtime.block_on(load::run(cfg));
             let text = serde_json::to_string_pretty(&report).unwrap_or_default();
             match a.json {
@@ -176,6 +207,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Hold(a) => {
+            if tls.is_some() {
+                eprintln!("loadgen hold: https:// is not supported");
+                return ExitCode::from(2);
+            }
             let cfg = hold::HoldConfig {
                 addr,
                 target,

@@ -126,6 +126,7 @@ pub fn report(b: &Value) -> String {
                 "mcpgate-tls",
                 "nginx-tls",
                 "mcpgate-tls-jwt",
+                "mcpgate-governed",
             ] {
                 let r = &p["medians"][t];
                 if r.is_null() {
@@ -142,6 +143,13 @@ pub fn report(b: &Value) -> String {
                 );
             }
             let _ = writeln!(s);
+            if !p["ratios"]["mcpgate_governed_over_mcpgate_ratio"].is_null() {
+                let _ = writeln!(
+                    s,
+                    "Tool governance on (`[access]`, every call judged): mcpgate-governed/mcpgate {}.\n",
+                    num(&p["ratios"]["mcpgate_governed_over_mcpgate_ratio"]),
+                );
+            }
             if !p["ratios"]["mcpgate_tls_over_nginx_tls_ratio"].is_null() {
                 let _ = writeln!(
                     s,

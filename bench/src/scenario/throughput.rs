@@ -10,7 +10,8 @@
 //! the run's CA, and mcpgate with `[auth.jwt]` where every request carries an
 //! ES256 access token (verified once, then a cache hit). Then TLS handshakes
 //! per second: tasks that connect, handshake, close, again, for mcpgate and
-//! nginx.
+//! nginx. And mcpgate with tool governance on (`[access]`), the cost of
+//! judging every call against the plain chain.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,7 +26,7 @@ use crate::load::handshake::{self, HandshakeConfig};
 use crate::load::{EraMix, LoadConfig};
 use crate::scenario::procs::Proc;
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "direct",
     "mcpgate",
     "nginx",
@@ -33,7 +34,12 @@ const TARGETS: [&str; 7] = [
     "mcpgate-tls",
     "nginx-tls",
     "mcpgate-tls-jwt",
+    "mcpgate-governed",
 ];
+/// `[access]` of the `mcpgate-governed` target: tool governance on, every
+/// call judged (the echo tool allowed by a rule after a deny rule), lists
+/// filtered; tools/call answers are not read (no response rule wants them).
+const GOVERNED: &str = "\n[access]\ndefault = \"deny\"\n\n[[access.rules]]\ntools = [\"get-env\", \"delete_*\"]\naction = \"deny\"\n\n[[access.rules]]\ntools = [\"*\"]\nprompts = [\"*\"]\nresources = [\"*\"]\naction = \"allow\"\n";
 /// Targets measured at every payload size; the others at [`TLS_PAYLOAD`] only.
 const PLAIN_TARGETS: [&str; 4] = ["direct", "mcpgate", "nginx", "bare-pingora"];
 const TLS_PAYLOAD: usize = 4096;
@@ -128,6 +134,17 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
             },
         );
     }
+    let (p, addr) = rig
+        .mcpgate_extra(
+            "mcpgate-governed",
+            &[mock_addr],
+            workers,
+            &[],
+            &[],
+            GOVERNED,
+        )
+        .map_err(|e| format!("mcpgate-governed did not start: {e}"))?;
+    procs.insert("mcpgate-governed", Reach::plain(Some(p), addr));
     match rig.nginx_tls("nginx-tls", mock_addr, &tls) {
         Ok((p, addr)) => {
             procs.insert(
@@ -228,6 +245,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
                 "nginx_tls_over_nginx_ratio": ratio(of("nginx-tls"), of("nginx")),
                 "mcpgate_tls_jwt_over_mcpgate_ratio": ratio(of("mcpgate-tls-jwt"), m),
                 "mcpgate_tls_jwt_over_mcpgate_tls_ratio": ratio(of("mcpgate-tls-jwt"), of("mcpgate-tls")),
+                "mcpgate_governed_over_mcpgate_ratio": ratio(of("mcpgate-governed"), m),
             });
             if let (Some(into), Some(add)) = (ratios.as_object_mut(), tls_ratios.as_object()) {
                 into.extend(add.clone());
@@ -245,7 +263,12 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         ctx.mcpgate_max_per_s = Some(m);
     }
     let mut stopped = Vec::new();
-    for name in ["mcpgate", "mcpgate-tls", "mcpgate-tls-jwt"] {
+    for name in [
+        "mcpgate",
+        "mcpgate-tls",
+        "mcpgate-tls-jwt",
+        "mcpgate-governed",
+    ] {
         if let Some(Reach { proc: Some(p), .. }) = procs.get_mut(name) {
             if !p.alive() {
                 stopped.push(format!("{name} exited during the scenario"));
@@ -269,6 +292,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         "tls": "a CA made for the run, one ECDSA P-256 certificate for localhost served by mcpgate ([listen.tls], rustls defaults) and nginx (ssl_protocols TLSv1.2 TLSv1.3); rustls client, no session resumption",
         "jwt": "mcpgate-tls-jwt: [auth.jwt] with a JWKS file, ES256 RFC 9068 access token (tenant claim demo) on every request",
         "handshake_concurrency_count": HANDSHAKE_CONCURRENCY,
+        "governed": "mcpgate-governed: mcpgate with [access] (a deny rule, then allow *): every tools/call judged by the access filter; no response rule wants tools/call answers, so they are relayed unread",
         "nginx_version": super::rig::nginx_version(),
         "unavailable": unavailable,
     });
