@@ -17,6 +17,7 @@ use crate::path_traversal::PathTraversalFilter;
 use crate::rejection::{Decision, Rejection};
 use crate::scopes::ScopeFilter;
 use crate::ssrf::SsrfFilter;
+use crate::tool_schema::ToolSchemaFilter;
 use crate::transport::TransportFilter;
 use crate::Filter;
 
@@ -50,6 +51,10 @@ impl Chain {
                 // challenge that a tool it may not see exists.
                 Box::new(AccessFilter),
                 Box::new(ScopeFilter),
+                // Arguments against the tool's schema: after access (a
+                // hidden tool is never judged) and before the content
+                // guards, which then see only well-formed arguments.
+                Box::new(ToolSchemaFilter),
                 Box::new(PathTraversalFilter),
                 Box::new(SsrfFilter),
                 Box::new(InitGateFilter),

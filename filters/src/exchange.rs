@@ -14,6 +14,8 @@ pub trait TokenVerifier: Send + Sync {
     fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, JwtError>;
 }
 
+pub use crate::tool_schema::ToolSchemas;
+
 /// Who the caller is, as the auth filter established it.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -87,6 +89,9 @@ pub struct Exchange<'a> {
     pub client_cert: Option<&'a [String]>,
     /// Verifies JWT bearer tokens (`[auth.jwt]`); `None` when not configured.
     pub tokens: Option<&'a dyn TokenVerifier>,
+    /// The compiled `inputSchema` of each tool the proxy saw listed
+    /// (`[tools] validate_arguments`); `None` when validation is off.
+    pub tool_schemas: Option<&'a dyn ToolSchemas>,
     /// Set by the auth filter.
     pub tenant: Option<TenantName>,
     /// Set by the auth filter.
@@ -149,6 +154,7 @@ impl<'a> Exchange<'a> {
             query: "",
             client_cert: None,
             tokens: None,
+            tool_schemas: None,
             tenant: None,
             identity: None,
             messages: Vec::new(),

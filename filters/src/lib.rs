@@ -27,6 +27,7 @@ pub mod scopes;
 pub mod sse;
 pub mod ssrf;
 pub mod tool_args;
+pub mod tool_schema;
 pub mod transport;
 
 #[doc(hidden)]
@@ -44,6 +45,7 @@ pub use message::{Message, MessageKind, RequestId};
 pub use rejection::{Decision, Rejection, RejectionKind, WireError};
 pub use response::stream::{MessageStream, StreamStats};
 pub use response::{Judged, ResponseChain, ResponseFacts};
+pub use tool_schema::{SchemaCatalog, SchemaLookup, ToolSchemas};
 
 /// One check in the chain.
 ///

@@ -112,6 +112,11 @@ pub enum RejectionKind {
     /// answered as a server answers a name it does not know (200, -32602,
     /// no `error.data`), so its existence does not leak. The log says why.
     UnknownTarget,
+    /// A `tools/call`'s arguments fail the tool's own `inputSchema` (or
+    /// its schema could not be compiled and the policy refuses such calls):
+    /// 400, -32602, `error.data` names the failing pointer and keyword,
+    /// never the value.
+    InvalidArguments,
     /// One message a server sent (a JSON body, one SSE event) is over the
     /// size the response phase reads: replaced by this error, counted.
     ResponseTooLarge,
@@ -198,7 +203,9 @@ impl RejectionKind {
             K::AmbiguousFraming => (400, -32600, "Bad request: ambiguous message framing"),
             // Generic on purpose: `error.data` names the rule and where it
             // fired; the offending value is for the log only.
-            K::PathNotAllowed | K::UrlNotAllowed => (400, -32602, "Invalid params"),
+            K::PathNotAllowed | K::UrlNotAllowed | K::InvalidArguments => {
+                (400, -32602, "Invalid params")
+            }
             K::InsufficientScope => (403, -32011, "Forbidden: insufficient scope"),
             // The message names the target: see `Rejection::with_message`.
             K::UnknownTarget => (200, -32602, "Unknown tool"),
@@ -272,6 +279,7 @@ impl RejectionKind {
             K::UrlNotAllowed => "url-not-allowed",
             K::InsufficientScope => "insufficient-scope",
             K::UnknownTarget => "access-denied",
+            K::InvalidArguments => "arguments-schema",
             K::ResponseTooLarge => "response-too-large",
         }
     }
@@ -462,7 +470,11 @@ mod tests {
 
     #[test]
     fn input_guards_mapping() {
-        for k in [RejectionKind::PathNotAllowed, RejectionKind::UrlNotAllowed] {
+        for k in [
+            RejectionKind::PathNotAllowed,
+            RejectionKind::UrlNotAllowed,
+            RejectionKind::InvalidArguments,
+        ] {
             let w = k.wire();
             assert_eq!(
                 (w.status, w.code, w.message),
@@ -568,6 +580,9 @@ mod tests {
             K::PathNotAllowed,
             K::UrlNotAllowed,
             K::InsufficientScope,
+            K::UnknownTarget,
+            K::InvalidArguments,
+            K::ResponseTooLarge,
         ] {
             let rule = k.default_rule();
             assert!(

@@ -18,6 +18,7 @@ use crate::sections::headers::read_headers;
 use crate::sections::jwt::read_jwt;
 use crate::sections::paths::read_paths;
 use crate::sections::ssrf::read_ssrf;
+use crate::sections::tools::read_tools;
 use crate::sections::upstreams::read_upstreams;
 
 /// Versions of the stateful revision accepted by default.
@@ -96,6 +97,8 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     let shutdown = shutdown_t.map_or_else(Shutdown::default, |t| read_shutdown(&mut r, t));
     let access_t = r.table(root, "access", "");
     let access = read_access(&mut r, access_t, &auth);
+    let tools_t = r.table(root, "tools", "");
+    let tools = read_tools(&mut r, tools_t);
     let mut errors = r.into_errors();
     errors.sort_by_key(|e| (e.line, e.column));
     if !errors.is_empty() {
@@ -117,6 +120,7 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
         headers,
         shutdown,
         access,
+        tools,
     })
 }
 

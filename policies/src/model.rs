@@ -16,6 +16,7 @@ pub use crate::sections::{
 pub use crate::sections::{AuthMethod, JwtAlgorithm, JwtPolicy, OAuthResource, ScopeRule};
 pub use crate::sections::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
 pub use crate::sections::{MintAlgorithm, UpstreamCredential};
+pub use crate::sections::{OnUncompilable, ToolsPolicy};
 
 /// Name of a tenant, shared cheaply between sessions.
 pub type TenantName = Arc<str>;
@@ -48,6 +49,9 @@ pub struct Policy {
     /// Which tools, prompts and resources each caller may see and use
     /// (`[access]`; when absent, everything, unjudged).
     pub access: AccessPolicy,
+    /// What is checked of tools and their calls (`[tools]`; argument
+    /// validation is off by default).
+    pub tools: ToolsPolicy,
 }
 
 /// Where mcpgate accepts clients.

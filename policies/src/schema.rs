@@ -31,6 +31,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "rate_limits",
             "shutdown",
             "access",
+            "tools",
         ],
     ),
     (
@@ -257,6 +258,8 @@ const TABLES: &[(&str, &[&str])] = &[
     ),
     ("shutdown", &["grace_secs"]),
     ("access", &["default", "mode", "rules"]),
+    // More keys will join (`lock_file`, `on_change`, `pin`).
+    ("tools", &["validate_arguments", "on_uncompilable"]),
     (
         "access.rules",
         &[

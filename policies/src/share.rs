@@ -47,6 +47,7 @@ impl Policy {
             shutdown: _,
             // Rules, not counts: every worker judges alike.
             access: _,
+            tools: _,
         } = &mut p;
         let Admission {
             // Instance-wide counts of requests, upstream requests, streams.

@@ -117,6 +117,16 @@ impl McpGate {
         (!down.is_empty()).then(|| format!("no healthy endpoint in pool {}", down.join(", ")))
     }
 
+    /// The pool that serves a request: its session's, else its tenant's
+    /// (the first pool if that one is unknown).
+    pub(crate) fn pool_for(&self, session_pool: Option<&str>, tenant: &str) -> &Arc<Pool> {
+        let name = session_pool.unwrap_or_else(|| self.policy.pool_for(tenant).name.as_str());
+        self.pools
+            .get(name)
+            .or_else(|| self.pools.values().next())
+            .expect("at least one pool")
+    }
+
     /// How long a client may accept no bytes of a response before it is cut off.
     pub(crate) fn slow_client_timeout(&self) -> Duration {
         Duration::from_millis(self.policy.admission.slow_client_timeout_ms)

@@ -93,9 +93,13 @@ impl ResponseChain {
         }
     }
 
-    /// Whether this answer must be read and judged at all.
+    /// Whether this answer must be read and judged at all. A `tools/list`
+    /// answer is also read when arguments are validated: the proxy learns
+    /// the tools' schemas from it (see [`crate::tool_schema::catalog`]).
     pub fn wants(&self, policy: &Policy, facts: &ResponseFacts<'_>) -> bool {
-        facts.concealed.is_some() || self.filters.iter().any(|f| f.wants(policy, facts))
+        facts.concealed.is_some()
+            || (policy.tools.validate_arguments && facts.method == "tools/list")
+            || self.filters.iter().any(|f| f.wants(policy, facts))
     }
 
     /// Judges one message: a JSON body or one SSE event's data. Bytes that

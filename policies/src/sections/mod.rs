@@ -4,7 +4,8 @@
 //! smuggling); `pointer` reads their `tools` tables. Identity: `[listen.tls]`
 //! (`tls`), `[auth.jwt]` (`jwt`), `[auth.oauth]`, `[auth.scopes]` and the
 //! tenants' identity keys (`auth`). Authorization: `[access]` (which tools,
-//! prompts and resources each tenant and scope may see and use).
+//! prompts and resources each tenant and scope may see and use). Tools:
+//! `[tools]` (validating call arguments against the listed schemas).
 
 pub(crate) mod access;
 pub(crate) mod admission;
@@ -15,6 +16,7 @@ pub(crate) mod paths;
 pub(crate) mod pointer;
 pub(crate) mod ssrf;
 pub(crate) mod tls;
+pub(crate) mod tools;
 pub(crate) mod upstream_auth;
 pub(crate) mod upstreams;
 
@@ -29,6 +31,7 @@ pub use jwt::{JwtAlgorithm, JwtPolicy};
 pub use paths::{PathPolicy, RootGlob, UriScope, DEFAULT_UPSTREAM};
 pub use ssrf::{Cidr, HostRule, SsrfPolicy};
 pub use tls::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
+pub use tools::{OnUncompilable, ToolsPolicy};
 pub use upstream_auth::{MintAlgorithm, UpstreamCredential};
 pub use upstreams::{
     BreakerPolicy, Endpoint, HealthCheck, Timeouts, Transport, UpstreamPool, DEFAULT_POOL,

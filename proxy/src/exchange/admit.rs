@@ -42,6 +42,12 @@ pub(crate) fn admit(
     let mut ex = Exchange::new(&gate.policy, method, path, headers, body);
     ex.tenant = Some(tenant.clone());
     ex.identity = identity;
+    // Arguments are judged by the schemas of the pool that will serve the
+    // call, as its servers last listed them through this worker.
+    if gate.policy.tools.validate_arguments {
+        let pool = gate.pool_for(session.as_ref().map(|s| &*s.pool), &tenant);
+        ex.tool_schemas = Some(&pool.schemas);
+    }
     ex.session = match (sid, &snapshot) {
         (None, _) => SessionLookup::NoneGiven,
         (Some(_), None) => SessionLookup::Unknown,

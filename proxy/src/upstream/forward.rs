@@ -130,17 +130,8 @@ fn refuse_for(a: &Admitted, r: Rejection) -> Rejection {
 
 /// The pool for this request: its session's, else the tenant's.
 fn pool_for(gate: &McpGate, a: &Admitted) -> Arc<Pool> {
-    let name = match &a.session {
-        Some(s) => s.pool.to_string(),
-        None => gate.policy.pool_for(&a.tenant).name.clone(),
-    };
-    gate.pools.get(&name).cloned().unwrap_or_else(|| {
-        gate.pools
-            .values()
-            .next()
-            .cloned()
-            .expect("at least one pool")
-    })
+    gate.pool_for(a.session.as_ref().map(|s| &*s.pool), &a.tenant)
+        .clone()
 }
 
 fn finish_in_flight(a: &Admitted) {

@@ -49,6 +49,10 @@ pub struct Pool {
     /// mcpgate's own credential for the pool's endpoints (`[upstream.auth]`).
     pub credentials: Option<Arc<Credentials>>,
     pub endpoints: Vec<Arc<Endpoint>>,
+    /// The compiled `inputSchema` of each tool this pool's servers listed
+    /// through this worker (`[tools] validate_arguments`). Per pool: two
+    /// pools may serve different tools under one name.
+    pub schemas: filters::SchemaCatalog,
     next: AtomicUsize,
     clock: Arc<dyn Clock>,
 }
@@ -90,6 +94,7 @@ impl Pool {
             credentials,
             config: config.clone(),
             endpoints,
+            schemas: filters::SchemaCatalog::new(),
             next: AtomicUsize::new(0),
             clock,
         })

@@ -6,6 +6,8 @@
 //! session before the client can see it), progress notifications (each one
 //! restarts the request deadline, up to a hard maximum), and the answer to the
 //! request (JSON-RPC internal errors for the breaker, task ids for cancels).
+//! With `[tools] validate_arguments`, a `tools/list` answer also teaches the
+//! pool's schema catalog the tools it lists (`filters::tool_schema`).
 //! A client that accepts no bytes for `slow_client_timeout_ms` is cut off: the
 //! only buffer between upstream and client is the sockets'.
 
@@ -25,9 +27,10 @@ use crate::sessions::store::{Pinned, Session};
 use crate::upstream::client::{unsafe_value_names, Response, RESPONSE_HOP_HEADERS};
 use crate::upstream::held::can_hold;
 use crate::upstream::inspect::{InitOutcome, InitWatcher};
-use crate::upstream::pool::Outcome;
+use crate::upstream::pool::{Outcome, Pool};
 use filters::sse::SseParser;
-use filters::{MessageStream, ResponseFacts};
+use filters::{Judged, MessageStream, ResponseFacts};
+use policies::OnUncompilable;
 
 /// Largest SSE event or JSON answer inspected (bigger ones are relayed unread).
 const MAX_INSPECTED_BYTES: usize = 1024 * 1024;
@@ -281,7 +284,23 @@ pub async fn relay_response(
         out.remove_header("content-length");
         let _ = out.insert_header("transfer-encoding", "chunked");
     }
-    let mut judge = |bytes: &[u8]| gate.responses.judge(&gate.policy, &facts, bytes);
+    // With `[tools] validate_arguments`, the pool learns its tools' schemas
+    // from the `tools/list` answers it relays (as the caller gets them).
+    // Only those are parsed a second time; other answers cost nothing more.
+    let learning = (gate.policy.tools.validate_arguments && view.rpc_method == "tools/list")
+        .then(|| gate.pools.get(&*plan.pinned.pool))
+        .flatten();
+    let mut judge = |bytes: &[u8]| {
+        let judged = gate.responses.judge(&gate.policy, &facts, bytes);
+        if let Some(pool) = learning {
+            match &judged {
+                Judged::Unchanged => learn_tools(gate, pool, &facts, bytes),
+                Judged::Rewritten(sent) => learn_tools(gate, pool, &facts, sent),
+                Judged::Replaced(_) => {}
+            }
+        }
+        judged
+    };
     let framed =
         out.headers.contains_key("content-length") || out.headers.contains_key("transfer-encoding");
     if !framed && !matches!(status, 204 | 304) {
@@ -428,6 +447,48 @@ pub async fn relay_response(
         abandoned: None,
         task_id: watch.task_id,
         handed_off: false,
+    }
+}
+
+/// Feeds the pool's schema catalog the `result.tools` of one message, when
+/// it is the answer to this `tools/list`; logs what cannot be enforced.
+fn learn_tools(gate: &McpGate, pool: &Pool, facts: &ResponseFacts<'_>, bytes: &[u8]) {
+    let Ok(msg) = serde_json::from_slice::<Value>(bytes) else {
+        return;
+    };
+    if !filters::response::answers(&msg, facts) {
+        return;
+    }
+    let Some(tools) = msg.pointer("/result/tools").and_then(Value::as_array) else {
+        return;
+    };
+    let learned = pool.schemas.learn_listing(tools);
+    let pool_name = pool.config.name.as_str();
+    let effect = match gate.policy.tools.on_uncompilable {
+        OnUncompilable::Skip => "not checked",
+        OnUncompilable::Refuse => "refused",
+    };
+    for (tool, why) in &learned.uncompilable {
+        tracing::warn!(
+            pool = pool_name,
+            "tools: the inputSchema of tool {tool:?} cannot be compiled ({why}); its calls are {effect}"
+        );
+    }
+    if learned.over_capacity > 0 {
+        tracing::warn!(
+            pool = pool_name,
+            "tools: {} listed tools not learned: the catalog holds at most {} (their calls are not checked)",
+            learned.over_capacity,
+            filters::tool_schema::catalog::MAX_TOOLS
+        );
+    }
+    if learned.compiled > 0 {
+        tracing::debug!(
+            pool = pool_name,
+            "tools: {} schemas compiled, {} unchanged",
+            learned.compiled,
+            learned.unchanged
+        );
     }
 }
 
