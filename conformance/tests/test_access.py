@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 import harness
-from negative.cases import LEGACY, POST_HEADERS, init, modern, modern_headers, note, req
+from negative.cases import modern, modern_headers
+from raw_session import RawSession, messages
 
 KEYS = {"alpha": "alpha-key", "beta": "beta-key", "gamma": "gamma-key"}
 
@@ -76,62 +77,14 @@ class Gate:
         return self.http.get(f"http://127.0.0.1:{self.admin}/metrics").text
 
     def session(self, tenant: str) -> "Session":
-        return Session(self, KEYS[tenant])
+        return Session(self.url, KEYS[tenant], self.http)
 
 
-def messages(r: httpx.Response) -> list[dict]:
-    """The JSON-RPC messages of a JSON or SSE answer."""
-    if r.headers.get("content-type", "").startswith("text/event-stream"):
-        out = []
-        for event in re.split(r"\r?\n\r?\n", r.text):
-            data = "\n".join(line[5:].lstrip(" ") for line in event.splitlines() if line.startswith("data:"))
-            if data.strip():
-                out.append(json.loads(data))
-        return out
-    return [r.json()]
-
-
-class Session:
+class Session(RawSession):
     """A raw 2025-11-25 session through mcpgate, as one tenant."""
 
-    def __init__(self, gate: Gate, key: str):
-        self.gate = gate
-        self.key = key
-        r = self.post(init(), extra=False)
-        assert r.status_code == 200, r.text
-        self.init_result = messages(r)[-1]["result"]
-        self.sid = r.headers["mcp-session-id"]
-        assert self.post(note("notifications/initialized")).status_code == 202
-        self.next_id = 10
-
-    def headers(self, extra: bool = True) -> dict[str, str]:
-        h = dict(POST_HEADERS)
-        h["authorization"] = f"Bearer {self.key}"
-        if extra:
-            h["mcp-protocol-version"] = LEGACY
-            h["mcp-session-id"] = self.sid
-        return h
-
-    def post(self, body: dict, extra: bool = True) -> httpx.Response:
-        return self.gate.http.post(self.gate.url, json=body, headers=self.headers(extra))
-
-    def call(self, method: str, params: dict | None = None) -> dict:
-        self.next_id += 1
-        r = self.post(req(method, self.next_id, params or {}))
-        assert r.status_code == 200, r.text
-        answer = [m for m in messages(r) if m.get("id") == self.next_id]
-        assert len(answer) == 1, r.text
-        return answer[0]
-
     def names(self, method: str, member: str, key: str = "name") -> list[str]:
-        out, cursor = [], None
-        for _ in range(50):
-            a = self.call(method, {"cursor": cursor} if cursor else {})
-            out += [e[key] for e in a["result"][member]]
-            cursor = a["result"].get("nextCursor")
-            if not cursor:
-                return out
-        raise AssertionError("pagination did not end")
+        return [e[key] for e in self.list_all(method, member)]
 
 
 @pytest.fixture(scope="module")

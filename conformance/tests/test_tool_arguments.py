@@ -16,14 +16,11 @@ relays, so the listing and the calls must meet the same worker.
 
 from __future__ import annotations
 
-import json
-import re
-
 import httpx
 import pytest
 
 import harness
-from negative.cases import LEGACY, POST_HEADERS, init, note, req
+from raw_session import RawSession
 
 VALIDATE = '[tools]\nvalidate_arguments = true\n'
 
@@ -32,54 +29,11 @@ VALIDATE = '[tools]\nvalidate_arguments = true\n'
 DATA_URI = "data:text/plain;base64,eA=="
 
 
-def messages(r: httpx.Response) -> list[dict]:
-    """The JSON-RPC messages of a JSON or SSE answer."""
-    if r.headers.get("content-type", "").startswith("text/event-stream"):
-        out = []
-        for event in re.split(r"\r?\n\r?\n", r.text):
-            data = "\n".join(line[5:].lstrip(" ") for line in event.splitlines() if line.startswith("data:"))
-            if data.strip():
-                out.append(json.loads(data))
-        return out
-    return [r.json()]
-
-
-class Session:
+class Session(RawSession):
     """A raw 2025-11-25 session through one gate."""
 
-    def __init__(self, url: str):
-        self.url = url
-        self.http = httpx.Client(timeout=30)
-        r = self.http.post(url, json=init(), headers=POST_HEADERS)
-        assert r.status_code == 200, r.text
-        self.sid = r.headers["mcp-session-id"]
-        assert self.post(note("notifications/initialized")).status_code == 202
-        self.next_id = 10
-
-    def post(self, body: dict) -> httpx.Response:
-        h = dict(POST_HEADERS)
-        h["mcp-protocol-version"] = LEGACY
-        h["mcp-session-id"] = self.sid
-        return self.http.post(self.url, json=body, headers=h)
-
-    def request(self, method: str, params: dict) -> tuple[httpx.Response, dict]:
-        """The HTTP answer and the JSON-RPC answer to one request."""
-        self.next_id += 1
-        r = self.post(req(method, self.next_id, params))
-        answer = [m for m in messages(r) if m.get("id") == self.next_id]
-        assert len(answer) == 1, r.text
-        return r, answer[0]
-
     def tools(self) -> list[dict]:
-        out, cursor = [], None
-        for _ in range(50):
-            r, a = self.request("tools/list", {"cursor": cursor} if cursor else {})
-            assert r.status_code == 200, r.text
-            out += a["result"]["tools"]
-            cursor = a["result"].get("nextCursor")
-            if not cursor:
-                return out
-        raise AssertionError("pagination did not end")
+        return self.list_all("tools/list", "tools")
 
 
 def sample(schema: dict) -> object:

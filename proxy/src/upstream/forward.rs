@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use filters::{Era, Message, MessageKind, Rejection, RejectionKind as K, RequestId};
+use filters::{Era, Message, MessageKind, Rejection, RejectionKind as K, RequestId, ResponseFacts};
 use pingora::protocols::http::ServerSession;
 use policies::TenantName;
 use serde_json::{json, Value};
@@ -27,7 +27,7 @@ use crate::upstream::client::{Response, SendError, OWN_MESSAGE_TIMEOUT};
 use crate::upstream::credentials::Caller;
 use crate::upstream::held::{HeldStream, Report, Served};
 use crate::upstream::pool::{Endpoint, Outcome, Pool, Unavailable};
-use crate::upstream::relay::{relay_response, Abandoned, RelayPlan, ResponseView};
+use crate::upstream::relay::{relay_response, Abandoned, RelayPlan};
 
 /// A request that passed every filter, with the bookkeeping it implies:
 /// what the exchange hands to forwarding.
@@ -238,8 +238,8 @@ async fn forward_inner(
         watch_internal_errors: pool.config.breaker.count_internal_errors,
         slow_client_timeout: gate.slow_client_timeout(),
         may_hand_off: a.facts.stream && a.begun.is_empty(),
-        response: ResponseView {
-            rpc_method: &a.facts.method,
+        response: ResponseFacts {
+            method: &a.facts.method,
             target: a.facts.target.as_deref(),
             tenant: &a.tenant,
             subject: a.subject.as_deref(),
@@ -249,6 +249,7 @@ async fn forward_inner(
                 .disguise
                 .as_ref()
                 .map(|d| (d.placeholder.as_str(), d.original.as_str())),
+            request_id: None,
         },
     };
     let outcome = relay_response(gate, ds, &mut up, plan).await;

@@ -62,20 +62,9 @@ pub struct RelayPlan<'a> {
     /// written, the caller may relay the rest as a held stream
     /// ([`crate::upstream::held::HeldStream`]).
     pub may_hand_off: bool,
-    /// What the response phase knows of the request.
-    pub response: ResponseView<'a>,
-}
-
-/// The request's facts the response phase judges the answer with (see
-/// [`filters::ResponseFacts`]).
-pub struct ResponseView<'a> {
-    pub rpc_method: &'a str,
-    pub target: Option<&'a str>,
-    pub tenant: &'a str,
-    pub subject: Option<&'a str>,
-    pub scopes: &'a [String],
-    pub era: filters::Era,
-    pub concealed: Option<(&'a str, &'a str)>,
+    /// What the response phase knows of the request (its `request_id` is
+    /// filled from `request_id` above).
+    pub response: ResponseFacts<'a>,
 }
 
 /// Why the relay gave up on the upstream before its answer ended.
@@ -264,16 +253,9 @@ pub async fn relay_response(
     if let Some(w) = gate.worker_header() {
         let _ = out.insert_header(WORKER_HEADER, w.to_string());
     }
-    let view = &plan.response;
     let facts = ResponseFacts {
-        method: view.rpc_method,
-        target: view.target,
-        tenant: view.tenant,
-        subject: view.subject,
-        scopes: view.scopes,
-        era: view.era,
         request_id: plan.request_id.as_ref(),
-        concealed: view.concealed,
+        ..plan.response
     };
     // The response phase reads only answers a response filter wants: all
     // others are relayed as they come, unparsed.
@@ -287,7 +269,7 @@ pub async fn relay_response(
     // With `[tools] validate_arguments`, the pool learns its tools' schemas
     // from the `tools/list` answers it relays (as the caller gets them).
     // Only those are parsed a second time; other answers cost nothing more.
-    let learning = (gate.policy.tools.validate_arguments && view.rpc_method == "tools/list")
+    let learning = (gate.policy.tools.validate_arguments && facts.method == "tools/list")
         .then(|| gate.pools.get(&*plan.pinned.pool))
         .flatten();
     let mut judge = |bytes: &[u8]| {
