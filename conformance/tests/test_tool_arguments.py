@@ -146,3 +146,23 @@ def test_without_validation_the_bad_call_reaches_the_server(gates):
     assert r.status_code == 200, r.text
     assert not refused_by_mcpgate(r, answer), answer
     assert answer.get("result", {}).get("isError") is True or answer.get("error", {}).get("code") == -32602, answer
+
+
+def test_shadow_mode_lets_the_bad_call_through_and_counts_it():
+    import re
+
+    upstream = harness.start_everything()
+    admin = harness.free_port()
+    gate = harness.start_mcpgate(upstream.url, workers=1, extra_toml=(
+        f'[admin]\naddress = "127.0.0.1:{admin}"\n[tools]\nvalidate_arguments = true\nmode = "shadow"\n'))
+    try:
+        s = Session(gate.url)
+        s.tools()
+        r, answer = s.request("tools/call", {"name": "get-sum", "arguments": {"a": "two", "b": 3}})
+        assert r.status_code == 200, r.text
+        assert not refused_by_mcpgate(r, answer), answer
+        m = httpx.get(f"http://127.0.0.1:{admin}/metrics", timeout=5).text
+        assert re.search(r'mcpgate_shadow_total\{[^}]*filter="tool-schema"[^}]*rule="arguments-schema"[^}]*\} 1\b', m), m
+    finally:
+        gate.stop()
+        upstream.stop()

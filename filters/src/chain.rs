@@ -10,6 +10,7 @@ use crate::auth::AuthFilter;
 use crate::envelope::EnvelopeFilter;
 use crate::era::EraFilter;
 use crate::exchange::Exchange;
+use crate::exchange::ShadowHit;
 use crate::header_guard::HeaderGuardFilter;
 use crate::init_gate::InitGateFilter;
 use crate::modern::ModernFilter;
@@ -20,6 +21,7 @@ use crate::ssrf::SsrfFilter;
 use crate::tool_schema::ToolSchemaFilter;
 use crate::transport::TransportFilter;
 use crate::Filter;
+use policies::RuleMode;
 
 pub struct Chain {
     head: Vec<Box<dyn Filter>>,
@@ -76,6 +78,15 @@ impl Chain {
 fn run(filters: &[Box<dyn Filter>], ex: &mut Exchange<'_>) -> Result<(), Rejection> {
     for f in filters {
         if let Decision::Reject(mut r) = f.check(ex) {
+            if f.mode(ex.policy) == RuleMode::Shadow {
+                let at = r.at().map(|a| format!(" at {a}")).unwrap_or_default();
+                ex.shadowed.push(ShadowHit {
+                    filter: f.name(),
+                    rule: r.rule.to_string(),
+                    detail: format!("{}{at}: {}", r.rule, r.detail),
+                });
+                continue;
+            }
             r.filter = f.name();
             if r.id.is_none() {
                 r.id = ex.echo_id();
@@ -84,4 +95,41 @@ fn run(filters: &[Box<dyn Filter>], ex: &mut Exchange<'_>) -> Result<(), Rejecti
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{headers, policy_with};
+
+    fn judged(extra: &str) -> (Result<(), Rejection>, Vec<ShadowHit>) {
+        let p = policy_with(extra);
+        let h = headers(&[]);
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///srv/../etc/passwd"}}"#;
+        let mut ex = Exchange::new(&p, "POST", "/mcp", &h, body.as_bytes());
+        ex.messages =
+            vec![
+                crate::message::Message::from_value(serde_json::from_str(body).expect("json"))
+                    .expect("message"),
+            ];
+        let filters: Vec<Box<dyn Filter>> = vec![Box::new(PathTraversalFilter)];
+        let r = run(&filters, &mut ex);
+        (r, ex.shadowed)
+    }
+
+    #[test]
+    fn a_filter_in_shadow_mode_records_and_passes() {
+        let (r, shadowed) = judged("");
+        assert_eq!(r.map_err(|r| r.filter), Err("path_traversal"));
+        assert!(shadowed.is_empty());
+        let (r, shadowed) = judged("[paths]\nmode = \"shadow\"\n");
+        assert!(r.is_ok());
+        assert_eq!(shadowed.len(), 1);
+        assert_eq!(shadowed[0].filter, "path_traversal");
+        assert!(
+            shadowed[0].detail.contains("params.uri"),
+            "{:?}",
+            shadowed[0]
+        );
+    }
 }

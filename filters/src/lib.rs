@@ -56,4 +56,9 @@ pub trait Filter: Send + Sync {
     fn name(&self) -> &'static str;
     /// Judges the exchange.
     fn check(&self, ex: &mut Exchange<'_>) -> Decision;
+    /// `Shadow` when the policy puts this filter in shadow mode: what it
+    /// refuses is recorded ([`Exchange::shadowed`]) and passes.
+    fn mode(&self, _policy: &policies::Policy) -> policies::RuleMode {
+        policies::RuleMode::Enforce
+    }
 }

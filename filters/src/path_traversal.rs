@@ -32,6 +32,10 @@ use crate::Filter;
 pub struct PathTraversalFilter;
 
 impl Filter for PathTraversalFilter {
+    fn mode(&self, policy: &policies::Policy) -> policies::RuleMode {
+        policy.paths.mode
+    }
+
     fn name(&self) -> &'static str {
         "path_traversal"
     }

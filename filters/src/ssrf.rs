@@ -44,6 +44,10 @@ const NETWORK_SCHEMES: &[&str] = &["http", "https", "ws", "wss", "ftp"];
 pub struct SsrfFilter;
 
 impl Filter for SsrfFilter {
+    fn mode(&self, policy: &policies::Policy) -> policies::RuleMode {
+        policy.ssrf.mode
+    }
+
     fn name(&self) -> &'static str {
         "ssrf"
     }

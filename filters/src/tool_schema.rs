@@ -168,6 +168,10 @@ fn deeper_than(v: &Value, limit: usize) -> bool {
 pub struct ToolSchemaFilter;
 
 impl Filter for ToolSchemaFilter {
+    fn mode(&self, policy: &policies::Policy) -> policies::RuleMode {
+        policy.tools.mode
+    }
+
     fn name(&self) -> &'static str {
         "tool-schema"
     }

@@ -231,6 +231,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "allowed_schemes",
             "allowed_roots",
             "heuristic",
+            "mode",
             "tools",
             "upstreams",
         ],
@@ -247,6 +248,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "allow_hosts",
             "allow_cidrs",
             "heuristic",
+            "mode",
             "tools",
         ],
     ),
@@ -259,7 +261,7 @@ const TABLES: &[(&str, &[&str])] = &[
     ("shutdown", &["grace_secs"]),
     ("access", &["default", "mode", "rules"]),
     // More keys will join (`lock_file`, `on_change`, `pin`).
-    ("tools", &["validate_arguments", "on_uncompilable"]),
+    ("tools", &["validate_arguments", "on_uncompilable", "mode"]),
     (
         "access.rules",
         &[

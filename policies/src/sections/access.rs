@@ -42,8 +42,9 @@ pub enum AccessAction {
 
 /// Whether a rule decides (`enforce`) or only reports what it would deny
 /// (`shadow`), to try a rule on live traffic before enforcing it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub enum RuleMode {
+    #[default]
     Enforce,
     Shadow,
 }
@@ -207,7 +208,8 @@ impl AccessPolicy {
 
 const ACTIONS: [(&str, AccessAction); 2] =
     [("allow", AccessAction::Allow), ("deny", AccessAction::Deny)];
-const MODES: [(&str, RuleMode); 2] = [("enforce", RuleMode::Enforce), ("shadow", RuleMode::Shadow)];
+pub(crate) const MODES: [(&str, RuleMode); 2] =
+    [("enforce", RuleMode::Enforce), ("shadow", RuleMode::Shadow)];
 
 /// Reads `[access]` (`t`, `None` when absent); `auth` names the tenants and
 /// says whether tokens (and so scopes) exist.

@@ -154,6 +154,8 @@ pub struct PathPolicy {
     pub tools: BTreeMap<String, Vec<String>>,
     /// Judge every tool argument string that looks like a path or file URI.
     pub heuristic: bool,
+    /// `shadow`: log and count what would be refused, refuse nothing.
+    pub mode: crate::RuleMode,
 }
 
 impl PathPolicy {
@@ -180,6 +182,7 @@ pub(crate) fn read_paths(
         r.deny_unknown(t, P, P);
         out.scope = read_scope(r, t, P, &UriScope::default());
         out.heuristic = r.boolean(t, "heuristic", P, false);
+        out.mode = r.choice(t, "mode", P, "enforce", &crate::sections::access::MODES);
         out.tools = read_tool_pointers(r, t, P);
         if let Some(ups) = r.table(t, "upstreams", P) {
             let ups_path = join(P, "upstreams");

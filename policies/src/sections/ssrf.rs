@@ -117,6 +117,8 @@ pub struct SsrfPolicy {
     pub tools: BTreeMap<String, Vec<String>>,
     /// Judge every tool argument string that looks like a URL.
     pub heuristic: bool,
+    /// `shadow`: log and count what would be refused, refuse nothing.
+    pub mode: crate::RuleMode,
 }
 
 impl Default for SsrfPolicy {
@@ -128,6 +130,7 @@ impl Default for SsrfPolicy {
             allow_cidrs: Vec::new(),
             tools: BTreeMap::new(),
             heuristic: false,
+            mode: crate::RuleMode::Enforce,
         }
     }
 }
@@ -142,6 +145,7 @@ pub(crate) fn read_ssrf(r: &mut Reader, t: Option<&dyn TableLike>) -> SsrfPolicy
     r.deny_unknown(t, P, P);
     out.enabled = r.boolean(t, "enabled", P, false);
     out.heuristic = r.boolean(t, "heuristic", P, false);
+    out.mode = r.choice(t, "mode", P, "enforce", &crate::sections::access::MODES);
     if let Some(schemes) = read_schemes(r, t, P) {
         out.allowed_schemes = schemes;
     }

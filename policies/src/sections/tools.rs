@@ -35,6 +35,8 @@ pub struct ToolsPolicy {
     pub validate_arguments: bool,
     /// See [`OnUncompilable`].
     pub on_uncompilable: OnUncompilable,
+    /// `shadow`: log and count calls that fail validation, refuse nothing.
+    pub mode: crate::RuleMode,
 }
 
 const ON_UNCOMPILABLE: [(&str, OnUncompilable); 2] = [
@@ -53,6 +55,7 @@ pub(crate) fn read_tools(r: &mut Reader, t: Option<&dyn TableLike>) -> ToolsPoli
     ToolsPolicy {
         validate_arguments: r.boolean(t, "validate_arguments", P, d.validate_arguments),
         on_uncompilable: r.choice(t, "on_uncompilable", P, "skip", &ON_UNCOMPILABLE),
+        mode: r.choice(t, "mode", P, "enforce", &crate::sections::access::MODES),
     }
 }
 
