@@ -66,33 +66,71 @@ impl Chain {
 
     /// Runs the head phase.
     pub fn check_head(&self, ex: &mut Exchange<'_>) -> Result<(), Rejection> {
-        run(&self.head, ex)
+        run(&self.head, ex, None)
     }
 
     /// Runs the message phase.
     pub fn check_message(&self, ex: &mut Exchange<'_>) -> Result<(), Rejection> {
-        run(&self.message, ex)
+        run(&self.message, ex, None)
+    }
+
+    /// Runs the message phase as [`Chain::check_message`] does, and says
+    /// what each filter decided (for `mcpgate explain`).
+    pub fn explain_message(&self, ex: &mut Exchange<'_>) -> (Vec<Step>, Result<(), Rejection>) {
+        let mut steps = Vec::new();
+        let verdict = run(&self.message, ex, Some(&mut steps));
+        (steps, verdict)
     }
 }
 
-fn run(filters: &[Box<dyn Filter>], ex: &mut Exchange<'_>) -> Result<(), Rejection> {
-    for f in filters {
-        if let Decision::Reject(mut r) = f.check(ex) {
-            if f.mode(ex.policy) == RuleMode::Shadow {
-                let at = r.at().map(|a| format!(" at {a}")).unwrap_or_default();
-                ex.shadowed.push(ShadowHit {
-                    filter: f.name(),
-                    rule: r.rule.to_string(),
-                    detail: format!("{}{at}: {}", r.rule, r.detail),
-                });
-                continue;
-            }
-            r.filter = f.name();
-            if r.id.is_none() {
-                r.id = ex.echo_id();
-            }
-            return Err(r);
+/// One filter's decision on one exchange.
+#[derive(Debug)]
+pub struct Step {
+    pub filter: &'static str,
+    pub outcome: StepOutcome,
+}
+
+#[derive(Debug)]
+pub enum StepOutcome {
+    Pass,
+    /// Refused, but the filter is in shadow mode: passed.
+    Shadowed(ShadowHit),
+    Refused(Rejection),
+}
+
+fn run(
+    filters: &[Box<dyn Filter>],
+    ex: &mut Exchange<'_>,
+    mut steps: Option<&mut Vec<Step>>,
+) -> Result<(), Rejection> {
+    let mut record = |filter, outcome| {
+        if let Some(s) = steps.as_deref_mut() {
+            s.push(Step { filter, outcome });
         }
+    };
+    for f in filters {
+        let decision = f.check(ex);
+        let Decision::Reject(mut r) = decision else {
+            record(f.name(), StepOutcome::Pass);
+            continue;
+        };
+        if f.mode(ex.policy) == RuleMode::Shadow {
+            let at = r.at().map(|a| format!(" at {a}")).unwrap_or_default();
+            let hit = ShadowHit {
+                filter: f.name(),
+                rule: r.rule.to_string(),
+                detail: format!("{}{at}: {}", r.rule, r.detail),
+            };
+            record(f.name(), StepOutcome::Shadowed(hit.clone()));
+            ex.shadowed.push(hit);
+            continue;
+        }
+        r.filter = f.name();
+        if r.id.is_none() {
+            r.id = ex.echo_id();
+        }
+        record(f.name(), StepOutcome::Refused(r.clone()));
+        return Err(r);
     }
     Ok(())
 }
@@ -113,7 +151,7 @@ mod tests {
                     .expect("message"),
             ];
         let filters: Vec<Box<dyn Filter>> = vec![Box::new(PathTraversalFilter)];
-        let r = run(&filters, &mut ex);
+        let r = run(&filters, &mut ex, None);
         (r, ex.shadowed)
     }
 

@@ -36,7 +36,7 @@ pub mod fuzzing;
 #[cfg(test)]
 mod testutil;
 
-pub use chain::Chain;
+pub use chain::{Chain, Step, StepOutcome};
 pub use exchange::{
     Concealed, Era, Exchange, Identity, SessionLookup, SessionState, SessionView, ShadowHit,
     TokenVerifier,

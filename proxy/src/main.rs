@@ -49,6 +49,31 @@ enum Command {
         #[arg(long)]
         takeover: bool,
     },
+    /// Run the chain offline on one message (a JSON-RPC file): each filter's
+    /// decision, then the answer a client would get. Exit 0 when it passes,
+    /// 1 when refused.
+    Explain {
+        #[arg(long)]
+        config: PathBuf,
+        /// The caller's tenant (default: the anonymous tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// A verified token's subject (the caller then holds a token).
+        #[arg(long)]
+        subject: Option<String>,
+        /// A scope of that token (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A `tools/list` result whose inputSchemas arguments are checked
+        /// against (with `[tools] validate_arguments`).
+        #[arg(long)]
+        tools: Option<PathBuf>,
+        /// The message (JSON-RPC request) to judge.
+        message: PathBuf,
+        /// A server's answer to it, for the response phase.
+        #[arg(long)]
+        response: Option<PathBuf>,
+    },
     /// One worker process (started by `run`).
     #[command(hide = true)]
     Worker {
@@ -66,6 +91,7 @@ fn main() -> ExitCode {
     let config = match &cli.command {
         Command::Check { config }
         | Command::Run { config, .. }
+        | Command::Explain { config, .. }
         | Command::Worker { config, .. } => config,
     };
     let policy = match policies::parse_policy_file(config) {
@@ -99,6 +125,25 @@ fn main() -> ExitCode {
             }
             ops::supervisor::supervise(&policy, config, n, !keys.is_empty(), takeover)
         }
+        Command::Explain {
+            tenant,
+            subject,
+            scopes,
+            tools,
+            message,
+            response,
+            ..
+        } => ops::explain::explain(
+            &policy,
+            &ops::explain::ExplainArgs {
+                message,
+                response,
+                tenant,
+                subject,
+                scopes,
+                tools,
+            },
+        ),
         Command::Worker { index, workers, .. } => {
             init_logging();
             worker(policy, index, workers, keys)

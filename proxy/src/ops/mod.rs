@@ -15,6 +15,7 @@
 pub(crate) mod admin;
 mod background;
 pub(crate) mod clock;
+pub(crate) mod explain;
 pub(crate) mod lifecycle;
 pub(crate) mod metrics;
 pub(crate) mod supervisor;
