@@ -35,6 +35,37 @@ def conformance_gate(upstreams):
     gate.stop()
 
 
+# Tool governance on, letting everything through: [access] with an allow-all
+# rule (every list and capability is judged, every call judged) and
+# [tools] validate_arguments (every call checked against the listed schema).
+# The pass set must not change.
+GOVERNANCE_ON = """
+[access]
+default = "deny"
+
+[[access.rules]]
+tools = ["*"]
+prompts = ["*"]
+resources = ["*"]
+action = "allow"
+"""
+
+
+@pytest.fixture(scope="module")
+def governed_gate(upstreams):
+    port = harness.free_port()
+    text = harness.substitute_toml(
+        harness.EXAMPLE_CONFIG.read_text(),
+        {("listen", "address"): f"127.0.0.1:{port}", ("upstream", "url"): upstreams("reference").url,
+         ("admin", "address"): f"127.0.0.1:{harness.free_port()}"},
+    )
+    assert text.count("validate_arguments = false") == 1
+    text = text.replace("validate_arguments = false", "validate_arguments = true") + GOVERNANCE_ON
+    gate = harness.start_mcpgate_with(harness.write_config_text(text), port, workers=1)
+    yield gate
+    gate.stop()
+
+
 def test_the_comparison_config_is_the_shipped_one():
     """Only `[listen] address` and `[upstream] url` differ from config.example.toml."""
     shipped = harness.EXAMPLE_CONFIG.read_text()
@@ -86,6 +117,25 @@ def test_compare_direct_vs_mcpgate(suite, upstreams, conformance_gate, tmp_path,
     assert data["mcpgate"]["dns-rebinding-protection"]["status"] == "pass"
     if suite != "0.1.16":
         assert data["mcpgate"]["http-header-validation"]["status"] == "pass"
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_compare_direct_vs_mcpgate_with_governance_on(suite, upstreams, governed_gate, tmp_path, capsys):
+    """The shipped config plus [access] (deny by default, one allow-all rule)
+    and argument validation: nothing that passes direct fails through it."""
+    ref = upstreams("reference")
+    rc, out = run_suite(
+        ["compare", "--suite", suite, "--direct", ref.url, "--proxied", governed_gate.url, "--out", str(tmp_path),
+         "--json", str(tmp_path / "c.json")],
+        capsys,
+    )
+    regressions = [line for line in out.splitlines() if line.startswith("REGRESSION")]
+    assert rc == 0, "\n".join(regressions) or out[-3000:]
+    data = json.loads((tmp_path / "c.json").read_text())[suite]
+    passing = ("pass", "warn")
+    failing_through = {name: data["mcpgate"].get(name, {"status": "missing"}) for name, r in data["direct"].items()
+                       if r["status"] in passing and data["mcpgate"].get(name, {}).get("status") not in passing}
+    assert not failing_through, f"pass direct, fail through mcpgate with governance on: {failing_through}"
 
 
 # Scenario -> suites it is run from. The upstream is the demo upstream with its
