@@ -228,3 +228,14 @@ def test_modern_lists_are_private_to_the_caller(demo):
     names = [t["name"] for t in result["tools"]]
     assert "echo" in names and "get-env" not in names
     assert result["cacheScope"] == "private"
+
+
+def test_the_typescript_sdk_sees_the_filtered_catalogue(everything):
+    from conftest import run_json
+
+    gate, _ = everything
+    rc, data, err = run_json([harness.NODE22, harness.CLIENTS / "ts_governed.mjs", gate.url, KEYS["beta"], "get-env"])
+    assert rc == 0, (data, err)
+    assert sorted(data["tools"]) == ["echo", "get-sum"]
+    # The hidden tool answers as server-everything answers any unknown tool.
+    assert data["call"]["isError"] is True and "get-env" in data["call"]["text"][0], data
