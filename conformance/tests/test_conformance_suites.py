@@ -100,11 +100,12 @@ def test_reference_passes_direct(suite, upstreams, tmp_path, capsys):
     assert rc == 0 and not failing, failing
 
 
-@pytest.mark.parametrize("suite", SUITES)
-def test_compare_direct_vs_mcpgate(suite, upstreams, conformance_gate, tmp_path, capsys):
-    ref, gate = upstreams("reference"), conformance_gate
+def compare_without_regressions(suite: str, direct: str, proxied: str, tmp_path, capsys, how: str) -> dict:
+    """Runs `suite` direct and through `proxied`; nothing that passes direct
+    may fail through it. Returns the comparison's results."""
     rc, out = run_suite(
-        ["compare", "--suite", suite, "--direct", ref.url, "--proxied", gate.url, "--out", str(tmp_path), "--json", str(tmp_path / "c.json")],
+        ["compare", "--suite", suite, "--direct", direct, "--proxied", proxied, "--out", str(tmp_path),
+         "--json", str(tmp_path / "c.json")],
         capsys,
     )
     regressions = [line for line in out.splitlines() if line.startswith("REGRESSION")]
@@ -113,7 +114,14 @@ def test_compare_direct_vs_mcpgate(suite, upstreams, conformance_gate, tmp_path,
     passing = ("pass", "warn")
     failing_through = {name: data["mcpgate"].get(name, {"status": "missing"}) for name, r in data["direct"].items()
                        if r["status"] in passing and data["mcpgate"].get(name, {}).get("status") not in passing}
-    assert not failing_through, f"pass direct, fail through mcpgate under config.example.toml: {failing_through}"
+    assert not failing_through, f"pass direct, fail through mcpgate {how}: {failing_through}"
+    return data
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_compare_direct_vs_mcpgate(suite, upstreams, conformance_gate, tmp_path, capsys):
+    ref, gate = upstreams("reference"), conformance_gate
+    data = compare_without_regressions(suite, ref.url, gate.url, tmp_path, capsys, "under config.example.toml")
     assert data["mcpgate"]["dns-rebinding-protection"]["status"] == "pass"
     if suite != "0.1.16":
         assert data["mcpgate"]["http-header-validation"]["status"] == "pass"
@@ -124,18 +132,7 @@ def test_compare_direct_vs_mcpgate_with_governance_on(suite, upstreams, governed
     """The shipped config plus [access] (deny by default, one allow-all rule)
     and argument validation: nothing that passes direct fails through it."""
     ref = upstreams("reference")
-    rc, out = run_suite(
-        ["compare", "--suite", suite, "--direct", ref.url, "--proxied", governed_gate.url, "--out", str(tmp_path),
-         "--json", str(tmp_path / "c.json")],
-        capsys,
-    )
-    regressions = [line for line in out.splitlines() if line.startswith("REGRESSION")]
-    assert rc == 0, "\n".join(regressions) or out[-3000:]
-    data = json.loads((tmp_path / "c.json").read_text())[suite]
-    passing = ("pass", "warn")
-    failing_through = {name: data["mcpgate"].get(name, {"status": "missing"}) for name, r in data["direct"].items()
-                       if r["status"] in passing and data["mcpgate"].get(name, {}).get("status") not in passing}
-    assert not failing_through, f"pass direct, fail through mcpgate with governance on: {failing_through}"
+    compare_without_regressions(suite, ref.url, governed_gate.url, tmp_path, capsys, "with governance on")
 
 
 # Scenario -> suites it is run from. The upstream is the demo upstream with its

@@ -118,16 +118,7 @@ pub fn report(b: &Value) -> String {
                 num(&p["ratios"]["mcpgate_over_direct_ratio"])
             );
             let _ = writeln!(s, "| target | requests/s | proxy CPU µs/request | mock CPU µs/request | p50 µs | p99 µs |\n|---|---|---|---|---|---|");
-            for t in [
-                "direct",
-                "mcpgate",
-                "nginx",
-                "bare-pingora",
-                "mcpgate-tls",
-                "nginx-tls",
-                "mcpgate-tls-jwt",
-                "mcpgate-governed",
-            ] {
+            for t in crate::scenario::throughput::TARGETS {
                 let r = &p["medians"][t];
                 if r.is_null() {
                     continue;

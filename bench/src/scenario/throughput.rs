@@ -26,7 +26,8 @@ use crate::load::handshake::{self, HandshakeConfig};
 use crate::load::{EraMix, LoadConfig};
 use crate::scenario::procs::Proc;
 
-const TARGETS: [&str; 8] = [
+/// Every target, in the order of a round (rotated each round).
+pub const TARGETS: [&str; 8] = [
     "direct",
     "mcpgate",
     "nginx",
