@@ -48,11 +48,14 @@ impl Filter for AccessFilter {
             .iter()
             .filter(|m| m.kind == MessageKind::Request)
         {
-            let Some((kind, key)) = target_kind(m.method()) else {
-                continue;
-            };
             // A request without its target is the server's to refuse.
-            let Some(name) = m.params().and_then(|p| p.get(key)).and_then(|v| v.as_str()) else {
+            let Some(Target {
+                kind,
+                key,
+                at,
+                name: Some(name),
+            }) = target_of(m.method(), m.params())
+            else {
                 continue;
             };
             let verdict = access.decide(kind, name, tenant, scopes);
@@ -81,11 +84,7 @@ impl Filter for AccessFilter {
                         AccessPolicy::rule_name(verdict.rule)
                     ),
                 )
-                .with_at(if key == "uri" {
-                    "params.uri"
-                } else {
-                    "params.name"
-                })
+                .with_at(at)
                 .with_message(unknown_message(kind, name))
                 .concealed()
                 .into();
@@ -127,6 +126,38 @@ pub fn target_kind(method: &str) -> Option<(AccessKind, &'static str)> {
         }
         _ => None,
     }
+}
+
+/// The target a request names: a tool, a prompt or a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target<'m> {
+    pub kind: AccessKind,
+    /// Its key in `params`: `name` or `uri`.
+    pub key: &'static str,
+    /// Where it stands, for `Rejection::with_at`: `params.name` or `params.uri`.
+    pub at: &'static str,
+    /// The name or URI, when the request carries it as a string.
+    pub name: Option<&'m str>,
+}
+
+/// The target `method` names, read from its `params`; `None` for a method
+/// that names none (the one mapping the access, scope and response phases
+/// share).
+pub fn target_of<'m>(
+    method: &str,
+    params: Option<&'m serde_json::Map<String, serde_json::Value>>,
+) -> Option<Target<'m>> {
+    let (kind, key) = target_kind(method)?;
+    Some(Target {
+        kind,
+        key,
+        at: if key == "uri" {
+            "params.uri"
+        } else {
+            "params.name"
+        },
+        name: params.and_then(|p| p.get(key)).and_then(|v| v.as_str()),
+    })
 }
 
 /// The kind in words, for logs.

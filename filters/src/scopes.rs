@@ -65,12 +65,7 @@ fn target_of<'m>(
     method: &str,
     params: Option<&'m serde_json::Map<String, serde_json::Value>>,
 ) -> (Option<&'m str>, &'static str) {
-    let (key, at) = match method {
-        "tools/call" | "prompts/get" => ("name", "params.name"),
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => ("uri", "params.uri"),
-        _ => return (None, "method"),
-    };
-    (params.and_then(|p| p.get(key)).and_then(|v| v.as_str()), at)
+    crate::access::target_of(method, params).map_or((None, "method"), |t| (t.name, t.at))
 }
 
 #[cfg(test)]

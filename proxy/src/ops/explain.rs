@@ -33,7 +33,8 @@ pub(crate) struct ExplainArgs {
     pub tools: Option<PathBuf>,
 }
 
-const MODERN_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+/// The `MCP-Protocol-Version` of a legacy request: the revision a session
+/// would negotiate.
 const LEGACY_VERSION: &str = "2025-11-25";
 
 /// A legacy session past its handshake, with nothing in flight.
@@ -84,7 +85,7 @@ fn headers_for(message: &Value) -> Result<HeaderMap, String> {
     let params = message.get("params");
     let modern = params
         .and_then(|p| p.pointer("/_meta"))
-        .and_then(|m| m.get(MODERN_VERSION_META))
+        .and_then(|m| m.get(filters::era::META_PROTOCOL_VERSION))
         .and_then(Value::as_str);
     match modern {
         Some(version) => {
@@ -199,9 +200,9 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
         let (answer, _) = read_json(path)?;
         let method = message.get("method").and_then(Value::as_str).unwrap_or("");
         let request_id = message.get("id").and_then(RequestId::from_json);
-        let target = filters::access::target_kind(method)
-            .and_then(|(_, key)| message.pointer(&format!("/params/{key}")))
-            .and_then(Value::as_str);
+        let target =
+            filters::access::target_of(method, message.get("params").and_then(Value::as_object))
+                .and_then(|t| t.name);
         let facts = ResponseFacts {
             method,
             target,

@@ -99,12 +99,9 @@ impl RequestFacts {
                         .and_then(Value::as_str)
                         .map(str::to_string);
                 }
-                if let Some((_, key)) = filters::access::target_kind(&f.method) {
-                    f.target = params
-                        .and_then(|p| p.get(key))
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                }
+                f.target = filters::access::target_of(&f.method, params)
+                    .and_then(|t| t.name)
+                    .map(str::to_string);
                 f.progress_token = m.meta().and_then(|meta| meta.get("progressToken")).cloned();
                 f.is_task = params.is_some_and(|p| p.contains_key("task"));
                 f.stream |= f.method == "subscriptions/listen";
