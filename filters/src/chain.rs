@@ -15,6 +15,7 @@ use crate::header_guard::HeaderGuardFilter;
 use crate::init_gate::InitGateFilter;
 use crate::modern::ModernFilter;
 use crate::path_traversal::PathTraversalFilter;
+use crate::pinned_calls::PinnedCallFilter;
 use crate::rejection::{Decision, Rejection};
 use crate::scopes::ScopeFilter;
 use crate::ssrf::SsrfFilter;
@@ -56,6 +57,7 @@ impl Chain {
                 // Arguments against the tool's schema: after access (a
                 // hidden tool is never judged) and before the content
                 // guards, which then see only well-formed arguments.
+                Box::new(PinnedCallFilter),
                 Box::new(ToolSchemaFilter),
                 Box::new(PathTraversalFilter),
                 Box::new(SsrfFilter),

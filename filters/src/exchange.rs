@@ -92,6 +92,9 @@ pub struct Exchange<'a> {
     /// The compiled `inputSchema` of each tool the proxy saw listed
     /// (`[tools] validate_arguments`); `None` when validation is off.
     pub tool_schemas: Option<&'a dyn ToolSchemas>,
+    /// The pins of the pool the request goes to (`[tools] lock_file` or
+    /// `pin`), for calls of tools whose listed definition changed.
+    pub pins: Option<&'a crate::pins::PinBook>,
     /// Set by the auth filter.
     pub tenant: Option<TenantName>,
     /// Set by the auth filter.
@@ -155,6 +158,7 @@ impl<'a> Exchange<'a> {
             client_cert: None,
             tokens: None,
             tool_schemas: None,
+            pins: None,
             tenant: None,
             identity: None,
             messages: Vec::new(),

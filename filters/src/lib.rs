@@ -21,6 +21,8 @@ pub mod message;
 pub mod modern;
 pub mod path_canon;
 pub mod path_traversal;
+pub mod pinned_calls;
+pub mod pins;
 pub mod rejection;
 pub mod response;
 pub mod scopes;
@@ -42,6 +44,7 @@ pub use exchange::{
     TokenVerifier,
 };
 pub use message::{Message, MessageKind, RequestId};
+pub use pins::{PinBook, PinKind};
 pub use rejection::{Decision, Rejection, RejectionKind, WireError};
 pub use response::stream::{MessageStream, StreamStats};
 pub use response::{Judged, ResponseChain, ResponseFacts};

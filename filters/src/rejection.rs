@@ -120,6 +120,9 @@ pub enum RejectionKind {
     /// One message a server sent (a JSON body, one SSE event) is over the
     /// size the response phase reads: replaced by this error, counted.
     ResponseTooLarge,
+    /// A call of a tool or prompt whose listed definition is not the
+    /// approved (pinned) one, under `[tools] on_change = "block"`.
+    DefinitionNotApproved,
 }
 
 /// How a rejection looks on the wire.
@@ -210,6 +213,11 @@ impl RejectionKind {
             // The message names the target: see `Rejection::with_message`.
             K::UnknownTarget => (200, -32602, "Unknown tool"),
             K::ResponseTooLarge => (502, -32603, "Upstream response too large"),
+            K::DefinitionNotApproved => (
+                403,
+                -32016,
+                "Forbidden: the definition is not an approved one",
+            ),
         };
         let retry_after = match self {
             K::Overloaded | K::UpstreamUnavailable | K::RateLimited | K::CircuitOpen => Some(1),
@@ -281,6 +289,7 @@ impl RejectionKind {
             K::UnknownTarget => "access-denied",
             K::InvalidArguments => "arguments-schema",
             K::ResponseTooLarge => "response-too-large",
+            K::DefinitionNotApproved => "tool-pin",
         }
     }
 }
@@ -583,6 +592,7 @@ mod tests {
             K::UnknownTarget,
             K::InvalidArguments,
             K::ResponseTooLarge,
+            K::DefinitionNotApproved,
         ] {
             let rule = k.default_rule();
             assert!(

@@ -16,7 +16,7 @@ pub use crate::sections::{
 pub use crate::sections::{AuthMethod, JwtAlgorithm, JwtPolicy, OAuthResource, ScopeRule};
 pub use crate::sections::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
 pub use crate::sections::{MintAlgorithm, UpstreamCredential};
-pub use crate::sections::{OnUncompilable, ToolsPolicy};
+pub use crate::sections::{OnChange, OnUncompilable, PinMode, ToolsPolicy};
 
 /// Name of a tenant, shared cheaply between sessions.
 pub type TenantName = Arc<str>;

@@ -260,8 +260,18 @@ const TABLES: &[(&str, &[&str])] = &[
     ),
     ("shutdown", &["grace_secs"]),
     ("access", &["default", "mode", "rules"]),
-    // More keys will join (`lock_file`, `on_change`, `pin`).
-    ("tools", &["validate_arguments", "on_uncompilable", "mode"]),
+    (
+        "tools",
+        &[
+            "validate_arguments",
+            "on_uncompilable",
+            "mode",
+            "lock_file",
+            "on_change",
+            "pin",
+            "state_file",
+        ],
+    ),
     (
         "access.rules",
         &[

@@ -27,6 +27,7 @@ use crate::ops::metrics::Metrics;
 use crate::ops::worker_identity::WorkerIdentity;
 use crate::sessions::session_id::SessionCodec;
 use crate::sessions::store::SessionStore;
+use crate::upstream::pins::{self, PinFiles};
 use crate::upstream::pool::Pool;
 
 /// The gateway of one worker process.
@@ -51,6 +52,8 @@ pub(crate) struct McpGate {
     pub(crate) draining: AtomicBool,
     /// JWT access tokens (`[auth.jwt]`).
     pub(crate) tokens: Option<Arc<Tokens>>,
+    /// The state file of pinned definitions, shared with the other workers.
+    pub(crate) pin_files: PinFiles,
 }
 
 impl McpGate {
@@ -68,12 +71,20 @@ impl McpGate {
             Duration::from_secs(policy.sessions.idle_timeout_secs),
             policy.sessions.max_sessions,
         );
-        let pools = policy
+        let mut books = pins::books(&policy).map_err(std::io::Error::other)?;
+        let pools: BTreeMap<String, Arc<Pool>> = policy
             .upstreams
             .iter()
-            .map(|p| Ok((p.name.clone(), Arc::new(Pool::new(p, clock.clone())?))))
+            .map(|p| {
+                let pool = Pool::new(p, clock.clone(), books.remove(&p.name))?;
+                if let Some(book) = &pool.pins {
+                    pins::feed_schemas(&pool, book);
+                }
+                Ok((p.name.clone(), Arc::new(pool)))
+            })
             .collect::<std::io::Result<_>>()?;
-        Ok(Self {
+        let gate = Self {
+            pin_files: PinFiles::new(&policy),
             pools,
             admission: AdmissionControl::new(&policy),
             rate_limits: RateLimits::new(&policy, identity.index, identity.workers),
@@ -87,7 +98,9 @@ impl McpGate {
             policy,
             draining: AtomicBool::new(false),
             tokens,
-        })
+        };
+        gate.pin_files.refresh(&gate);
+        Ok(gate)
     }
 
     /// This worker's metrics, with the gauges read now.

@@ -74,6 +74,28 @@ enum Command {
         #[arg(long)]
         response: Option<PathBuf>,
     },
+    /// Write the tool and prompt definitions every upstream pool lists to a
+    /// lock file to review (`--out`), or compare them with one (`--check`:
+    /// exit 1 and a diff when they drifted). Exit 2 on an error.
+    Pin {
+        #[arg(long)]
+        config: PathBuf,
+        /// The lock file to write (with `--check`: the one compared, unless
+        /// `--lock` names it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Compare instead of writing.
+        #[arg(long)]
+        check: bool,
+        /// The lock file `--check` compares with (default: `--out`, then
+        /// `[tools] lock_file`).
+        #[arg(long)]
+        lock: Option<PathBuf>,
+        /// Protocol revisions to list in: every one the server speaks
+        /// (`auto`), or one.
+        #[arg(long, value_enum, default_value = "auto")]
+        era: ops::pin::EraChoice,
+    },
     /// One worker process (started by `run`).
     #[command(hide = true)]
     Worker {
@@ -92,6 +114,7 @@ fn main() -> ExitCode {
         Command::Check { config }
         | Command::Run { config, .. }
         | Command::Explain { config, .. }
+        | Command::Pin { config, .. }
         | Command::Worker { config, .. } => config,
     };
     let policy = match policies::parse_policy_file(config) {
@@ -110,9 +133,29 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { .. } => {
+            // The lock file is part of the policy: a stale one is an error now.
+            if let Err(e) = upstream::pins::books(&policy) {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
             println!("{}: ok", config.display());
             ExitCode::SUCCESS
         }
+        Command::Pin {
+            out,
+            check,
+            lock,
+            era,
+            ..
+        } => ExitCode::from(ops::pin::main(
+            &policy,
+            &ops::pin::PinArgs {
+                out,
+                check,
+                lock,
+                era,
+            },
+        )),
         Command::Run {
             workers, takeover, ..
         } => {
@@ -121,6 +164,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             if n == 0 || n > 256 {
                 eprintln!("error: --workers must be 1..=256");
+                return ExitCode::from(1);
+            }
+            if let Err(e) = upstream::pins::books(&policy) {
+                eprintln!("error: {e}");
                 return ExitCode::from(1);
             }
             ops::supervisor::supervise(&policy, config, n, !keys.is_empty(), takeover)

@@ -11,6 +11,7 @@
 //! ([`ResponseChain::wants`]): governance costs nothing where it has nothing
 //! to say.
 
+pub mod pinning;
 pub mod stream;
 pub mod unmask;
 pub mod visibility;
@@ -40,6 +41,8 @@ pub struct ResponseFacts<'a> {
     /// A hidden target sent on under a placeholder: `(placeholder, original)`
     /// (see [`crate::Exchange::concealed`]).
     pub concealed: Option<(&'a str, &'a str)>,
+    /// The pins of the pool that answers (`[tools] lock_file` or `pin`).
+    pub pins: Option<&'a crate::pins::PinBook>,
 }
 
 /// One response filter's verdict on one message.
@@ -89,7 +92,12 @@ impl ResponseChain {
     /// Every response filter mcpgate has.
     pub fn standard() -> Self {
         Self {
-            filters: vec![Box::new(visibility::VisibilityFilter)],
+            // Pins first: every listed entry is judged against its pin,
+            // also those this caller will not see.
+            filters: vec![
+                Box::new(pinning::PinningFilter),
+                Box::new(visibility::VisibilityFilter),
+            ],
         }
     }
 

@@ -33,6 +33,7 @@ fn facts<'a>(method: &'a str, tenant: &'a str, era: Era, id: &'a RequestId) -> R
         era,
         request_id: Some(id),
         concealed: None,
+        pins: None,
     }
 }
 
@@ -184,4 +185,71 @@ fn the_placeholder_becomes_the_real_name_again() {
     // An answer that does not quote it passes as it came.
     let plain = br#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Unknown tool"}}"#;
     assert!(matches!(chain.judge(&p, &f, plain), Judged::Unchanged));
+}
+
+/// Judges a `tools/list` answer against a first-seen book, with
+/// `on_change` and no `[access]`.
+fn judged_with_pins(on_change: &str, book: &crate::PinBook, msg: &Value) -> Option<Value> {
+    let p = policy_with(&format!(
+        "[tools]\npin = \"first-seen\"\nstate_file = \"/nonexistent/pins.json\"\non_change = \"{on_change}\"\n"
+    ));
+    let id = RequestId::Number(3.into());
+    let chain = ResponseChain::standard();
+    let f = ResponseFacts {
+        pins: Some(book),
+        ..facts("tools/list", "alpha", Era::Modern, &id)
+    };
+    assert!(chain.wants(&p, &f));
+    match chain.judge(&p, &f, &serde_json::to_vec(msg).unwrap()) {
+        Judged::Unchanged => None,
+        Judged::Rewritten(b) => Some(serde_json::from_slice(&b).unwrap()),
+        Judged::Replaced(r) => panic!("replaced: {r:?}"),
+    }
+}
+
+fn pinned_page(echo_description: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 3, "result": {
+        "tools": [
+            {"name": "echo", "description": echo_description, "inputSchema": {"type": "object"}},
+            {"name": "add", "description": "Adds.", "inputSchema": {"type": "object"}}
+        ],
+        "nextCursor": "page-2"
+    }})
+}
+
+#[test]
+fn a_changed_definition_leaves_the_listing_under_block_and_hide_not_alert() {
+    for on_change in ["block", "hide"] {
+        let book = crate::PinBook::first_seen();
+        // The first listing is pinned and passes untouched.
+        assert_eq!(
+            judged_with_pins(on_change, &book, &pinned_page("Echoes.")),
+            None
+        );
+        let out = judged_with_pins(on_change, &book, &pinned_page("Echoes. <IMPORTANT>")).unwrap();
+        assert_eq!(
+            out["result"],
+            json!({"tools": [{"name": "add", "description": "Adds.", "inputSchema": {"type": "object"}}],
+                   "nextCursor": "page-2"}),
+            "{on_change}"
+        );
+        // Listed as pinned again: back in the listing.
+        assert_eq!(
+            judged_with_pins(on_change, &book, &pinned_page("Echoes.")),
+            None
+        );
+    }
+    let book = crate::PinBook::first_seen();
+    judged_with_pins("alert", &book, &pinned_page("Echoes."));
+    assert_eq!(
+        judged_with_pins("alert", &book, &pinned_page("Echoes. <IMPORTANT>")),
+        None
+    );
+    assert!(
+        !book.allows_call(crate::PinKind::Tool, "echo"),
+        "the change is still recorded"
+    );
+    // Another request's answer on the same stream is not judged.
+    let other = json!({"jsonrpc": "2.0", "id": 4, "result": pinned_page("x")["result"]});
+    assert_eq!(judged_with_pins("block", &book, &other), None);
 }

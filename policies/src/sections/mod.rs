@@ -31,7 +31,7 @@ pub use jwt::{JwtAlgorithm, JwtPolicy};
 pub use paths::{PathPolicy, RootGlob, UriScope, DEFAULT_UPSTREAM};
 pub use ssrf::{Cidr, HostRule, SsrfPolicy};
 pub use tls::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
-pub use tools::{OnUncompilable, ToolsPolicy};
+pub use tools::{OnChange, OnUncompilable, PinMode, ToolsPolicy};
 pub use upstream_auth::{MintAlgorithm, UpstreamCredential};
 pub use upstreams::{
     BreakerPolicy, Endpoint, HealthCheck, Timeouts, Transport, UpstreamPool, DEFAULT_POOL,

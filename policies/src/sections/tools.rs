@@ -9,9 +9,14 @@
 //! the size or depth limits): `"skip"` (not enforced, a warning is logged
 //! once) or `"refuse"` (its calls are refused).
 //!
-//! The section is named for tools, not for validation, so that the keys
-//! planned next (a lock file of tool definitions, what to do when a listing
-//! changes, pins) join it here.
+//! Pinned definitions (the rug-pull defence): every tool and prompt a server
+//! lists is compared with an approved definition, from `lock_file` (written
+//! by `mcpgate pin`) or, with `pin = "first-seen"`, from what each pool
+//! first listed (kept in `state_file`, shared by the instance's workers).
+//! `on_change` says what happens to a definition that differs from its pin,
+//! or, with a lock file, is missing from it.
+
+use std::path::PathBuf;
 
 use toml_edit::TableLike;
 
@@ -27,8 +32,44 @@ pub enum OnUncompilable {
     Refuse,
 }
 
-/// The compiled `[tools]` section.
+/// What happens to a listed definition that differs from its pin (or, with
+/// a lock file, is not in it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnChange {
+    /// Hidden from listings, and its calls (`tools/call`, `prompts/get`)
+    /// refused.
+    #[default]
+    Block,
+    /// Hidden from listings (the model never reads the new text); calls by
+    /// name still go through, their arguments checked against the pinned
+    /// schema.
+    Hide,
+    /// Passed unchanged; logged and counted.
+    Alert,
+}
+
+impl OnChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Block => "block",
+            Self::Hide => "hide",
+            Self::Alert => "alert",
+        }
+    }
+}
+
+/// Where approved definitions come from when there is no lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PinMode {
+    /// No pins (unless `lock_file` is set).
+    #[default]
+    Off,
+    /// What each pool first listed is the approved definition.
+    FirstSeen,
+}
+
+/// The compiled `[tools]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ToolsPolicy {
     /// Validate each `tools/call`'s `arguments` against the tool's
     /// `inputSchema` (off by default).
@@ -37,12 +78,38 @@ pub struct ToolsPolicy {
     pub on_uncompilable: OnUncompilable,
     /// `shadow`: log and count calls that fail validation, refuse nothing.
     pub mode: crate::RuleMode,
+    /// The approved definitions, written by `mcpgate pin`.
+    pub lock_file: Option<PathBuf>,
+    /// See [`OnChange`].
+    pub on_change: OnChange,
+    /// See [`PinMode`].
+    pub pin: PinMode,
+    /// Where first-seen pins, and definitions seen to differ from their
+    /// pins, are kept for every worker of the instance (required with
+    /// `pin = "first-seen"`; optional with a lock file, where it shares
+    /// which definitions changed).
+    pub state_file: Option<PathBuf>,
+}
+
+impl ToolsPolicy {
+    /// Whether listed definitions are compared with pins at all.
+    pub fn pins_active(&self) -> bool {
+        self.lock_file.is_some() || self.pin == PinMode::FirstSeen
+    }
 }
 
 const ON_UNCOMPILABLE: [(&str, OnUncompilable); 2] = [
     ("skip", OnUncompilable::Skip),
     ("refuse", OnUncompilable::Refuse),
 ];
+
+const ON_CHANGE: [(&str, OnChange); 3] = [
+    ("block", OnChange::Block),
+    ("hide", OnChange::Hide),
+    ("alert", OnChange::Alert),
+];
+
+const PIN: [(&str, PinMode); 2] = [("off", PinMode::Off), ("first-seen", PinMode::FirstSeen)];
 
 /// Reads `[tools]` (defaults when absent).
 pub(crate) fn read_tools(r: &mut Reader, t: Option<&dyn TableLike>) -> ToolsPolicy {
@@ -52,11 +119,43 @@ pub(crate) fn read_tools(r: &mut Reader, t: Option<&dyn TableLike>) -> ToolsPoli
         return d;
     };
     r.deny_unknown(t, P, P);
-    ToolsPolicy {
+    let tools = ToolsPolicy {
         validate_arguments: r.boolean(t, "validate_arguments", P, d.validate_arguments),
         on_uncompilable: r.choice(t, "on_uncompilable", P, "skip", &ON_UNCOMPILABLE),
         mode: r.choice(t, "mode", P, "enforce", &crate::sections::access::MODES),
+        lock_file: r.opt_string(t, "lock_file", P).map(PathBuf::from),
+        on_change: r.choice(t, "on_change", P, "block", &ON_CHANGE),
+        pin: r.choice(t, "pin", P, "off", &PIN),
+        state_file: r.opt_string(t, "state_file", P).map(PathBuf::from),
+    };
+    for (key, set) in [
+        ("lock_file", tools.lock_file.as_ref()),
+        ("state_file", tools.state_file.as_ref()),
+    ] {
+        if set.is_some_and(|p| p.as_os_str().is_empty()) {
+            r.error(
+                Reader::span_of(t, key),
+                &format!("{P}.{key}"),
+                "must not be empty",
+            );
+        }
     }
+    if tools.pin == PinMode::FirstSeen {
+        if tools.lock_file.is_some() {
+            r.error(
+                Reader::span_of(t, "pin"),
+                "tools.pin",
+                "`first-seen` pins what servers list when there is no lock file; remove `pin` or `lock_file`",
+            );
+        } else if tools.state_file.is_none() {
+            r.error(
+                Reader::span_of(t, "pin"),
+                "tools.pin",
+                "`first-seen` needs `state_file`: the pins every worker of the instance shares",
+            );
+        }
+    }
+    tools
 }
 
 #[cfg(test)]
@@ -94,7 +193,39 @@ mod tests {
         );
         assert_eq!(line, 4);
         assert!(msg.contains("\"skip\", \"refuse\""), "{msg}");
-        let (line, _) = error_at("[tools]\nlock_file = \"x\"\n", "tools.lock_file");
+        let (line, _) = error_at("[tools]\nlock_file = 3\n", "tools.lock_file");
         assert_eq!(line, 4);
+        let (line, msg) = error_at("[tools]\non_change = \"warn\"\n", "tools.on_change");
+        assert_eq!(line, 4);
+        assert!(msg.contains("\"block\", \"hide\", \"alert\""), "{msg}");
+    }
+
+    #[test]
+    fn reads_the_pin_keys() {
+        let p = ok("[tools]\nlock_file = \"tools.lock\"\non_change = \"hide\"\n");
+        assert_eq!(
+            p.tools.lock_file.as_deref(),
+            Some(std::path::Path::new("tools.lock"))
+        );
+        assert_eq!(p.tools.on_change, OnChange::Hide);
+        assert!(p.tools.pins_active());
+        let p = ok("[tools]\npin = \"first-seen\"\nstate_file = \"/tmp/pins.json\"\n");
+        assert_eq!(p.tools.pin, PinMode::FirstSeen);
+        assert_eq!(p.tools.on_change, OnChange::Block);
+        assert!(p.tools.pins_active());
+        assert!(!ok("").tools.pins_active());
+    }
+
+    #[test]
+    fn first_seen_needs_a_state_file_and_no_lock() {
+        let (line, msg) = error_at("[tools]\npin = \"first-seen\"\n", "tools.pin");
+        assert_eq!(line, 4);
+        assert!(msg.contains("state_file"), "{msg}");
+        let (_, msg) = error_at(
+            "[tools]\npin = \"first-seen\"\nstate_file = \"s\"\nlock_file = \"l\"\n",
+            "tools.pin",
+        );
+        assert!(msg.contains("lock_file"), "{msg}");
+        error_at("[tools]\nlock_file = \"\"\n", "tools.lock_file");
     }
 }

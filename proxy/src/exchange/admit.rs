@@ -44,9 +44,12 @@ pub(crate) fn admit(
     ex.identity = identity;
     // Arguments are judged by the schemas of the pool that will serve the
     // call, as its servers last listed them through this worker.
-    if gate.policy.tools.validate_arguments {
+    if gate.policy.tools.validate_arguments || gate.policy.tools.pins_active() {
         let pool = gate.pool_for(session.as_ref().map(|s| &*s.pool), &tenant);
-        ex.tool_schemas = Some(&pool.schemas);
+        if gate.policy.tools.validate_arguments {
+            ex.tool_schemas = Some(&pool.schemas);
+        }
+        ex.pins = pool.pins.as_ref();
     }
     ex.session = match (sid, &snapshot) {
         (None, _) => SessionLookup::NoneGiven,

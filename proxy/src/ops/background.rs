@@ -26,11 +26,14 @@ impl BackgroundService for Maintenance {
         let gate = &self.0;
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         let mut tick = tokio::time::interval(Duration::from_millis(100));
+        // Pins and changes other workers wrote to the state file.
+        let mut pins = tokio::time::interval(Duration::from_secs(1));
         let mut since_check: Vec<u64> = gate.pools.values().map(|_| 0).collect();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = sweep.tick() => sweep_sessions(gate).await,
+                _ = pins.tick() => gate.pin_files.refresh(gate),
                 _ = tick.tick() => {
                     for (i, pool) in gate.pools.values().enumerate() {
                         let every = pool.config.health.interval_ms;

@@ -137,6 +137,17 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
             Some(catalog)
         }
     };
+    // With a lock file, the pins of the tenant's pool, as a worker starts
+    // with them (a first-seen pool has seen nothing yet offline).
+    let pins = match &policy.tools.lock_file {
+        Some(path) => {
+            let lock = crate::upstream::pins::read_lock(path)?;
+            Some(filters::PinBook::from_lock(
+                lock.pools.get(&policy.pool_for(&tenant).name),
+            ))
+        }
+        None => None,
+    };
     let is_initialize = message.get("method").and_then(Value::as_str) == Some("initialize");
     let session = ReadySession;
     let mut ex = Exchange::new(policy, "POST", &policy.listen.path, &headers, &body);
@@ -156,6 +167,7 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
     if policy.tools.validate_arguments {
         ex.tool_schemas = catalog.as_ref().map(|c| c as _);
     }
+    ex.pins = pins.as_ref();
     let (steps, verdict) = Chain::standard().explain_message(&mut ex);
     println!(
         "tenant {tenant}, subject {}",
@@ -216,6 +228,7 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
             },
             request_id: request_id.as_ref(),
             concealed: None,
+            pins: pins.as_ref(),
         };
         let responses = ResponseChain::standard();
         if !responses.wants(policy, &facts) {

@@ -97,6 +97,12 @@ pub struct Metrics {
     /// Server messages the response phase changed, by outcome (`rewritten`,
     /// `replaced`, `oversize`).
     pub response_messages: IntCounterVec,
+    /// What listings showed against the pins (`[tools] lock_file`, `pin`),
+    /// by pool, kind (`tool`, `prompt`) and outcome (`first-seen`,
+    /// `changed`, `not-in-lock`, `restored`, `over-capacity`).
+    pub tool_pins: IntCounterVec,
+    /// `notifications/*/list_changed` seen from servers, by pool and kind.
+    pub list_changed: IntCounterVec,
 }
 
 impl Metrics {
@@ -227,7 +233,29 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
-        for c in [&access_hidden, &shadow, &response_messages] {
+        let tool_pins = IntCounterVec::new(
+            Opts::new(
+                "mcpgate_tool_pins_total",
+                "Listed tool and prompt definitions against their pins, by pool, kind and outcome",
+            ),
+            &["pool", "kind", "outcome"],
+        )
+        .expect("valid metric");
+        let list_changed = IntCounterVec::new(
+            Opts::new(
+                "mcpgate_list_changed_total",
+                "list_changed notifications relayed from servers, by pool and kind",
+            ),
+            &["pool", "kind"],
+        )
+        .expect("valid metric");
+        for c in [
+            &access_hidden,
+            &shadow,
+            &response_messages,
+            &tool_pins,
+            &list_changed,
+        ] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
@@ -254,6 +282,8 @@ impl Metrics {
             access_hidden,
             shadow,
             response_messages,
+            tool_pins,
+            list_changed,
         }
     }
 

@@ -18,5 +18,6 @@ pub(crate) mod clock;
 pub(crate) mod explain;
 pub(crate) mod lifecycle;
 pub(crate) mod metrics;
+pub(crate) mod pin;
 pub(crate) mod supervisor;
 pub(crate) mod worker_identity;

@@ -70,6 +70,13 @@ pub fn unsafe_value_names(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
         .collect()
 }
 
+/// A whole answer to a request mcpgate made itself.
+pub struct OwnAnswer {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
 /// Why a request did not get a response head.
 #[derive(Debug)]
 pub enum SendError {
@@ -312,6 +319,60 @@ impl UpstreamClient {
             self.release(s).await;
         }
         status
+    }
+
+    /// Sends an mcpgate-originated request (`mcpgate pin`) and reads the
+    /// whole answer, at most `max_body` bytes, within `limit`.
+    pub async fn fetch_own(
+        &self,
+        method: http::Method,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        limit: Duration,
+        max_body: usize,
+    ) -> std::result::Result<OwnAnswer, String> {
+        let mut req = RequestHeader::build(method, self.path.as_bytes(), Some(headers.len() + 2))
+            .map_err(|e| e.to_string())?;
+        req.insert_header("host", &self.authority)
+            .map_err(|e| e.to_string())?;
+        for (k, v) in headers {
+            req.insert_header(k.to_string(), *v)
+                .map_err(|e| e.to_string())?;
+        }
+        req.insert_header("content-length", body.len().to_string())
+            .map_err(|e| e.to_string())?;
+        self.authenticate(
+            &mut req,
+            Caller {
+                tenant: "mcpgate",
+                subject: None,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let fetched = tokio::time::timeout(limit, async {
+            let mut s = match self.send(&req, &body, limit, false).await {
+                Ok(s) => s,
+                Err(SendError::Connect(e)) => return Err(format!("cannot connect: {e}")),
+                Err(SendError::Failed(e)) => return Err(e.to_string()),
+                Err(SendError::FirstByteTimeout) => return Err("no answer in time".into()),
+            };
+            let head = s.response_header().cloned().ok_or("no response head")?;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = s.read_response_body().await.map_err(|e| e.to_string())? {
+                if bytes.len() + chunk.len() > max_body {
+                    return Err(format!("answer over {max_body} bytes"));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            self.release(s).await;
+            Ok(OwnAnswer {
+                status: head.status.as_u16(),
+                headers: head.headers.clone(),
+                body: bytes,
+            })
+        })
+        .await;
+        fetched.unwrap_or_else(|_| Err(format!("no whole answer within {limit:?}")))
     }
 
     /// Returns a finished connection to the pool (a stream's connection,

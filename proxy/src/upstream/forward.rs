@@ -247,6 +247,8 @@ async fn forward_inner(
                 .as_ref()
                 .map(|d| (d.placeholder.as_str(), d.original.as_str())),
             request_id: None,
+            // Filled by the relay, which knows the pool that answers.
+            pins: None,
         },
     };
     let outcome = relay_response(gate, ds, &mut up, plan).await;

@@ -23,5 +23,6 @@ pub(crate) mod forward;
 mod h1_stream;
 pub(crate) mod held;
 mod inspect;
+pub(crate) mod pins;
 pub(crate) mod pool;
 mod relay;

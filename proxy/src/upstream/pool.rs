@@ -53,6 +53,9 @@ pub struct Pool {
     /// through this worker (`[tools] validate_arguments`). Per pool: two
     /// pools may serve different tools under one name.
     pub schemas: filters::SchemaCatalog,
+    /// The approved definitions of what this pool lists (`[tools]
+    /// lock_file` or `pin`), `None` when pins are off.
+    pub pins: Option<filters::PinBook>,
     next: AtomicUsize,
     clock: Arc<dyn Clock>,
 }
@@ -67,7 +70,11 @@ pub enum Unavailable {
 }
 
 impl Pool {
-    pub fn new(config: &UpstreamPool, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+    pub fn new(
+        config: &UpstreamPool,
+        clock: Arc<dyn Clock>,
+        pins: Option<filters::PinBook>,
+    ) -> std::io::Result<Self> {
         let credentials = match &config.auth {
             Some(c) => Some(Arc::new(
                 Credentials::load(c, clock.clone()).map_err(std::io::Error::other)?,
@@ -95,6 +102,7 @@ impl Pool {
             config: config.clone(),
             endpoints,
             schemas: filters::SchemaCatalog::new(),
+            pins,
             next: AtomicUsize::new(0),
             clock,
         })

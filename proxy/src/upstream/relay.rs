@@ -106,6 +106,8 @@ struct AnswerWatch {
     progress: bool,
     internal_error: bool,
     task_id: Option<String>,
+    /// `notifications/{tools,prompts}/list_changed` seen, by kind.
+    list_changed: [bool; 2],
 }
 
 impl AnswerWatch {
@@ -118,6 +120,7 @@ impl AnswerWatch {
             progress: false,
             internal_error: false,
             task_id: None,
+            list_changed: [false; 2],
         }
     }
 
@@ -157,6 +160,11 @@ impl AnswerWatch {
     }
 
     fn look_at(&mut self, v: &Value, plan: &RelayPlan<'_>) {
+        match v.get("method").and_then(Value::as_str) {
+            Some("notifications/tools/list_changed") => self.list_changed[0] = true,
+            Some("notifications/prompts/list_changed") => self.list_changed[1] = true,
+            _ => {}
+        }
         if v.get("method").and_then(Value::as_str) == Some("notifications/progress") {
             let token = v.get("params").and_then(|p| p.get("progressToken"));
             self.progress |= plan.progress_token.is_some() && token == plan.progress_token.as_ref();
@@ -253,10 +261,23 @@ pub async fn relay_response(
     if let Some(w) = gate.worker_header() {
         let _ = out.insert_header(WORKER_HEADER, w.to_string());
     }
+    let pool = gate.pools.get(&*plan.pinned.pool);
+    let pins = gate
+        .policy
+        .tools
+        .pins_active()
+        .then(|| pool.and_then(|p| p.pins.as_ref()))
+        .flatten();
     let facts = ResponseFacts {
         request_id: plan.request_id.as_ref(),
+        pins,
         ..plan.response
     };
+    let pin_listing = pins.is_some() && filters::PinKind::listed_by(facts.method).is_some();
+    if pin_listing {
+        // Pins another worker wrote since: the first to pin a name wins.
+        gate.pin_files.refresh(gate);
+    }
     // The response phase reads only answers a response filter wants: all
     // others are relayed as they come, unparsed.
     let mut judged = (!matches!(status, 204 | 304) && gate.responses.wants(&gate.policy, &facts))
@@ -270,7 +291,7 @@ pub async fn relay_response(
     // from the `tools/list` answers it relays (as the caller gets them).
     // Only those are parsed a second time; other answers cost nothing more.
     let learning = (gate.policy.tools.validate_arguments && facts.method == "tools/list")
-        .then(|| gate.pools.get(&*plan.pinned.pool))
+        .then_some(pool)
         .flatten();
     let mut judge = |bytes: &[u8]| {
         let judged = gate.responses.judge(&gate.policy, &facts, bytes);
@@ -404,6 +425,7 @@ pub async fn relay_response(
         if watch.internal_error && plan.watch_internal_errors {
             endpoint = Outcome::Failure;
         }
+        report_list_changed(gate, &plan, watch.list_changed);
     }
     if let Some(p) = pending.filter(|p| !p.settled) {
         gate.sessions.bury(&p.id);
@@ -412,6 +434,9 @@ pub async fn relay_response(
         let mut rest = Vec::new();
         stream.finish(&mut judge, &mut rest);
         count_judged(gate, &stream.stats);
+        if let (true, Some(pool)) = (pin_listing, pool) {
+            gate.pin_files.after_listing(gate, pool);
+        }
         if !rest.is_empty()
             && ds
                 .write_response_body(Bytes::from(rest), false)
@@ -444,6 +469,24 @@ fn learn_tools(gate: &McpGate, pool: &Pool, facts: &ResponseFacts<'_>, bytes: &[
     let Some(tools) = msg.pointer("/result/tools").and_then(Value::as_array) else {
         return;
     };
+    // A pinned tool's calls are checked against its pinned schema (which
+    // the catalog learned from the pins), whatever is listed now.
+    let unpinned: Vec<Value>;
+    let tools = match &pool.pins {
+        Some(book) if gate.policy.tools.pins_active() => {
+            unpinned = tools
+                .iter()
+                .filter(|t| {
+                    t.get("name")
+                        .and_then(Value::as_str)
+                        .is_none_or(|n| !book.is_pinned(filters::PinKind::Tool, n))
+                })
+                .cloned()
+                .collect();
+            &unpinned[..]
+        }
+        _ => &tools[..],
+    };
     let learned = pool.schemas.learn_listing(tools);
     let pool_name = pool.config.name.as_str();
     let effect = match gate.policy.tools.on_uncompilable {
@@ -471,6 +514,21 @@ fn learn_tools(gate: &McpGate, pool: &Pool, facts: &ResponseFacts<'_>, bytes: &[
             learned.compiled,
             learned.unchanged
         );
+    }
+}
+
+/// Counts and logs a server's announcement that its catalogue changed. It
+/// was relayed as sent; with pins, the next listing is compared with them
+/// like every listing.
+fn report_list_changed(gate: &McpGate, plan: &RelayPlan<'_>, seen: [bool; 2]) {
+    for (kind, seen) in ["tool", "prompt"].into_iter().zip(seen) {
+        if seen {
+            gate.metrics
+                .list_changed
+                .with_label_values(&[&plan.pinned.pool, kind])
+                .inc();
+            tracing::info!(pool = %plan.pinned.pool, "server announced that its {kind} list changed");
+        }
     }
 }
 
