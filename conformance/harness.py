@@ -38,6 +38,7 @@ CONFORMANCE = {
 SERVER_EVERYTHING = NPM / "server-everything-2026.8.31/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 TS_SDK_V1_DIR = NPM / "sdk-1.32.2"
 REFERENCE_SERVER = ROOT / "conformance/upstreams/reference_server.py"
+HOSTILE_SERVER = ROOT / "conformance/upstreams/hostile_server.py"
 CLIENTS = ROOT / "conformance/clients"
 
 
@@ -174,6 +175,17 @@ def start_reference(port: int | None = None) -> Upstream:
     proc = Proc("reference", [VENV_PY, REFERENCE_SERVER, "--port", str(port)])
     proc.wait_port(port)
     return Upstream(proc, port)
+
+
+def start_hostile(*args: str, port: int | None = None) -> tuple[Upstream, Path]:
+    """The hostile Python SDK server (conformance/upstreams/hostile_server.py)
+    with `args`, and the file where it records every request it handles."""
+    port = port or free_port()
+    fd, record = scratch_file("hostile-record-", ".jsonl")
+    os.close(fd)
+    proc = Proc("hostile", [VENV_PY, HOSTILE_SERVER, "--port", str(port), "--record", record, *args])
+    proc.wait_port(port)
+    return Upstream(proc, port), record
 
 
 def start_everything(port: int | None = None) -> Upstream:
