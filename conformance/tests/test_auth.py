@@ -64,9 +64,9 @@ class Edge:
         self.upstream = harness.Proc("demo-upstream-auth", [harness.demo_upstream_bin(), "--listen",
                                                             f"127.0.0.1:{up}", "--record", self.record])
         self.upstream.wait_port(up)
-        cfg = harness.write_config_text(f'''
+        template = f'''
 [listen]
-address = "127.0.0.1:{self.port}"
+address = "127.0.0.1:LISTEN_PORT"
 [listen.tls]
 cert_file = "{cert}"
 key_file = "{key}"
@@ -79,7 +79,9 @@ mint_audience = "{self.upstream_aud}"
 mint_issuer = "mcpgate-edge"
 mint_kid = "edge-1"
 [admin]
-address = "127.0.0.1:{self.admin}"
+address = "127.0.0.1:ADMIN_PORT"
+[auth]
+scopes_mode = "SCOPES_MODE"
 [auth.jwt]
 issuer = "{self.idp.issuer}"
 audiences = ["{self.resource}"]
@@ -99,15 +101,29 @@ scopes_supported = {json.dumps(SCOPES)}
 jwt_subjects = ["{idp_mod.CLIENT_ID}"]
 [tenants.people]
 jwt_subjects = ["*"]
-''')
-        self.proc = harness.Proc("mcpgate-auth", [harness.mcpgate_bin(), "run", "--config", cfg, "--workers", "2"])
+'''
+
+        def config(port: int, admin: int, mode: str) -> Path:
+            return harness.write_config_text(template.replace("LISTEN_PORT", str(port))
+                                             .replace("ADMIN_PORT", str(admin)).replace("SCOPES_MODE", mode))
+
+        self.proc = harness.Proc("mcpgate-auth", [harness.mcpgate_bin(), "run", "--config",
+                                                  config(self.port, self.admin, "enforce"), "--workers", "2"])
+        # The same edge with its scope rules in shadow mode: same audience,
+        # same upstream, nothing refused for a missing scope.
+        self.shadow_port, self.shadow_admin = harness.free_port(), harness.free_port()
+        self.shadow = harness.Proc("mcpgate-auth-shadow", [harness.mcpgate_bin(), "run", "--config",
+                                                           config(self.shadow_port, self.shadow_admin, "shadow"),
+                                                           "--workers", "1"])
         self.proc.wait_port(self.port, timeout=20)
+        self.shadow.wait_port(self.shadow_port, timeout=20)
         self.ctx = ssl.create_default_context(cafile=str(self.pki.ca_file))
         self.client = httpx.Client(verify=self.ctx, timeout=10)
 
     def stop(self):
         self.client.close()
         self.proc.stop()
+        self.shadow.stop()
         self.upstream.stop()
         self.idp.stop()
 
@@ -185,6 +201,26 @@ def test_missing_scope_gets_403_step_up_naming_every_scope(edge):
     # With the scope, the same call passes.
     both = edge.idp.client_credentials_token("mcp:read files:write")
     assert edge.post(call, modern_headers("tools/call", "payload"), both).status_code == 200
+
+
+def test_scope_rules_in_shadow_mode_refuse_nothing_and_count(edge):
+    token = edge.idp.client_credentials_token("mcp:read")
+    before = edge.count()
+    call = modern("tools/call", {"name": "payload", "arguments": {"size": 10}})
+    r = edge.post(call, modern_headers("tools/call", "payload"), token,
+                  url=f"https://127.0.0.1:{edge.shadow_port}/mcp")
+    assert r.status_code == 200, r.text
+    time.sleep(0.1)
+    assert edge.count() == before + 1, "the call reached the upstream"
+    m = httpx.get(f"http://127.0.0.1:{edge.shadow_admin}/metrics").text
+    line = [x for x in m.splitlines() if x.startswith("mcpgate_shadow_total{") and 'filter="scopes"' in x]
+    assert line and line[0].endswith(" 1") and 'rule="insufficient-scope"' in line[0], m
+    for _ in range(40):
+        if "shadow mode: would refuse insufficient-scope at params.name: token lacks a scope of: files:write mcp:read" in edge.shadow.log.read_text():
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(edge.shadow.log_tail())
 
 
 def b64(obj: dict) -> str:

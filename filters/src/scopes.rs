@@ -23,6 +23,10 @@ impl Filter for ScopeFilter {
         "scopes"
     }
 
+    fn mode(&self, policy: &policies::Policy) -> policies::RuleMode {
+        policy.auth.scopes_mode
+    }
+
     fn check(&self, ex: &mut Exchange<'_>) -> Decision {
         let auth = &ex.policy.auth;
         let Some(identity) = ex.identity.as_ref().filter(|i| i.method == AuthMethod::Jwt) else {

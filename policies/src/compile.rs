@@ -431,6 +431,13 @@ fn read_auth(
         jwt,
         oauth,
         scopes,
+        scopes_mode: r.choice(
+            t,
+            "scopes_mode",
+            P,
+            "enforce",
+            &crate::sections::access::MODES,
+        ),
     };
     check_auth(r, t, &auth);
     auth

@@ -171,6 +171,9 @@ pub struct Auth {
     /// Scopes needed per method or tool (`[auth.scopes]`), in file order
     /// ([`Auth::scopes_needed`]).
     pub scopes: Vec<ScopeRule>,
+    /// `shadow`: a token lacking a scope of `[auth.scopes]` is logged and
+    /// counted, not refused (`[auth] scopes_mode`).
+    pub scopes_mode: crate::RuleMode,
 }
 
 impl Auth {

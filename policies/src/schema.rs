@@ -140,7 +140,10 @@ const TABLES: &[(&str, &[&str])] = &[
         ],
     ),
     ("origin", &["allowed_hosts", "allowed_origins"]),
-    ("auth", &["anonymous_tenant", "jwt", "oauth", "scopes"]),
+    (
+        "auth",
+        &["anonymous_tenant", "jwt", "oauth", "scopes", "scopes_mode"],
+    ),
     (
         "auth.jwt",
         &[
