@@ -21,6 +21,7 @@ NPM_PKGS=(
   "conformance-0.1.16 @modelcontextprotocol/conformance@0.1.16"
   "conformance-0.2.0-alpha.12 @modelcontextprotocol/conformance@0.2.0-alpha.12"
   "server-everything-2026.8.31 @modelcontextprotocol/server-everything@2026.8.31"
+  "server-filesystem-2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31"
   "sdk-1.32.2 @modelcontextprotocol/sdk@1.32.2"
   "client-2.4.0 @modelcontextprotocol/client@2.4.0"
   "server-2.4.0 @modelcontextprotocol/server@2.4.0"

@@ -17,6 +17,7 @@ pub use crate::sections::{AuthMethod, JwtAlgorithm, JwtPolicy, OAuthResource, Sc
 pub use crate::sections::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
 pub use crate::sections::{MintAlgorithm, UpstreamCredential};
 pub use crate::sections::{OnChange, OnUncompilable, PinMode, ToolsPolicy};
+pub use crate::sections::{Sandbox, StdioLimits, StdioMode, StdioSpec};
 
 /// Name of a tenant, shared cheaply between sessions.
 pub type TenantName = Arc<str>;

@@ -71,12 +71,18 @@ impl McpGate {
             Duration::from_secs(policy.sessions.idle_timeout_secs),
             policy.sessions.max_sessions,
         );
+        let metrics = Metrics::new(identity.index);
         let mut books = pins::books(&policy).map_err(std::io::Error::other)?;
         let pools: BTreeMap<String, Arc<Pool>> = policy
             .upstreams
             .iter()
             .map(|p| {
-                let pool = Pool::new(p, clock.clone(), books.remove(&p.name))?;
+                let pool = Pool::new(
+                    p,
+                    clock.clone(),
+                    books.remove(&p.name),
+                    Some(metrics.stdio_workers.clone()),
+                )?;
                 if let Some(book) = &pool.pins {
                     pins::feed_schemas(&pool, book);
                 }
@@ -90,7 +96,7 @@ impl McpGate {
             rate_limits: RateLimits::new(&policy, identity.index, identity.workers),
             codec: SessionCodec::new(keys),
             owner_link: Connector::new(None),
-            metrics: Metrics::new(identity.index),
+            metrics,
             identity,
             chain: Chain::standard(),
             responses: ResponseChain::standard(),

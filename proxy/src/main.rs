@@ -109,6 +109,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The stdio worker launcher: limits on itself, then exec. Read before
+    // clap, which must not interpret the server's own arguments.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv
+        .get(1)
+        .is_some_and(|a| a == upstream::stdio::launch::SUBCOMMAND)
+    {
+        eprintln!(
+            "mcpgate {}: {}",
+            upstream::stdio::launch::SUBCOMMAND,
+            upstream::stdio::launch::exec(&argv[2..])
+        );
+        return ExitCode::from(127);
+    }
     let cli = Cli::parse();
     let config = match &cli.command {
         Command::Check { config }
@@ -133,8 +147,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { .. } => {
-            // The lock file is part of the policy: a stale one is an error now.
-            if let Err(e) = upstream::pins::books(&policy) {
+            if let Err(e) = runnable(&policy) {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);
             }
@@ -166,7 +179,7 @@ fn main() -> ExitCode {
                 eprintln!("error: --workers must be 1..=256");
                 return ExitCode::from(1);
             }
-            if let Err(e) = upstream::pins::books(&policy) {
+            if let Err(e) = runnable(&policy) {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);
             }
@@ -261,4 +274,20 @@ fn worker(policy: policies::Policy, index: usize, workers: usize, keys: Vec<[u8;
     }
     let policy = Arc::new(policy.for_worker(index, workers));
     ops::lifecycle::run(policy, identity, &keys)
+}
+
+/// What a valid policy still needs from this machine: a lock file that
+/// reads and matches its hashes, and what stdio pools ask for (bubblewrap).
+fn runnable(policy: &policies::Policy) -> Result<(), String> {
+    upstream::pins::books(policy)?;
+    for pool in &policy.upstreams {
+        for ep in &pool.endpoints {
+            if let policies::Transport::Stdio(spec) = &ep.transport {
+                if let Some(why) = upstream::stdio::launch::unavailable(spec) {
+                    return Err(format!("upstreams.{}: {why}", pool.name));
+                }
+            }
+        }
+    }
+    Ok(())
 }

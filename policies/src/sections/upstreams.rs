@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use toml_edit::TableLike;
 
+use super::stdio::{read_stdio, StdioSpec};
 use super::upstream_auth::{read_upstream_auth, UpstreamCredential};
 use crate::reader::{join, Reader};
 
@@ -26,6 +27,8 @@ pub enum Transport {
         port: u16,
         path: String,
     },
+    /// Worker processes mcpgate spawns, speaking MCP over stdio.
+    Stdio(Box<StdioSpec>),
 }
 
 /// One upstream MCP server process.
@@ -168,14 +171,28 @@ fn read_pool(r: &mut Reader, t: &dyn TableLike, path: &str, name: &str) -> Optio
             "give `url` or `endpoints`, not both",
         );
     }
-    if t.get("url").is_none() && t.get("endpoints").is_none() {
+    let stdio = read_stdio(r, t, path);
+    if stdio.is_some() && (t.get("url").is_some() || t.get("endpoints").is_some()) {
+        r.error(
+            Reader::span_of(t, "command"),
+            &join(path, "command"),
+            "give `command` (a stdio server) or `url`/`endpoints`, not both",
+        );
+    }
+    if t.get("url").is_none() && t.get("endpoints").is_none() && stdio.is_none() {
         r.error(
             t.get_key_value("url").and_then(|(k, _)| k.span()),
             &join(path, "url"),
-            "missing required key (`url` or `endpoints`)",
+            "missing required key (`url`, `endpoints` or `command`)",
         );
     }
     let mut endpoints = Vec::new();
+    if let Some(spec) = stdio {
+        endpoints.push(Endpoint {
+            url: spec.display(),
+            transport: Transport::Stdio(Box::new(spec)),
+        });
+    }
     for (url, span) in urls {
         match parse_http_url(&url) {
             Ok(transport) => endpoints.push(Endpoint { url, transport }),

@@ -33,7 +33,16 @@ impl BackgroundService for Maintenance {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = sweep.tick() => sweep_sessions(gate).await,
-                _ = pins.tick() => gate.pin_files.refresh(gate),
+                _ = pins.tick() => {
+                    gate.pin_files.refresh(gate);
+                    for pool in gate.pools.values() {
+                        for ep in &pool.endpoints {
+                            if let Some(stdio) = ep.client.stdio() {
+                                stdio.tick();
+                            }
+                        }
+                    }
+                }
                 _ = tick.tick() => {
                     for (i, pool) in gate.pools.values().enumerate() {
                         let every = pool.config.health.interval_ms;
@@ -57,8 +66,12 @@ impl BackgroundService for Maintenance {
 async fn check_pool(pool: &Pool) {
     let limit = Duration::from_millis(pool.config.health.timeout_ms);
     for ep in &pool.endpoints {
+        // A stdio pool watches its own workers.
+        let Some(addr) = ep.client.addr() else {
+            continue;
+        };
         let ok = matches!(
-            tokio::time::timeout(limit, tokio::net::TcpStream::connect(ep.client.addr())).await,
+            tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr)).await,
             Ok(Ok(_))
         );
         pool.report_check(ep, ok);

@@ -229,6 +229,7 @@ async fn serve(
         _ = term.recv() => "second signal",
         _ = int.recv() => "second signal",
     };
+    stop_stdio_workers(&gate).await;
     let left = connections.open();
     if left == 0 {
         tracing::info!(
@@ -252,4 +253,21 @@ async fn serve(
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Stops every stdio worker of this process and waits (a few seconds at
+/// most) until they exited: none is left behind.
+async fn stop_stdio_workers(gate: &McpGate) {
+    let pools: Vec<_> = gate
+        .pools
+        .values()
+        .flat_map(|p| p.endpoints.iter().filter_map(|e| e.client.stdio().cloned()))
+        .collect();
+    for p in &pools {
+        p.shutdown();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pools.iter().any(|p| p.live() > 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -103,6 +103,9 @@ pub struct Metrics {
     pub tool_pins: IntCounterVec,
     /// `notifications/*/list_changed` seen from servers, by pool and kind.
     pub list_changed: IntCounterVec,
+    /// Stdio worker processes, by pool and event (`spawned`, `exited`,
+    /// `spawn_failed`).
+    pub stdio_workers: IntCounterVec,
 }
 
 impl Metrics {
@@ -249,12 +252,21 @@ impl Metrics {
             &["pool", "kind"],
         )
         .expect("valid metric");
+        let stdio_workers = IntCounterVec::new(
+            Opts::new(
+                "mcpgate_stdio_workers_total",
+                "Stdio worker processes spawned and exited, by pool and event",
+            ),
+            &["pool", "event"],
+        )
+        .expect("valid metric");
         for c in [
             &access_hidden,
             &shadow,
             &response_messages,
             &tool_pins,
             &list_changed,
+            &stdio_workers,
         ] {
             registry
                 .register(Box::new(c.clone()))
@@ -284,6 +296,7 @@ impl Metrics {
             response_messages,
             tool_pins,
             list_changed,
+            stdio_workers,
         }
     }
 

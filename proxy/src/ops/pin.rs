@@ -129,7 +129,7 @@ pub(crate) fn main(policy: &Policy, args: &PinArgs) -> u8 {
 async fn list_all(policy: &Policy, era: EraChoice) -> Result<LockFile, String> {
     let mut lock = LockFile::default();
     for config in &policy.upstreams {
-        let pool = Pool::new(config, Arc::new(SystemClock), None)
+        let pool = Pool::new(config, Arc::new(SystemClock), None, None)
             .map_err(|e| format!("pool {:?}: {e}", config.name))?;
         let mut last_error = String::from("no endpoint");
         let mut listed = None;
@@ -149,6 +149,11 @@ async fn list_all(policy: &Policy, era: EraChoice) -> Result<LockFile, String> {
                     break;
                 }
                 Err(e) => last_error = format!("{}: {e}", ep.url),
+            }
+        }
+        for ep in &pool.endpoints {
+            if let Some(stdio) = ep.client.stdio() {
+                stdio.shutdown();
             }
         }
         let pins = listed.ok_or_else(|| format!("pool {:?}: {last_error}", config.name))?;

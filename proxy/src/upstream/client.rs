@@ -14,6 +14,8 @@ use pingora::Result;
 
 use crate::upstream::credentials::{Caller, Credentials};
 use crate::upstream::h1_stream::H1Response;
+use crate::upstream::stdio::answer::StdioAnswer;
+use crate::upstream::stdio::StdioPool;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 7.6.1), plus the
 /// client's credentials: token passthrough to the upstream is forbidden.
@@ -70,6 +72,161 @@ pub fn unsafe_value_names(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
         .collect()
 }
 
+/// How mcpgate reaches one endpoint: an HTTP server, or a pool of stdio
+/// worker processes answering as one ([`StdioPool`]).
+// One per endpoint for the process's life: its size does not matter, and
+// boxing the HTTP client would cost an indirection on every request.
+#[allow(clippy::large_enum_variant)]
+pub enum UpstreamClient {
+    Http(HttpClient),
+    Stdio(StdioPool),
+}
+
+impl UpstreamClient {
+    /// The client of one endpoint of `pool`; `events` counts stdio spawns
+    /// and exits.
+    pub fn new(
+        endpoint: &policies::Endpoint,
+        pool: &policies::UpstreamPool,
+        credentials: Option<Arc<Credentials>>,
+        events: Option<prometheus::IntCounterVec>,
+    ) -> std::io::Result<Self> {
+        match &endpoint.transport {
+            policies::Transport::Stdio(spec) => {
+                Ok(Self::Stdio(StdioPool::new(&pool.name, spec, events)))
+            }
+            t => HttpClient::new(t, pool, credentials).map(Self::Http),
+        }
+    }
+
+    /// The endpoint's socket address, for active health checks (`None`
+    /// for stdio: its workers are watched by the pool itself).
+    pub fn addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Self::Http(c) => Some(c.addr()),
+            Self::Stdio(_) => None,
+        }
+    }
+
+    /// The stdio pool, if this endpoint is one.
+    pub fn stdio(&self) -> Option<&StdioPool> {
+        match self {
+            Self::Stdio(p) => Some(p),
+            Self::Http(_) => None,
+        }
+    }
+
+    /// See [`HttpClient::request_header`]. A stdio pool gets the same head
+    /// (with the caller's tenant, for its log) and no credential.
+    pub fn request_header(
+        &self,
+        client: &RequestHeader,
+        upstream_session: Option<&str>,
+        body_len: usize,
+        caller: Caller<'_>,
+    ) -> Result<RequestHeader> {
+        match self {
+            Self::Http(c) => c.request_header(client, upstream_session, body_len, caller),
+            Self::Stdio(_) => {
+                let mut req = RequestHeader::build(client.method.clone(), b"/mcp", None)?;
+                for name in ["mcp-protocol-version", "mcp-method", "mcp-name", "accept"] {
+                    if let Some(v) = client.headers.get(name) {
+                        req.insert_header(name, v.as_bytes())?;
+                    }
+                }
+                if let Some(id) = upstream_session {
+                    req.insert_header("mcp-session-id", id)?;
+                }
+                req.insert_header(crate::upstream::stdio::TENANT_HEADER, caller.tenant)?;
+                Ok(req)
+            }
+        }
+    }
+
+    /// See [`HttpClient::send`].
+    pub async fn send(
+        &self,
+        req: &RequestHeader,
+        body: &Bytes,
+        first_byte: Duration,
+        stream: bool,
+    ) -> Result<Response, SendError> {
+        match self {
+            Self::Http(c) => c.send(req, body, first_byte, stream).await,
+            Self::Stdio(p) => p
+                .send(req, body, first_byte)
+                .await
+                .map(|a| Response::Stdio(Box::new(a))),
+        }
+    }
+
+    /// See [`HttpClient::send_own`].
+    pub async fn send_own(
+        &self,
+        method: http::Method,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        limit: Duration,
+    ) -> Option<u16> {
+        match self {
+            Self::Http(c) => c.send_own(method, headers, body, limit).await,
+            Self::Stdio(_) => self
+                .fetch_own(method, headers, body, limit, 64 * 1024)
+                .await
+                .ok()
+                .map(|a| a.status),
+        }
+    }
+
+    /// See [`HttpClient::fetch_own`].
+    pub async fn fetch_own(
+        &self,
+        method: http::Method,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        limit: Duration,
+        max_body: usize,
+    ) -> std::result::Result<OwnAnswer, String> {
+        let pool = match self {
+            Self::Http(c) => return c.fetch_own(method, headers, body, limit, max_body).await,
+            Self::Stdio(p) => p,
+        };
+        let mut req = RequestHeader::build(method, b"/mcp", None).map_err(|e| e.to_string())?;
+        for (k, v) in headers {
+            req.insert_header(k.to_string(), *v)
+                .map_err(|e| e.to_string())?;
+        }
+        let read = async {
+            let mut a = match pool.send(&req, &body, limit).await {
+                Ok(a) => a,
+                Err(_) => return Err("no answer in time".to_string()),
+            };
+            let mut bytes = Vec::new();
+            while let Some(chunk) = a.read_body().await.map_err(|e| e.to_string())? {
+                if bytes.len() + chunk.len() > max_body {
+                    return Err(format!("answer over {max_body} bytes"));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(OwnAnswer {
+                status: a.head().status.as_u16(),
+                headers: a.head().headers.clone(),
+                body: bytes,
+            })
+        };
+        tokio::time::timeout(limit, read)
+            .await
+            .unwrap_or_else(|_| Err(format!("no whole answer within {limit:?}")))
+    }
+
+    /// See [`HttpClient::release`].
+    pub async fn release(&self, r: Response) {
+        if let Self::Http(c) = self {
+            c.release(r).await;
+        }
+    }
+}
+
 /// A whole answer to a request mcpgate made itself.
 pub struct OwnAnswer {
     pub status: u16,
@@ -93,6 +250,8 @@ pub enum Response {
     /// Boxed: a held stream keeps this enum for hours, mostly the small variant.
     Pooled(Box<HttpSession>),
     Stream(H1Response),
+    /// A stdio worker's answer.
+    Stdio(Box<StdioAnswer>),
 }
 
 impl Response {
@@ -100,6 +259,7 @@ impl Response {
         match self {
             Response::Pooled(s) => s.response_header(),
             Response::Stream(s) => s.head(),
+            Response::Stdio(a) => Some(a.head()),
         }
     }
 
@@ -107,6 +267,7 @@ impl Response {
         match self {
             Response::Pooled(s) => s.response_done(),
             Response::Stream(s) => s.is_done(),
+            Response::Stdio(a) => a.is_done(),
         }
     }
 
@@ -114,11 +275,12 @@ impl Response {
         match self {
             Response::Pooled(s) => s.read_response_body().await,
             Response::Stream(s) => s.read_body().await,
+            Response::Stdio(a) => a.read_body().await,
         }
     }
 }
 
-pub struct UpstreamClient {
+pub struct HttpClient {
     connector: Connector,
     /// mcpgate's own credential for this upstream (`[upstream.auth]`).
     credentials: Option<Arc<Credentials>>,
@@ -129,10 +291,10 @@ pub struct UpstreamClient {
     addr: std::net::SocketAddr,
 }
 
-impl UpstreamClient {
+impl HttpClient {
     /// A client for one endpoint of `pool`, with its own keep-alive pool.
     pub fn new(
-        endpoint: &policies::Endpoint,
+        transport: &policies::Transport,
         pool: &policies::UpstreamPool,
         credentials: Option<Arc<Credentials>>,
     ) -> std::io::Result<Self> {
@@ -142,7 +304,10 @@ impl UpstreamClient {
             host,
             port,
             path,
-        } = &endpoint.transport;
+        } = transport
+        else {
+            return Err(std::io::Error::other("not an HTTP endpoint"));
+        };
         let addr = (host.as_str(), *port)
             .to_socket_addrs()?
             .next()

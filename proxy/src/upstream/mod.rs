@@ -26,3 +26,4 @@ mod inspect;
 pub(crate) mod pins;
 pub(crate) mod pool;
 mod relay;
+pub(crate) mod stdio;

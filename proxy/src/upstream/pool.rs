@@ -74,6 +74,7 @@ impl Pool {
         config: &UpstreamPool,
         clock: Arc<dyn Clock>,
         pins: Option<filters::PinBook>,
+        stdio_events: Option<prometheus::IntCounterVec>,
     ) -> std::io::Result<Self> {
         let credentials = match &config.auth {
             Some(c) => Some(Arc::new(
@@ -89,7 +90,12 @@ impl Pool {
                 Ok(Arc::new(Endpoint {
                     index,
                     url: e.url.clone(),
-                    client: UpstreamClient::new(e, config, credentials.clone())?,
+                    client: UpstreamClient::new(
+                        e,
+                        config,
+                        credentials.clone(),
+                        stdio_events.clone(),
+                    )?,
                     healthy: AtomicBool::new(true),
                     failures: AtomicU32::new(0),
                     successes: AtomicU32::new(0),
