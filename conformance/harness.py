@@ -36,6 +36,8 @@ CONFORMANCE = {
     "0.2.0-alpha.12": NPM / "conformance-0.2.0-alpha.12/node_modules/@modelcontextprotocol/conformance/dist/index.js",
 }
 SERVER_EVERYTHING = NPM / "server-everything-2026.8.31/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
+SERVER_FILESYSTEM = NPM / "server-filesystem-2026.8.31/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js"
+STDIO_SERVER = ROOT / "conformance/upstreams/stdio_server.py"
 TS_SDK_V1_DIR = NPM / "sdk-1.32.2"
 REFERENCE_SERVER = ROOT / "conformance/upstreams/reference_server.py"
 HOSTILE_SERVER = ROOT / "conformance/upstreams/hostile_server.py"

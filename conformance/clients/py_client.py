@@ -35,7 +35,7 @@ PROGRESS = {
     "progress": {"steps": 3, "interval_ms": 20},
 }
 SAMPLING = ["test_sampling", "trigger-sampling-request", "sample"]
-ELICITATION = {"test_elicitation": {"message": "Who are you?"}, "trigger-elicitation-request": {}}
+ELICITATION = {"test_elicitation": {"message": "Who are you?"}, "trigger-elicitation-request": {}, "elicit": {"message": "Who are you?"}}
 
 
 class Calls:

@@ -27,7 +27,7 @@ const PROGRESS = {
   progress: { steps: 3, interval_ms: 20 },
 };
 const SAMPLING = ["test_sampling", "trigger-sampling-request", "sample"];
-const ELICITATION = { test_elicitation: { message: "Who are you?" }, "trigger-elicitation-request": {} };
+const ELICITATION = { test_elicitation: { message: "Who are you?" }, "trigger-elicitation-request": {}, elicit: { message: "Who are you?" } };
 
 const url = process.argv[2];
 if (!url) {

@@ -60,6 +60,10 @@ const YOUNG: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Requests in flight on every shared worker before another is started.
 const SHARED_BUSY: usize = 16;
+/// How long an answer may take to be sent as one JSON body; a slower one
+/// becomes an event stream, so the relay's deadlines (which restart with
+/// each progress notification) govern it as they govern any stream.
+const JSON_WAIT: Duration = Duration::from_millis(250);
 /// The internal header carrying the caller's tenant to the pool (it never
 /// leaves the process).
 pub(crate) const TENANT_HEADER: &str = "x-mcpgate-tenant";
@@ -107,11 +111,13 @@ impl WorkerEvents for Inner {
         st.warm.retain(|w| !Arc::ptr_eq(w, worker));
         st.shared.retain(|w| !Arc::ptr_eq(w, worker));
         st.retiring.retain(|w| !Arc::ptr_eq(w, worker));
-        if lifetime < YOUNG {
+        // Only an exit of its own counts: a worker mcpgate stopped (a
+        // session's end, garbage, a hang) says nothing of the next one.
+        if lifetime < YOUNG && !worker.was_stopped() {
             st.young_exits += 1;
             let delay = Duration::from_millis(100u64 << st.young_exits.min(9)).min(MAX_BACKOFF);
             st.not_before = Some(Instant::now() + delay);
-        } else {
+        } else if !worker.was_stopped() {
             st.young_exits = 0;
         }
         drop(st);
@@ -545,9 +551,9 @@ impl StdioPool {
             ));
         }
         let mut rx = reg.rx;
-        match tokio::time::timeout(first_byte, rx.recv()).await {
+        match tokio::time::timeout(first_byte.min(JSON_WAIT), rx.recv()).await {
             Ok(Some(first)) => Ok(StdioAnswer::to_request(
-                first,
+                Some(first),
                 rx,
                 client_id,
                 modern_method,
@@ -559,10 +565,14 @@ impl StdioPool {
                 -32603,
                 "upstream unavailable: the stdio worker exited",
             )),
-            Err(_) => {
-                in_flight.abandon();
-                Err(SendError::FirstByteTimeout)
-            }
+            // Nothing yet: an event stream, under the relay's deadlines.
+            Err(_) => Ok(StdioAnswer::to_request(
+                None,
+                rx,
+                client_id,
+                modern_method,
+                in_flight,
+            )),
         }
     }
 

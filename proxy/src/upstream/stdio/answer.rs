@@ -50,6 +50,8 @@ impl InFlight {
             let worker = self.worker;
             rt.spawn(async move {
                 let _ = worker.send(&cancel).await;
+                // Still alive? A hung worker is replaced.
+                worker.probe();
             });
         }
     }
@@ -137,27 +139,29 @@ impl StdioAnswer {
     }
 
     /// The answer to a request: `first` is the first message the worker
-    /// sent for it, `rx` the rest.
+    /// sent for it (`None`: nothing yet), `rx` the rest.
     pub(crate) fn to_request(
-        first: Value,
+        first: Option<Value>,
         rx: mpsc::Receiver<Value>,
         client_id: Value,
         modern_method: Option<String>,
         in_flight: InFlight,
     ) -> Self {
-        if is_answer_to(&first, &client_id) {
-            let mut first = first;
-            if let Some(m) = &modern_method {
-                modernize(&mut first, m);
+        let first = match first {
+            Some(mut answer) if is_answer_to(&answer, &client_id) => {
+                if let Some(m) = &modern_method {
+                    modernize(&mut answer, m);
+                }
+                in_flight.worker.unregister(&in_flight.key);
+                return Self::json(200, Some(&answer));
             }
-            in_flight.worker.unregister(&in_flight.key);
-            return Self::json(200, Some(&first));
-        }
+            other => other,
+        };
         Self {
             head: head(200, Some("text/event-stream")),
             body: Body::Events {
                 rx,
-                first: Some(first),
+                first,
                 client_id: Some(client_id),
             },
             done: false,

@@ -28,6 +28,9 @@ use tokio::sync::mpsc;
 pub(crate) const ROUTE_BUFFER: usize = 64;
 /// stderr lines logged per second per worker; the rest are counted.
 pub(crate) const STDERR_LINES_PER_SEC: u32 = 20;
+/// How long a worker has to answer `ping` after one of its requests was
+/// abandoned before it counts as hung.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a worker tells its pool.
 pub(crate) trait WorkerEvents: Send + Sync {
@@ -75,6 +78,9 @@ pub(crate) struct Worker {
     /// The worker's answer to mcpgate's own `initialize` (shared workers).
     pub(crate) init_result: Mutex<Option<Value>>,
     kill_grace: Duration,
+    probing: AtomicBool,
+    /// mcpgate stopped it (its exit is no crash).
+    stopped: AtomicBool,
 }
 
 impl std::fmt::Debug for Worker {
@@ -126,6 +132,8 @@ impl Worker {
             last_used: Mutex::new(Instant::now()),
             init_result: Mutex::new(None),
             kill_grace,
+            probing: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
         });
         if let Some(out) = stdout {
             tokio::spawn(read_stdout(w.clone(), out, max_line));
@@ -150,6 +158,11 @@ impl Worker {
 
     pub(crate) fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire)
+    }
+
+    /// Whether mcpgate stopped it (else it exited on its own).
+    pub(crate) fn was_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
     pub(crate) fn idle_for(&self) -> Duration {
@@ -191,6 +204,49 @@ impl Worker {
         routes.order.push(key.clone());
         *self.last_used.lock() = Instant::now();
         Registered { rx, key, worker_id }
+    }
+
+    /// After one of its requests was abandoned (a deadline, a client that
+    /// left): a worker that does not answer `ping` within
+    /// [`PROBE_TIMEOUT`] is hung, and stopped (its requests fail, its
+    /// session ends).
+    pub(crate) fn probe(self: &Arc<Self>) {
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let id = json!(format!(
+                "mcpgate-ping-{}",
+                me.next_id.fetch_add(1, Ordering::Relaxed)
+            ));
+            let (tx, mut rx) = mpsc::channel(ROUTE_BUFFER);
+            let key = id_key(&id);
+            me.routes.lock().by_id.insert(
+                key.clone(),
+                Route {
+                    tx,
+                    client_id: id.clone(),
+                    progress: None,
+                },
+            );
+            let ping = json!({"jsonrpc": "2.0", "id": id, "method": "ping"});
+            let answered = async {
+                me.send(&ping).await.ok()?;
+                rx.recv().await
+            };
+            let alive = tokio::time::timeout(PROBE_TIMEOUT, answered).await;
+            me.unregister(&key);
+            match alive {
+                Ok(Some(_)) => {}
+                _ if me.is_alive() => me.stop(&format!(
+                    "hung: no answer to ping within {} s after a request was abandoned",
+                    PROBE_TIMEOUT.as_secs()
+                )),
+                _ => {}
+            }
+            me.probing.store(false, Ordering::Release);
+        });
     }
 
     /// The progress token the worker gets for a registered request.
@@ -247,6 +303,7 @@ impl Worker {
     /// Stops the worker: its stdin closed, SIGTERM to its process group,
     /// SIGKILL after the grace period.
     pub(crate) fn stop(self: &Arc<Self>, why: &str) {
+        self.stopped.store(true, Ordering::Release);
         tracing::info!(pool = %self.pool, worker = self.id, pid = ?self.pid, "stopping stdio worker: {why}");
         self.fail_all(why);
         let me = self.clone();
@@ -412,21 +469,26 @@ async fn read_stdout(w: Arc<Worker>, out: ChildStdout, max_line: usize) {
 
 async fn read_stderr(w: Arc<Worker>, err: ChildStderr) {
     let mut lines = BufReader::new(err).lines();
-    let mut second = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     let (mut logged, mut dropped) = (0u32, 0u64);
-    loop {
-        let line = match lines.next_line().await {
-            Ok(Some(l)) => l,
-            _ => break,
-        };
-        if second.elapsed() >= Duration::from_secs(1) {
-            if dropped > 0 {
-                tracing::info!(pool = %w.pool, worker = w.id, "stdio worker stderr: {dropped} lines not logged (rate limit)");
-            }
-            second = Instant::now();
-            logged = 0;
-            dropped = 0;
+    let report = |dropped: &mut u64| {
+        if *dropped > 0 {
+            tracing::info!(pool = %w.pool, worker = w.id, "stdio worker stderr: {dropped} lines not logged (rate limit)");
+            *dropped = 0;
         }
+    };
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(l)) => l,
+                _ => break,
+            },
+            _ = tick.tick() => {
+                report(&mut dropped);
+                logged = 0;
+                continue;
+            }
+        };
         if logged < STDERR_LINES_PER_SEC {
             logged += 1;
             let shown: String = line.chars().take(1024).collect();
@@ -435,4 +497,5 @@ async fn read_stderr(w: Arc<Worker>, err: ChildStderr) {
             dropped += 1;
         }
     }
+    report(&mut dropped);
 }
