@@ -137,7 +137,7 @@ pub fn report(b: &Value) -> String {
             if !p["ratios"]["mcpgate_governed_over_mcpgate_ratio"].is_null() {
                 let _ = writeln!(
                     s,
-                    "Tool governance on (`[access]`, every call judged): mcpgate-governed/mcpgate {}.\n",
+                    "Tool governance on (`[access]`, pinned definitions, arguments validated: every call judged): mcpgate-governed/mcpgate {}.\n",
                     num(&p["ratios"]["mcpgate_governed_over_mcpgate_ratio"]),
                 );
             }

@@ -218,6 +218,30 @@ impl Rig {
         Ok((p, listen))
     }
 
+    /// `mcpgate pin` of `upstream`'s catalogue into `work/<name>.lock`; the
+    /// lock file's path.
+    pub fn pin(&self, name: &str, upstream: SocketAddr) -> io::Result<PathBuf> {
+        let listen: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let admin: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let config = self.mcpgate_config(listen, &[upstream], admin, &[], &[], "")?;
+        let lock = self.work.join(format!("{name}.lock"));
+        let out = Command::new(self.bin("mcpgate"))
+            .arg("pin")
+            .arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(&lock)
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "mcpgate pin failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(lock)
+    }
+
     /// Whether this mcpgate runs worker processes (`run --workers`).
     pub fn mcpgate_has_workers(&self) -> bool {
         Command::new(self.bin("mcpgate"))

@@ -40,7 +40,18 @@ pub const TARGETS: [&str; 8] = [
 /// `[access]` of the `mcpgate-governed` target: tool governance on, every
 /// call judged (the echo tool allowed by a rule after a deny rule), lists
 /// filtered; tools/call answers are not read (no response rule wants them).
+/// [`governed_tools`] adds pinned definitions and argument validation.
 const GOVERNED: &str = "\n[access]\ndefault = \"deny\"\n\n[[access.rules]]\ntools = [\"get-env\", \"delete_*\"]\naction = \"deny\"\n\n[[access.rules]]\ntools = [\"*\"]\nprompts = [\"*\"]\nresources = [\"*\"]\naction = \"allow\"\n";
+/// `[tools]` of the `mcpgate-governed` target: the demo upstream's
+/// catalogue pinned by `mcpgate pin` (every call looked up in the pins) and
+/// every call's arguments validated against the pinned schema.
+fn governed_tools(lock: &std::path::Path) -> String {
+    format!(
+        "\n[tools]\nlock_file = {:?}\non_change = \"block\"\nvalidate_arguments = true\n",
+        lock.display().to_string()
+    )
+}
+
 /// Targets measured at every payload size; the others at [`TLS_PAYLOAD`] only.
 const PLAIN_TARGETS: [&str; 4] = ["direct", "mcpgate", "nginx", "bare-pingora"];
 const TLS_PAYLOAD: usize = 4096;
@@ -135,6 +146,9 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
             },
         );
     }
+    let lock = rig
+        .pin("mcpgate-governed", mock_addr)
+        .map_err(|e| format!("mcpgate-governed: {e}"))?;
     let (p, addr) = rig
         .mcpgate_extra(
             "mcpgate-governed",
@@ -142,7 +156,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
             workers,
             &[],
             &[],
-            GOVERNED,
+            &format!("{GOVERNED}{}", governed_tools(&lock)),
         )
         .map_err(|e| format!("mcpgate-governed did not start: {e}"))?;
     procs.insert("mcpgate-governed", Reach::plain(Some(p), addr));
@@ -293,7 +307,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         "tls": "a CA made for the run, one ECDSA P-256 certificate for localhost served by mcpgate ([listen.tls], rustls defaults) and nginx (ssl_protocols TLSv1.2 TLSv1.3); rustls client, no session resumption",
         "jwt": "mcpgate-tls-jwt: [auth.jwt] with a JWKS file, ES256 RFC 9068 access token (tenant claim demo) on every request",
         "handshake_concurrency_count": HANDSHAKE_CONCURRENCY,
-        "governed": "mcpgate-governed: mcpgate with [access] (a deny rule, then allow *): every tools/call judged by the access filter; no response rule wants tools/call answers, so they are relayed unread",
+        "governed": "mcpgate-governed: mcpgate with [access] (a deny rule, then allow *), the upstream's catalogue pinned by `mcpgate pin` ([tools] lock_file, on_change = block) and validate_arguments: every tools/call judged by the access filter, looked up in the pins and its arguments validated against the pinned inputSchema; no response rule wants tools/call answers, so they are relayed unread",
         "nginx_version": super::rig::nginx_version(),
         "unavailable": unavailable,
     });
