@@ -116,11 +116,34 @@ impl Rig {
             .map_or_else(|| self.repo.join("config.example.toml"), PathBuf::from);
         let src = fs::read_to_string(base)?;
         let mut out = String::with_capacity(src.len() + 512);
+        // Keys each section sets: an override of a key the base does not
+        // set (one shown commented out) is added under the section's header.
+        let mut present: Vec<(String, String)> = Vec::new();
         let mut section = String::new();
         for line in src.lines() {
             let t = line.trim_start();
             if t.starts_with('[') {
                 section = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+            } else if t.contains('=') && !t.starts_with('#') {
+                present.push((
+                    section.clone(),
+                    t.split('=').next().unwrap_or("").trim().to_owned(),
+                ));
+            }
+        }
+        let mut section = String::new();
+        for line in src.lines() {
+            let t = line.trim_start();
+            if t.starts_with('[') {
+                section = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+                out.push_str(line);
+                out.push('\n');
+                for o in overrides.iter().filter(|o| o.section == section) {
+                    if !present.iter().any(|(s, k)| s == o.section && k == o.key) {
+                        out.push_str(&format!("{} = {}\n", o.key, o.value));
+                    }
+                }
+                continue;
             }
             let key = t.split('=').next().unwrap_or("").trim();
             let overridden = overrides

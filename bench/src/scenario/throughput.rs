@@ -25,6 +25,7 @@ use crate::load::client::TlsClient;
 use crate::load::handshake::{self, HandshakeConfig};
 use crate::load::{EraMix, LoadConfig};
 use crate::scenario::procs::Proc;
+use crate::scenario::rig::Override;
 
 /// Every target, in the order of a round (rotated each round).
 pub const TARGETS: [&str; 8] = [
@@ -45,11 +46,16 @@ const GOVERNED: &str = "\n[access]\ndefault = \"deny\"\n\n[[access.rules]]\ntool
 /// `[tools]` of the `mcpgate-governed` target: the demo upstream's
 /// catalogue pinned by `mcpgate pin` (every call looked up in the pins) and
 /// every call's arguments validated against the pinned schema.
-fn governed_tools(lock: &std::path::Path) -> String {
-    format!(
-        "\n[tools]\nlock_file = {:?}\non_change = \"block\"\nvalidate_arguments = true\n",
-        lock.display().to_string()
-    )
+fn governed_tools(lock: &std::path::Path) -> Vec<Override> {
+    vec![
+        Override::new(
+            "tools",
+            "lock_file",
+            format!("{:?}", lock.display().to_string()),
+        ),
+        Override::new("tools", "on_change", "\"block\""),
+        Override::new("tools", "validate_arguments", true),
+    ]
 }
 
 /// Targets measured at every payload size; the others at [`TLS_PAYLOAD`] only.
@@ -155,8 +161,8 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
             &[mock_addr],
             workers,
             &[],
-            &[],
-            &format!("{GOVERNED}{}", governed_tools(&lock)),
+            &governed_tools(&lock),
+            GOVERNED,
         )
         .map_err(|e| format!("mcpgate-governed did not start: {e}"))?;
     procs.insert("mcpgate-governed", Reach::plain(Some(p), addr));
