@@ -57,6 +57,18 @@ do_cmake() {
   fi
 }
 
+# bubblewrap: the optional sandbox of stdio workers (`sandbox = "bwrap"`),
+# which the stdio tests exercise. Debian package; skipped where apt-get is
+# not usable (the sandbox tests then say so).
+do_bwrap() {
+  if command -v bwrap >/dev/null; then return; fi
+  say "installing bubblewrap (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -q bubblewrap; then
+    apt-get update -q && apt-get install -y -q bubblewrap || say "bubblewrap not installed"
+  fi
+}
+
 do_node() {
   local dir="$CACHE/node22" spec="node@$NODE_VERSION"
   local bin="$dir/node_modules/node/bin/node"
@@ -103,11 +115,11 @@ do_venv() {
 }
 
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(cmake node npm venv)
+[[ ${#components[@]} -gt 0 ]] || components=(cmake bwrap node npm venv)
 for c in "${components[@]}"; do
   case "$c" in
-    cmake | node | npm | venv) "do_$c" ;;
-    *) echo "bootstrap: unknown component '$c' (cmake node npm venv)" >&2; exit 2 ;;
+    cmake | bwrap | node | npm | venv) "do_$c" ;;
+    *) echo "bootstrap: unknown component '$c' (cmake bwrap node npm venv)" >&2; exit 2 ;;
   esac
 done
 say "ok ($(IFS=,; echo "${components[*]}"))"

@@ -264,9 +264,11 @@ def test_progress_sampling_elicitation_and_cancellation(mode):
         assert got["elicit"] == 'elicited: accept {"name": "Ann"}'
         assert got["whoami"]["cancelled"] == 1, "the abandoned call was cancelled at the worker"
     else:
-        # A shared worker's own requests cannot be mapped to a stateless client.
-        assert "not available through a shared stdio pool" in got["sample"]
-        assert "not available through a shared stdio pool" in got["elicit"]
+        # The Python server speaks 2026-07-28 itself and gets the request as
+        # sent; it has no back-channel for requests of its own there (a
+        # server would answer input_required instead), and says so.
+        assert "no back-channel" in got["sample"], got["sample"]
+        assert "no back-channel" in got["elicit"], got["elicit"]
 
 
 def test_shared_workers_multiplex_clients_with_the_same_ids():
@@ -417,3 +419,55 @@ def test_the_typescript_and_python_sdk_clients(server):
         assert "stopping stdio worker: its session ended" in log
     finally:
         g.stop()
+
+
+# --- the bubblewrap sandbox --------------------------------------------------
+
+
+def bwrap_or_fail() -> None:
+    if not Path("/usr/bin/bwrap").exists() and not Path("/bin/bwrap").exists():
+        if os.environ.get("MCPGATE_REQUIRED"):
+            pytest.fail("bubblewrap is not installed (scripts/bootstrap.sh bwrap installs it)")
+        pytest.skip("bubblewrap is not installed")
+
+
+def test_the_bwrap_sandbox_has_no_network_and_a_read_only_root():
+    bwrap_or_fail()
+    writable = harness.scratch_dir() / "sandbox-writable"
+    writable.mkdir()
+    outside = harness.ROOT / "target" / f"bwrap-probe-{uuid.uuid4().hex[:8]}"
+    g = python_gate(f'sandbox = "bwrap"\nsandbox_writable = ["{writable}"]\n')
+    try:
+        s = RawSession(g.url)
+        call = lambda tool, args: s.call("tools/call", {"name": tool, "arguments": args})["result"]["content"][0]["text"]
+        assert call("try_write", {"path": str(writable / "in.txt")}) == "written"
+        assert (writable / "in.txt").read_text() == "probe\n"
+        assert "Read-only file system" in call("try_write", {"path": str(outside)})
+        assert not outside.exists()
+        # mcpgate's own port, on the host's loopback: unreachable from inside.
+        port = int(g.url.split(":")[2].split("/")[0])
+        assert call("try_connect", {"port": port}).startswith("error"), "the sandbox has no network"
+        me = json.loads(call("whoami", {}))
+        assert me["start_fds"] == [0, 1, 2]
+    finally:
+        g.stop()
+    # With sandbox_network, the same probe connects.
+    g = python_gate('sandbox = "bwrap"\nsandbox_network = true\n')
+    try:
+        s = RawSession(g.url)
+        port = int(g.url.split(":")[2].split("/")[0])
+        assert s.call("tools/call", {"name": "try_connect", "arguments": {"port": port}}
+                      )["result"]["content"][0]["text"] == "connected"
+    finally:
+        g.stop()
+
+
+def test_check_and_run_refuse_a_sandbox_that_is_not_installed():
+    """`check` and `run` say so when bubblewrap is asked for and missing
+    (MCPGATE_BWRAP names where it would be)."""
+    config = harness.write_config_text('[upstreams.default]\ncommand = ["true"]\nsandbox = "bwrap"\n')
+    env = {**os.environ, "MCPGATE_BWRAP": "/nonexistent/bwrap"}
+    for cmd in (["check", "--config", str(config)], ["run", "--config", str(config), "--workers", "1"]):
+        r = subprocess.run([str(harness.mcpgate_bin()), *cmd], capture_output=True, text=True, env=env, timeout=30)
+        assert r.returncode == 1, (cmd, r.stdout, r.stderr)
+        assert "upstreams.default: sandbox = \"bwrap\" asks for bubblewrap, which is not installed" in r.stderr, r.stderr

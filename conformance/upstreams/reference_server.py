@@ -6,6 +6,7 @@ scenarios of `@modelcontextprotocol/conformance` 0.1.16 and 0.2.0-alpha.12 call.
 One endpoint serves both protocol revisions (2025-11-25 sessions, 2026-07-28 stateless).
 
     .cache/venv/bin/python conformance/upstreams/reference_server.py --port 3001
+    .cache/venv/bin/python conformance/upstreams/reference_server.py --stdio   # as a stdio server
 
 DNS-rebinding protection stays on (the SDK default for a loopback bind): Host must be
 127.0.0.1/localhost/[::1] with any port, Origin likewise when present. A proxy on
@@ -565,8 +566,13 @@ def main() -> None:
     ap.add_argument("--allow-origin", action="append", default=[], help="extra allowed Origin value (':*' = any port)")
     ap.add_argument("--no-dns-rebinding-protection", action="store_true")
     ap.add_argument("--log-level", default="WARNING")
+    ap.add_argument("--stdio", action="store_true", help="serve over stdin/stdout (a stdio worker of mcpgate)")
     args = ap.parse_args()
     logging.basicConfig(level=args.log_level.upper())
+    if args.stdio:
+        mcp.settings.log_level = args.log_level.upper()
+        mcp.run("stdio")
+        return
 
     loop_hosts = ["127.0.0.1", "localhost", "[::1]"]
     security = TransportSecuritySettings(

@@ -21,6 +21,9 @@ Tools:
 - `long_line {bytes}`: writes one line of that many bytes to stdout.
 - `hang`: blocks the whole process (no answer, no further reading).
 - `log_stderr {lines}`: writes that many lines to stderr.
+- `try_write {path}`: writes a file; answers `written` or the error.
+- `try_connect {port}`: opens a TCP connection to 127.0.0.1:port; answers
+  `connected` or the error (a sandbox without network refuses it).
 """
 
 from __future__ import annotations
@@ -154,6 +157,26 @@ def log_stderr(lines: int) -> str:
     for i in range(lines):
         print(f"stderr line {i}", file=sys.stderr, flush=True)
     return f"wrote {lines}"
+
+
+@server.tool(description="Writes a file.")
+def try_write(path: str) -> str:
+    try:
+        with open(path, "w") as f:
+            f.write("probe\n")
+        return "written"
+    except OSError as e:
+        return f"error: {e.strerror}"
+
+
+@server.tool(description="Opens a TCP connection to 127.0.0.1.")
+def try_connect(port: int) -> str:
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return "connected"
+    except OSError as e:
+        return f"error: {e.strerror or e}"
 
 
 @server.prompt(description="Greets someone.")

@@ -60,6 +60,8 @@ const YOUNG: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Requests in flight on every shared worker before another is started.
 const SHARED_BUSY: usize = 16;
+/// Most `requestState`s remembered per pool.
+const MAX_REQUEST_STATES: usize = 10_000;
 /// How long an answer may take to be sent as one JSON body; a slower one
 /// becomes an event stream, so the relay's deadlines (which restart with
 /// each progress notification) govern it as they govern any stream.
@@ -76,6 +78,8 @@ struct State {
     warm: Vec<Arc<Worker>>,
     /// Initialized by mcpgate, multiplexed.
     shared: Vec<Arc<Worker>>,
+    /// Speaking 2026-07-28 themselves (never initialized), multiplexed.
+    modern: Vec<Arc<Worker>>,
     /// Shared workers being replaced: stopped once idle.
     retiring: Vec<Arc<Worker>>,
     /// Legacy sessions served by shared workers: token → version.
@@ -94,6 +98,11 @@ struct Inner {
     next_worker: AtomicU64,
     /// Serializes starting shared workers.
     starting_shared: tokio::sync::Mutex<()>,
+    /// Whether the server speaks 2026-07-28 itself (`None`: not asked yet).
+    speaks_modern: Mutex<Option<bool>>,
+    /// `requestState` → the worker that issued it (multi-round-trip
+    /// retries must reach the process that sealed it).
+    request_states: Mutex<HashMap<String, Weak<Worker>>>,
     events: Option<IntCounterVec>,
     me: Weak<Inner>,
 }
@@ -103,6 +112,10 @@ struct Inner {
 pub(crate) struct StdioPool(Arc<Inner>);
 
 impl WorkerEvents for Inner {
+    fn issued_state(&self, worker: &Arc<Worker>, state: &str) {
+        Inner::issued_state(self, state, worker);
+    }
+
     fn exited(&self, worker: &Arc<Worker>, status: String) {
         let lifetime = worker.started.elapsed();
         let mut st = self.state.lock();
@@ -110,6 +123,7 @@ impl WorkerEvents for Inner {
         st.sessions.retain(|_, w| !Arc::ptr_eq(w, worker));
         st.warm.retain(|w| !Arc::ptr_eq(w, worker));
         st.shared.retain(|w| !Arc::ptr_eq(w, worker));
+        st.modern.retain(|w| !Arc::ptr_eq(w, worker));
         st.retiring.retain(|w| !Arc::ptr_eq(w, worker));
         // Only an exit of its own counts: a worker mcpgate stopped (a
         // session's end, garbage, a hang) says nothing of the next one.
@@ -178,6 +192,104 @@ impl Inner {
         tracing::info!(pool = %self.pool, worker = id, pid = ?w.pid, command = ?self.spec.command,
             tenant, session = session.unwrap_or("-"), shared, "stdio worker spawned");
         Ok(w)
+    }
+
+    /// A worker that speaks 2026-07-28 itself, for a stateless request:
+    /// the one that issued the `requestState` a retry carries, else the
+    /// least busy, else a new one, which `server/discover` tells apart
+    /// (`Ok(None)`: this server speaks only 2025-11-25; requests are
+    /// mapped instead).
+    async fn modern_worker(&self, msg: &Value) -> Result<Option<Arc<Worker>>, String> {
+        if *self.speaks_modern.lock() == Some(false) {
+            return Ok(None);
+        }
+        // Multi-round-trip: the server sealed its state; only the process
+        // that sealed it can open it.
+        if let Some(state) = msg.pointer("/params/requestState").and_then(Value::as_str) {
+            let issued = self
+                .request_states
+                .lock()
+                .get(state)
+                .and_then(Weak::upgrade);
+            if let Some(w) = issued.filter(|w| w.is_alive()) {
+                return Ok(Some(w));
+            }
+        }
+        let pick = |st: &State| {
+            st.modern
+                .iter()
+                .filter(|w| w.is_alive())
+                .min_by_key(|w| w.in_flight())
+                .cloned()
+        };
+        {
+            let st = self.state.lock();
+            if let Some(w) = pick(&st) {
+                if w.in_flight() < SHARED_BUSY || st.live >= self.spec.max_workers {
+                    return Ok(Some(w));
+                }
+            }
+        }
+        let _one = self.starting_shared.lock().await;
+        if let Some(w) = pick(&self.state.lock()) {
+            if w.in_flight() < SHARED_BUSY {
+                return Ok(Some(w));
+            }
+        }
+        let w = match self.spawn(true, "mcpgate", None) {
+            Ok(w) => w,
+            // No room for another: the busiest one still takes it.
+            Err(e) => return pick(&self.state.lock()).map(Some).ok_or(e),
+        };
+        let id = json!(0);
+        let reg = w.register(&id, None);
+        let mut rx = reg.rx;
+        let discover = json!({"jsonrpc": "2.0", "id": reg.worker_id, "method": "server/discover",
+            "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")}}}});
+        let answered = async {
+            w.send(&discover).await.ok()?;
+            loop {
+                match rx.recv().await {
+                    Some(m) if m.get("id") == Some(&id) => return Some(m),
+                    Some(_) => continue,
+                    None => return None,
+                }
+            }
+        };
+        let limit = Duration::from_millis(self.spec.spawn_timeout_ms);
+        let answer = tokio::time::timeout(limit, answered).await.ok().flatten();
+        let speaks = answer.as_ref().is_some_and(|a| {
+            a.pointer("/result/supportedVersions")
+                .and_then(Value::as_array)
+                .is_some_and(|v| v.iter().any(|x| x == MODERN))
+        });
+        w.unregister(&reg.key);
+        if !speaks {
+            w.stop("it does not speak 2026-07-28 (server/discover)");
+            if answer.is_some() {
+                *self.speaks_modern.lock() = Some(false);
+                tracing::info!(pool = %self.pool, "stdio server speaks 2025-11-25 only: 2026-07-28 requests are mapped onto it");
+                return Ok(None);
+            }
+            return Err("no answer to server/discover".into());
+        }
+        *self.speaks_modern.lock() = Some(true);
+        self.state.lock().modern.push(w.clone());
+        Ok(Some(w))
+    }
+
+    /// Remembers which worker issued a `requestState` (bounded).
+    fn issued_state(&self, state: &str, w: &Arc<Worker>) {
+        let mut states = self.request_states.lock();
+        if states.len() >= MAX_REQUEST_STATES {
+            states.retain(|_, w| w.strong_count() > 0);
+            if states.len() >= MAX_REQUEST_STATES {
+                states.clear();
+            }
+        }
+        states.insert(state.to_owned(), Arc::downgrade(w));
     }
 
     /// A shared worker, initialized: the least busy, or a new one.
@@ -298,6 +410,8 @@ impl StdioPool {
             state: Mutex::new(State::default()),
             next_worker: AtomicU64::new(1),
             starting_shared: tokio::sync::Mutex::new(()),
+            speaks_modern: Mutex::new(None),
+            request_states: Mutex::new(HashMap::new()),
             events,
             me: me.clone(),
         }))
@@ -430,7 +544,7 @@ impl StdioPool {
             };
             inner.state.lock().sessions.insert(token.clone(), w.clone());
             tracing::info!(pool = %inner.pool, worker = w.id, pid = ?w.pid, tenant, session = %token, "stdio worker serves a new session");
-            let mut a = self.exchange(&w, msg, None, first_byte).await?;
+            let mut a = self.exchange(&w, msg, false, None, first_byte).await?;
             if a.json_body().is_some_and(|b| b.get("error").is_some()) {
                 inner.state.lock().sessions.remove(&token);
                 w.stop("its initialize failed");
@@ -451,7 +565,7 @@ impl StdioPool {
                         Err(e) => StdioAnswer::error(502, None, -32603, &e),
                     });
                 }
-                return self.exchange(&w, msg, None, first_byte).await;
+                return self.exchange(&w, msg, false, None, first_byte).await;
             }
             if !inner.state.lock().shared_sessions.contains_key(t) {
                 return Ok(StdioAnswer::error(
@@ -469,6 +583,17 @@ impl StdioPool {
                 tracing::debug!(pool = %inner.pool, method = ?method, "notification to a shared stdio pool not forwarded");
             }
             return Ok(StdioAnswer::json(202, None));
+        }
+        if modern {
+            // A server that speaks 2026-07-28 itself gets the request as
+            // the client sent it (only its id rewritten).
+            match inner.modern_worker(&msg).await {
+                Ok(Some(w)) => {
+                    return self.exchange(&w, msg, true, None, first_byte).await;
+                }
+                Ok(None) => {}
+                Err(e) => return Ok(unavailable(e)),
+            }
         }
         let w = match inner.shared_worker().await {
             Ok(w) => w,
@@ -511,6 +636,7 @@ impl StdioPool {
         self.exchange(
             &w,
             msg,
+            modern,
             modern.then(|| method.clone().unwrap_or_default()),
             first_byte,
         )
@@ -522,6 +648,7 @@ impl StdioPool {
         &self,
         w: &Arc<Worker>,
         mut msg: Value,
+        modern: bool,
         modern_method: Option<String>,
         first_byte: Duration,
     ) -> Result<StdioAnswer, SendError> {
@@ -556,6 +683,7 @@ impl StdioPool {
                 Some(first),
                 rx,
                 client_id,
+                modern,
                 modern_method,
                 in_flight,
             )),
@@ -570,6 +698,7 @@ impl StdioPool {
                 None,
                 rx,
                 client_id,
+                modern,
                 modern_method,
                 in_flight,
             )),
@@ -601,6 +730,17 @@ impl StdioPool {
                     && (shared_kept < min.max(1) || w.idle_for() < idle || w.in_flight() > 0);
                 if keep {
                     shared_kept += 1;
+                } else {
+                    stop.push((w.clone(), "idle too long"));
+                }
+                keep
+            });
+            let mut modern_kept = 0;
+            st.modern.retain(|w| {
+                let keep =
+                    w.is_alive() && (modern_kept < 1 || w.idle_for() < idle || w.in_flight() > 0);
+                if keep {
+                    modern_kept += 1;
                 } else {
                     stop.push((w.clone(), "idle too long"));
                 }
@@ -649,6 +789,7 @@ impl StdioPool {
             .into_values()
             .chain(std::mem::take(&mut st.warm))
             .chain(std::mem::take(&mut st.shared))
+            .chain(std::mem::take(&mut st.modern))
             .chain(std::mem::take(&mut st.retiring))
             .collect();
         drop(st);

@@ -90,6 +90,18 @@ fn is_answer_to(msg: &Value, id: &Value) -> bool {
     msg.get("method").is_none() && msg.get("id") == Some(id)
 }
 
+/// The HTTP status a 2026-07-28 server gives a JSON answer: 400 or 404 for
+/// the errors its transport names (parse, invalid request or params, header
+/// mismatch, missing capability, unsupported version; unknown method), else
+/// 200.
+pub(crate) fn modern_status(answer: &Value) -> u16 {
+    match answer.pointer("/error/code").and_then(Value::as_i64) {
+        Some(-32700 | -32600 | -32602 | -32020 | -32021 | -32022) => 400,
+        Some(-32601) => 404,
+        _ => 200,
+    }
+}
+
 /// Adds what a 2026-07-28 result must carry.
 pub(crate) fn modernize(msg: &mut Value, method: &str) {
     let Some(result) = msg.get_mut("result").and_then(Value::as_object_mut) else {
@@ -139,11 +151,14 @@ impl StdioAnswer {
     }
 
     /// The answer to a request: `first` is the first message the worker
-    /// sent for it (`None`: nothing yet), `rx` the rest.
+    /// sent for it (`None`: nothing yet), `rx` the rest. `modern`: the
+    /// client speaks 2026-07-28, whose HTTP transport gives some errors a
+    /// status of their own ([`modern_status`]).
     pub(crate) fn to_request(
         first: Option<Value>,
         rx: mpsc::Receiver<Value>,
         client_id: Value,
+        modern: bool,
         modern_method: Option<String>,
         in_flight: InFlight,
     ) -> Self {
@@ -153,7 +168,8 @@ impl StdioAnswer {
                     modernize(&mut answer, m);
                 }
                 in_flight.worker.unregister(&in_flight.key);
-                return Self::json(200, Some(&answer));
+                let status = if modern { modern_status(&answer) } else { 200 };
+                return Self::json(status, Some(&answer));
             }
             other => other,
         };

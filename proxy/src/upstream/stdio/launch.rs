@@ -23,8 +23,15 @@ pub(crate) const SUBCOMMAND: &str = "stdio-exec";
 /// Where bubblewrap is looked for.
 const BWRAP_DIRS: [&str; 3] = ["/usr/bin", "/bin", "/usr/local/bin"];
 
+/// Names the bubblewrap binary to use instead of looking in [`BWRAP_DIRS`].
+pub(crate) const BWRAP_ENV: &str = "MCPGATE_BWRAP";
+
 /// The bubblewrap binary, if installed.
 pub(crate) fn bwrap_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(BWRAP_ENV) {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
     BWRAP_DIRS
         .iter()
         .map(|d| Path::new(d).join("bwrap"))
@@ -36,7 +43,7 @@ pub(crate) fn bwrap_path() -> Option<PathBuf> {
 pub(crate) fn unavailable(spec: &StdioSpec) -> Option<String> {
     match &spec.sandbox {
         Sandbox::Bwrap { .. } if bwrap_path().is_none() => Some(
-            "sandbox = \"bwrap\" asks for bubblewrap, which is not installed (Debian package `bubblewrap`; looked in /usr/bin, /bin, /usr/local/bin)"
+            "sandbox = \"bwrap\" asks for bubblewrap, which is not installed (Debian package `bubblewrap`; looked in /usr/bin, /bin, /usr/local/bin, or $MCPGATE_BWRAP)"
                 .into(),
         ),
         _ => None,

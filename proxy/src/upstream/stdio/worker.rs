@@ -36,6 +36,9 @@ pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) trait WorkerEvents: Send + Sync {
     /// The worker exited (or was stopped); `why` for the log.
     fn exited(&self, worker: &Arc<Worker>, status: String);
+    /// The worker answered with a multi-round-trip `requestState` (a retry
+    /// carrying it must come back to this worker).
+    fn issued_state(&self, _worker: &Arc<Worker>, _state: &str) {}
 }
 
 /// Where one request's messages go.
@@ -81,6 +84,7 @@ pub(crate) struct Worker {
     probing: AtomicBool,
     /// mcpgate stopped it (its exit is no crash).
     stopped: AtomicBool,
+    events: Weak<dyn WorkerEvents>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -134,6 +138,7 @@ impl Worker {
             kill_grace,
             probing: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            events: events.clone(),
         });
         if let Some(out) = stdout {
             tokio::spawn(read_stdout(w.clone(), out, max_line));
@@ -300,6 +305,15 @@ impl Worker {
         }
     }
 
+    /// Writes raw bytes to stdin (tests: what a broken peer would send).
+    #[cfg(test)]
+    pub(crate) async fn send_raw_for_test(&self, bytes: &[u8]) {
+        if let Some(pipe) = self.stdin.lock().await.as_mut() {
+            let _ = pipe.write_all(bytes).await;
+            let _ = pipe.flush().await;
+        }
+    }
+
     /// Stops the worker: its stdin closed, SIGTERM to its process group,
     /// SIGKILL after the grace period.
     pub(crate) fn stop(self: &Arc<Self>, why: &str) {
@@ -350,6 +364,11 @@ impl Worker {
                 }
                 route
             };
+            if let Some(state) = msg.pointer("/result/requestState").and_then(Value::as_str) {
+                if let Some(ev) = self.events.upgrade() {
+                    ev.issued_state(self, state);
+                }
+            }
             match route {
                 Some(r) => {
                     msg["id"] = r.client_id;
@@ -388,6 +407,32 @@ impl Worker {
             return;
         }
         let is_request = msg.get("id").is_some();
+        // A 2026-07-28 subscription's notification names its listen
+        // request: to that request's stream, under the client's id.
+        const SUBSCRIPTION: &str = "io.modelcontextprotocol/subscriptionId";
+        if let Some(sub) = msg
+            .pointer("/params/_meta")
+            .and_then(|m| m.get(SUBSCRIPTION))
+            .map(id_key)
+        {
+            let target = {
+                let routes = self.routes.lock();
+                routes
+                    .by_id
+                    .get(&sub)
+                    .map(|r| (r.tx.clone(), r.client_id.clone()))
+            };
+            if let Some((tx, client_id)) = target {
+                if let Some(meta) = msg
+                    .pointer_mut("/params/_meta")
+                    .and_then(Value::as_object_mut)
+                {
+                    meta.insert(SUBSCRIPTION.into(), client_id);
+                }
+                let _ = tx.send(msg).await;
+                return;
+            }
+        }
         if self.shared {
             if is_request {
                 let id = msg["id"].clone();
