@@ -71,7 +71,8 @@ const TABLES: &[(&str, &[&str])] = &[
             "breaker",
             "tools",
             "auth",
-            // Stdio pools (sections::stdio).
+            // Stdio pools (sections::stdio): `command` and every key after
+            // it belong to them only.
             "command",
             "cwd",
             "env",

@@ -141,6 +141,14 @@ pub fn report(b: &Value) -> String {
                     num(&p["ratios"]["mcpgate_governed_over_mcpgate_ratio"]),
                 );
             }
+            if !p["ratios"]["mcpgate_over_baseline_ratio"].is_null() {
+                let _ = writeln!(
+                    s,
+                    "Against the mcpgate before tool governance existed (`mcpgate-baseline`, same run): governance off (mcpgate) {}, governance on (mcpgate-governed) {}.\n",
+                    num(&p["ratios"]["mcpgate_over_baseline_ratio"]),
+                    num(&p["ratios"]["mcpgate_governed_over_baseline_ratio"]),
+                );
+            }
             if !p["ratios"]["mcpgate_tls_over_nginx_tls_ratio"].is_null() {
                 let _ = writeln!(
                     s,

@@ -114,6 +114,21 @@ impl Rig {
         // the commit an MCPGATE_BIN was built from).
         let base = std::env::var_os("MCPGATE_CONFIG_TEMPLATE")
             .map_or_else(|| self.repo.join("config.example.toml"), PathBuf::from);
+        self.mcpgate_config_from(&base, listen, upstreams, admin, tenants, overrides, extra)
+    }
+
+    /// [`Self::mcpgate_config`] from another example policy.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mcpgate_config_from(
+        &self,
+        base: &Path,
+        listen: SocketAddr,
+        upstreams: &[SocketAddr],
+        admin: SocketAddr,
+        tenants: &[ExtraTenant],
+        overrides: &[Override],
+        extra: &str,
+    ) -> io::Result<PathBuf> {
         let src = fs::read_to_string(base)?;
         let mut out = String::with_capacity(src.len() + 512);
         // Keys each section sets: an override of a key the base does not
@@ -263,6 +278,30 @@ impl Rig {
             )));
         }
         Ok(lock)
+    }
+
+    /// Starts another mcpgate `binary` in front of `upstream`, under the
+    /// example policy `template` (its own commit's), addresses replaced.
+    pub fn mcpgate_from(
+        &self,
+        name: &str,
+        binary: &Path,
+        template: &Path,
+        upstream: SocketAddr,
+        workers: usize,
+    ) -> io::Result<(Proc, SocketAddr)> {
+        let listen: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let admin: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let config =
+            self.mcpgate_config_from(template, listen, &[upstream], admin, &[], &[], "")?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config)
+            .args(["--workers", &workers.to_string()]);
+        let mut p = Proc::spawn(name, cmd, &self.work)?;
+        wait_listening(&mut p, listen, Duration::from_secs(20))?;
+        Ok((p, listen))
     }
 
     /// Whether this mcpgate runs worker processes (`run --workers`).

@@ -28,7 +28,8 @@ use crate::scenario::procs::Proc;
 use crate::scenario::rig::Override;
 
 /// Every target, in the order of a round (rotated each round).
-pub const TARGETS: [&str; 8] = [
+/// `mcpgate-baseline` runs only when [`BASELINE_BIN_ENV`] names a binary.
+pub const TARGETS: [&str; 9] = [
     "direct",
     "mcpgate",
     "nginx",
@@ -37,7 +38,14 @@ pub const TARGETS: [&str; 8] = [
     "nginx-tls",
     "mcpgate-tls-jwt",
     "mcpgate-governed",
+    "mcpgate-baseline",
 ];
+/// An earlier mcpgate binary to measure beside this one in the same run
+/// (e.g. the one before a feature), at [`TLS_PAYLOAD`]...
+pub const BASELINE_BIN_ENV: &str = "MCPBENCH_BASELINE_BIN";
+/// ...under the example policy of its own commit (a newer example may
+/// hold keys it does not know).
+pub const BASELINE_CONFIG_ENV: &str = "MCPBENCH_BASELINE_CONFIG";
 /// `[access]` of the `mcpgate-governed` target: tool governance on, every
 /// call judged (the echo tool allowed by a rule after a deny rule), lists
 /// filtered; tools/call answers are not read (no response rule wants them).
@@ -166,6 +174,21 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         )
         .map_err(|e| format!("mcpgate-governed did not start: {e}"))?;
     procs.insert("mcpgate-governed", Reach::plain(Some(p), addr));
+    if let (Some(bin), Some(config)) = (
+        std::env::var_os(BASELINE_BIN_ENV),
+        std::env::var_os(BASELINE_CONFIG_ENV),
+    ) {
+        let (p, addr) = rig
+            .mcpgate_from(
+                "mcpgate-baseline",
+                std::path::Path::new(&bin),
+                std::path::Path::new(&config),
+                mock_addr,
+                workers,
+            )
+            .map_err(|e| format!("mcpgate-baseline did not start: {e}"))?;
+        procs.insert("mcpgate-baseline", Reach::plain(Some(p), addr));
+    }
     match rig.nginx_tls("nginx-tls", mock_addr, &tls) {
         Ok((p, addr)) => {
             procs.insert(
@@ -268,6 +291,12 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
                 "mcpgate_tls_jwt_over_mcpgate_tls_ratio": ratio(of("mcpgate-tls-jwt"), of("mcpgate-tls")),
                 "mcpgate_governed_over_mcpgate_ratio": ratio(of("mcpgate-governed"), m),
             });
+            let mut tls_ratios = tls_ratios;
+            if of("mcpgate-baseline") > 0.0 {
+                tls_ratios["mcpgate_over_baseline_ratio"] = json!(ratio(m, of("mcpgate-baseline")));
+                tls_ratios["mcpgate_governed_over_baseline_ratio"] =
+                    json!(ratio(of("mcpgate-governed"), of("mcpgate-baseline")));
+            }
             if let (Some(into), Some(add)) = (ratios.as_object_mut(), tls_ratios.as_object()) {
                 into.extend(add.clone());
             }
@@ -289,6 +318,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         "mcpgate-tls",
         "mcpgate-tls-jwt",
         "mcpgate-governed",
+        "mcpgate-baseline",
     ] {
         if let Some(Reach { proc: Some(p), .. }) = procs.get_mut(name) {
             if !p.alive() {

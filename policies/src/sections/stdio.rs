@@ -107,24 +107,15 @@ const MODES: [(&str, StdioMode); 2] = [
 
 const SANDBOXES: [(&str, bool); 2] = [("none", false), ("bwrap", true)];
 
-/// Keys only a stdio pool takes (listed in the schema under `upstream`).
-pub(crate) const STDIO_KEYS: [&str; 15] = [
-    "command",
-    "cwd",
-    "env",
-    "env_passthrough",
-    "mode",
-    "min_idle",
-    "max_workers",
-    "idle_timeout_secs",
-    "max_requests_per_worker",
-    "spawn_timeout_ms",
-    "kill_grace_ms",
-    "max_line_bytes",
-    "limits",
-    "sandbox",
-    "sandbox_network",
-];
+/// Keys only a stdio pool takes: in the schema of `upstream`, `command` and
+/// every key after it.
+fn stdio_keys() -> impl Iterator<Item = &'static str> {
+    crate::schema::keys("upstream")
+        .unwrap_or_default()
+        .iter()
+        .copied()
+        .skip_while(|k| *k != "command")
+}
 
 /// Keys only a URL pool takes.
 const HTTP_ONLY: [&str; 3] = ["http2", "http2_max_streams", "auth"];
@@ -133,7 +124,7 @@ const HTTP_ONLY: [&str; 3] = ["http2", "http2_max_streams", "auth"];
 /// on a pool that does not, and URL-only keys on one that does.
 pub(crate) fn read_stdio(r: &mut Reader, t: &dyn TableLike, path: &str) -> Option<StdioSpec> {
     if t.get("command").is_none() {
-        for key in STDIO_KEYS.iter().chain(["sandbox_writable"].iter()) {
+        for key in stdio_keys() {
             if t.get(key).is_some() {
                 r.error(
                     Reader::span_of(t, key),
