@@ -444,6 +444,8 @@ def test_the_bwrap_sandbox_has_no_network_and_a_read_only_root():
         assert (writable / "in.txt").read_text() == "probe\n"
         assert "Read-only file system" in call("try_write", {"path": str(outside)})
         assert not outside.exists()
+        assert "Read-only file system" in call("try_write", {"path": f"/tmp/bwrap-probe-{uuid.uuid4().hex[:8]}"})
+        assert call("try_write", {"path": f"/var/tmp/scratch-{uuid.uuid4().hex[:8]}"}) == "written"
         # mcpgate's own port, on the host's loopback: unreachable from inside.
         port = int(g.url.split(":")[2].split("/")[0])
         assert call("try_connect", {"port": port}).startswith("error"), "the sandbox has no network"

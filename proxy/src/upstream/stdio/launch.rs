@@ -73,6 +73,9 @@ pub(crate) fn argv(spec: &StdioSpec, mcpgate: &Path) -> Vec<OsString> {
     let mut argv: Vec<OsString> = Vec::new();
     if let Sandbox::Bwrap { network, writable } = &spec.sandbox {
         argv.push(bwrap_path().unwrap_or_else(|| "bwrap".into()).into());
+        // The whole root read-only, /tmp included: the server and mcpgate
+        // itself may live there. Scratch space is a private tmpfs at
+        // /var/tmp, where TMPDIR points.
         for a in [
             "--ro-bind",
             "/",
@@ -82,7 +85,10 @@ pub(crate) fn argv(spec: &StdioSpec, mcpgate: &Path) -> Vec<OsString> {
             "--proc",
             "/proc",
             "--tmpfs",
-            "/tmp",
+            "/var/tmp",
+            "--setenv",
+            "TMPDIR",
+            "/var/tmp",
             "--unshare-all",
             "--die-with-parent",
         ] {
