@@ -3,7 +3,7 @@
 //! The proxy feeds it each `tools/list` result page it relays
 //! ([`SchemaCatalog::learn_listing`]) and hands it to the filter as
 //! [`ToolSchemas`]. Each tool keeps the SHA-256 of its schema's canonical
-//! JSON (keys sorted, no whitespace): a page that lists a schema again
+//! JSON (RFC 8785, as the pins use): a page that lists a schema again
 //! costs a hash, not a compile, and a changed schema replaces the old one.
 //! Pages are not complete listings, so a tool missing from one is kept.
 //!
@@ -144,43 +144,7 @@ impl ToolSchemas for SchemaCatalog {
     }
 }
 
-/// `v` as canonical JSON: object keys sorted bytewise, no whitespace, strings and numbers as serde_json writes them. The
-/// same schema gives the same bytes whatever order the server wrote.
-pub fn canonical(v: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_canonical(v, &mut out);
-    out
-}
-
-fn write_canonical(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                // Writing a string or a scalar to a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut *out, k);
-                out.push(b':');
-                write_canonical(&m[k], out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(a) => {
-            out.push(b'[');
-            for (i, item) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(b']');
-        }
-        scalar => {
-            let _ = serde_json::to_writer(&mut *out, scalar);
-        }
-    }
-}
+/// Canonical JSON (RFC 8785): the same bytes whatever key order or number
+/// spelling a server wrote. One canonical form for the whole crate: the
+/// pins hash definitions with it too.
+pub use crate::pins::canonical;
