@@ -27,7 +27,7 @@ use policies::Policy;
 use serde_json::{json, Value};
 
 use crate::ops::clock::SystemClock;
-use crate::upstream::client::{OwnAnswer, UpstreamClient};
+use crate::upstream::client::{is_event_stream, OwnAnswer, UpstreamClient};
 use crate::upstream::pool::Pool;
 
 const LEGACY: &str = "2025-11-25";
@@ -230,15 +230,7 @@ async fn request(
     let Some(id) = id else {
         return Ok((answer, None));
     };
-    let is_sse = answer
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/event-stream")
-        });
+    let is_sse = is_event_stream(&answer.headers);
     let mut messages = Vec::new();
     if is_sse {
         let mut parser = SseParser::new(MAX_ANSWER_BYTES);

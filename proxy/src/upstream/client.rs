@@ -62,6 +62,19 @@ pub fn is_safe_value(v: &[u8]) -> bool {
     !v.iter().any(|b| matches!(b, b'\r' | b'\n' | 0))
 }
 
+/// Whether an answer is an SSE stream (`Content-Type: text/event-stream`,
+/// any case, parameters allowed).
+pub fn is_event_stream(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+        })
+}
+
 /// Names of the headers whose value could split the header block it is
 /// written into (never relayed).
 pub fn unsafe_value_names(headers: &http::HeaderMap) -> Vec<http::HeaderName> {

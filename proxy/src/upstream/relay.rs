@@ -24,7 +24,9 @@ use crate::exchange::respond::{failure_event, timeout_event, WORKER_HEADER};
 use crate::gate::McpGate;
 use crate::sessions::session_id::Claims;
 use crate::sessions::store::{Pinned, Session};
-use crate::upstream::client::{unsafe_value_names, Response, RESPONSE_HOP_HEADERS};
+use crate::upstream::client::{
+    is_event_stream, unsafe_value_names, Response, RESPONSE_HOP_HEADERS,
+};
 use crate::upstream::held::can_hold;
 use crate::upstream::inspect::{InitOutcome, InitWatcher};
 use crate::upstream::pool::{Outcome, Pool};
@@ -219,15 +221,7 @@ pub async fn relay_response(
     let upstream_sid = out
         .remove_header("mcp-session-id")
         .and_then(|v| v.to_str().ok().map(str::to_string));
-    let is_sse = out
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/event-stream")
-        });
+    let is_sse = is_event_stream(&out.headers);
 
     let mut pending = match (&plan.init_id, status) {
         (Some(id), 200..=299) => {
