@@ -84,7 +84,7 @@ impl McpGate {
                     Some(metrics.stdio_workers.clone()),
                 )?;
                 if let Some(book) = &pool.pins {
-                    pins::feed_schemas(&pool, book);
+                    pins::feed_schemas(&policy, &pool, book);
                 }
                 Ok((p.name.clone(), Arc::new(pool)))
             })

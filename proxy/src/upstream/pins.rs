@@ -151,29 +151,29 @@ impl PinFiles {
         }
         let name = pool.config.name.as_str();
         let on_change = gate.policy.tools.on_change.as_str();
-        let mut new_pins = false;
+        let mut pins_changed = false;
         for e in &events {
             report(gate, name, on_change, e);
-            new_pins |= matches!(e.what, EventKind::FirstSeen(_));
+            pins_changed |= matches!(e.what, EventKind::FirstSeen(_));
         }
-        if new_pins {
-            feed_schemas(pool, book);
-        }
-        let Some(path) = &self.state_file else {
-            return;
-        };
-        match merge_into_state_file(path, name, &events) {
-            Ok(state) => {
-                if let Some(p) = state.pools.get(name) {
-                    book.absorb(p);
-                    feed_schemas(pool, book);
+        if let Some(path) = &self.state_file {
+            match merge_into_state_file(path, name, &events) {
+                Ok(state) => {
+                    if let Some(p) = state.pools.get(name) {
+                        book.absorb(p);
+                        pins_changed = true;
+                    }
                 }
+                Err(e) => tracing::error!(
+                    pool = name,
+                    "tools: the state file {} was not updated: {e}",
+                    path.display()
+                ),
             }
-            Err(e) => tracing::error!(
-                pool = name,
-                "tools: the state file {} was not updated: {e}",
-                path.display()
-            ),
+        }
+        // Once, after the shared state was taken in.
+        if pins_changed {
+            feed_schemas(&gate.policy, pool, book);
         }
     }
 }
@@ -183,13 +183,17 @@ fn take_in(gate: &McpGate, state: &LockFile) {
     for (name, pool) in &gate.pools {
         if let (Some(book), Some(p)) = (&pool.pins, state.pools.get(name)) {
             book.absorb(p);
-            feed_schemas(pool, book);
+            feed_schemas(&gate.policy, pool, book);
         }
     }
 }
 
-/// The pool's schema catalog learns the pinned schemas.
-pub(crate) fn feed_schemas(pool: &Pool, book: &PinBook) {
+/// The pool's schema catalog learns the pinned schemas (only when calls'
+/// arguments are validated: nothing else reads the catalog).
+pub(crate) fn feed_schemas(policy: &Policy, pool: &Pool, book: &PinBook) {
+    if !policy.tools.validate_arguments {
+        return;
+    }
     let pinned = book.pinned_tools_listing();
     if !pinned.is_empty() {
         pool.schemas.learn_listing(&pinned);
