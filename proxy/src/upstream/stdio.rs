@@ -47,7 +47,7 @@ use prometheus::IntCounterVec;
 use serde_json::{json, Value};
 
 use answer::{InFlight, StdioAnswer};
-use worker::{Worker, WorkerEvents};
+use worker::{AskError, Worker, WorkerEvents};
 
 use crate::upstream::client::SendError;
 
@@ -241,31 +241,16 @@ impl Inner {
             // No room for another: the busiest one still takes it.
             Err(e) => return pick(&self.state.lock()).map(Some).ok_or(e),
         };
-        let id = json!(0);
-        let reg = w.register(&id, None);
-        let mut rx = reg.rx;
-        let discover = json!({"jsonrpc": "2.0", "id": reg.worker_id, "method": "server/discover",
-            "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
-                "io.modelcontextprotocol/clientCapabilities": {},
-                "io.modelcontextprotocol/clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")}}}});
-        let answered = async {
-            w.send(&discover).await.ok()?;
-            loop {
-                match rx.recv().await {
-                    Some(m) if m.get("id") == Some(&id) => return Some(m),
-                    Some(_) => continue,
-                    None => return None,
-                }
-            }
-        };
+        let params = json!({"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")}}});
         let limit = Duration::from_millis(self.spec.spawn_timeout_ms);
-        let answer = tokio::time::timeout(limit, answered).await.ok().flatten();
+        let answer = w.ask("server/discover", Some(params), limit).await.ok();
         let speaks = answer.as_ref().is_some_and(|a| {
             a.pointer("/result/supportedVersions")
                 .and_then(Value::as_array)
                 .is_some_and(|v| v.iter().any(|x| x == MODERN))
         });
-        w.unregister(&reg.key);
         if !speaks {
             w.stop("it does not speak 2026-07-28 (server/discover)");
             if answer.is_some() {
@@ -327,34 +312,20 @@ impl Inner {
     /// Spawns a worker and initializes it as mcpgate.
     async fn start_shared(&self) -> Result<Arc<Worker>, String> {
         let w = self.spawn(true, "mcpgate", None)?;
-        let id = json!(0);
-        let reg = w.register(&id, None);
-        let mut rx = reg.rx;
-        let init = json!({"jsonrpc": "2.0", "id": reg.worker_id, "method": "initialize", "params": {
-            "protocolVersion": WORKER_VERSION, "capabilities": {},
-            "clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")}}});
+        let params = json!({"protocolVersion": WORKER_VERSION, "capabilities": {},
+            "clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")}});
         let limit = Duration::from_millis(self.spec.spawn_timeout_ms);
-        let answered = async {
-            w.send(&init).await?;
-            loop {
-                match rx.recv().await {
-                    Some(m) if m.get("id") == Some(&id) => return Ok(m),
-                    Some(_) => continue,
-                    None => return Err("the worker exited during initialize".to_string()),
-                }
-            }
-        };
-        let answer = match tokio::time::timeout(limit, answered).await {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => {
-                w.stop(&e);
-                return Err(e);
-            }
-            Err(_) => {
-                let e = format!(
-                    "no answer to initialize within {} ms",
-                    self.spec.spawn_timeout_ms
-                );
+        let answer = match w.ask("initialize", Some(params), limit).await {
+            Ok(a) => a,
+            Err(why) => {
+                let e = match why {
+                    AskError::Send(e) => e,
+                    AskError::Exited => "the worker exited during initialize".to_string(),
+                    AskError::Timeout => format!(
+                        "no answer to initialize within {} ms",
+                        self.spec.spawn_timeout_ms
+                    ),
+                };
                 w.stop(&e);
                 return Err(e);
             }

@@ -32,6 +32,16 @@ pub(crate) const STDERR_LINES_PER_SEC: u32 = 20;
 /// abandoned before it counts as hung.
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a request of mcpgate's own got no answer.
+#[derive(Debug)]
+pub(crate) enum AskError {
+    /// Its stdin could not be written.
+    Send(String),
+    /// It exited first.
+    Exited,
+    Timeout,
+}
+
 /// What a worker tells its pool.
 pub(crate) trait WorkerEvents: Send + Sync {
     /// The worker exited (or was stopped); `why` for the log.
@@ -211,6 +221,52 @@ impl Worker {
         Registered { rx, key, worker_id }
     }
 
+    /// Sends a request of mcpgate's own (under an id of its own) and waits
+    /// up to `limit` for its answer, the whole message.
+    pub(crate) async fn ask(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        limit: Duration,
+    ) -> Result<Value, AskError> {
+        let id = json!(format!(
+            "mcpgate-{}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        ));
+        let (tx, mut rx) = mpsc::channel(ROUTE_BUFFER);
+        let key = id_key(&id);
+        self.routes.lock().by_id.insert(
+            key.clone(),
+            Route {
+                tx,
+                client_id: id.clone(),
+                progress: None,
+            },
+        );
+        let mut msg = json!({"jsonrpc": "2.0", "id": id, "method": method});
+        if let Some(p) = params {
+            msg["params"] = p;
+        }
+        let answered = async {
+            self.send(&msg).await.map_err(AskError::Send)?;
+            // Messages the worker sends on its own may come this way too.
+            loop {
+                match rx.recv().await {
+                    Some(m) if m.get("id") == Some(&id) && m.get("method").is_none() => {
+                        return Ok(m)
+                    }
+                    Some(_) => continue,
+                    None => return Err(AskError::Exited),
+                }
+            }
+        };
+        let answer = tokio::time::timeout(limit, answered)
+            .await
+            .unwrap_or(Err(AskError::Timeout));
+        self.unregister(&key);
+        answer
+    }
+
     /// After one of its requests was abandoned (a deadline, a client that
     /// left): a worker that does not answer `ping` within
     /// [`PROBE_TIMEOUT`] is hung, and stopped (its requests fail, its
@@ -221,34 +277,12 @@ impl Worker {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            let id = json!(format!(
-                "mcpgate-ping-{}",
-                me.next_id.fetch_add(1, Ordering::Relaxed)
-            ));
-            let (tx, mut rx) = mpsc::channel(ROUTE_BUFFER);
-            let key = id_key(&id);
-            me.routes.lock().by_id.insert(
-                key.clone(),
-                Route {
-                    tx,
-                    client_id: id.clone(),
-                    progress: None,
-                },
-            );
-            let ping = json!({"jsonrpc": "2.0", "id": id, "method": "ping"});
-            let answered = async {
-                me.send(&ping).await.ok()?;
-                rx.recv().await
-            };
-            let alive = tokio::time::timeout(PROBE_TIMEOUT, answered).await;
-            me.unregister(&key);
-            match alive {
-                Ok(Some(_)) => {}
-                _ if me.is_alive() => me.stop(&format!(
+            let alive = me.ask("ping", None, PROBE_TIMEOUT).await;
+            if alive.is_err() && me.is_alive() {
+                me.stop(&format!(
                     "hung: no answer to ping within {} s after a request was abandoned",
                     PROBE_TIMEOUT.as_secs()
-                )),
-                _ => {}
+                ));
             }
             me.probing.store(false, Ordering::Release);
         });
