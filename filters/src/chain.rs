@@ -14,6 +14,7 @@ use crate::exchange::ShadowHit;
 use crate::header_guard::HeaderGuardFilter;
 use crate::init_gate::InitGateFilter;
 use crate::modern::ModernFilter;
+use crate::param_headers::ParamHeaderFilter;
 use crate::path_traversal::PathTraversalFilter;
 use crate::pinned_calls::PinnedCallFilter;
 use crate::rejection::{Decision, Rejection};
@@ -54,6 +55,9 @@ impl Chain {
                 // challenge that a tool it may not see exists.
                 Box::new(AccessFilter),
                 Box::new(ScopeFilter),
+                // Mirrored arguments against their `Mcp-Param-*` headers:
+                // after access, so a hidden tool's headers are never judged.
+                Box::new(ParamHeaderFilter),
                 // Arguments against the tool's schema: after access (a
                 // hidden tool is never judged) and before the content
                 // guards, which then see only well-formed arguments.

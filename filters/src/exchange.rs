@@ -95,6 +95,9 @@ pub struct Exchange<'a> {
     /// The pins of the pool the request goes to (`[tools] lock_file` or
     /// `pin`), for calls of tools whose listed definition changed.
     pub pins: Option<&'a crate::pins::PinBook>,
+    /// The `x-mcp-header` declarations of the pool's tools, for the
+    /// `Mcp-Param-*` check; `None`: not checked.
+    pub param_headers: Option<&'a crate::param_headers::ParamHeaderBook>,
     /// Set by the auth filter.
     pub tenant: Option<TenantName>,
     /// Set by the auth filter.
@@ -159,6 +162,7 @@ impl<'a> Exchange<'a> {
             tokens: None,
             tool_schemas: None,
             pins: None,
+            param_headers: None,
             tenant: None,
             identity: None,
             messages: Vec::new(),

@@ -19,6 +19,7 @@ pub mod init_gate;
 pub mod jwt;
 pub mod message;
 pub mod modern;
+pub mod param_headers;
 pub mod path_canon;
 pub mod path_traversal;
 pub mod pinned_calls;
@@ -44,6 +45,7 @@ pub use exchange::{
     TokenVerifier,
 };
 pub use message::{Message, MessageKind, RequestId};
+pub use param_headers::ParamHeaderBook;
 pub use pins::{PinBook, PinKind};
 pub use rejection::{Decision, Rejection, RejectionKind, WireError};
 pub use response::stream::{MessageStream, StreamStats};

@@ -42,15 +42,16 @@ pub(crate) fn admit(
     let mut ex = Exchange::new(&gate.policy, method, path, headers, body);
     ex.tenant = Some(tenant.clone());
     ex.identity = identity;
-    // Arguments are judged by the schemas of the pool that will serve the
-    // call, as its servers last listed them through this worker.
-    if gate.policy.tools.validate_arguments || gate.policy.tools.pins_active() {
-        let pool = gate.pool_for(session.as_ref().map(|s| &*s.pool), &tenant);
-        if gate.policy.tools.validate_arguments {
-            ex.tool_schemas = Some(&pool.schemas);
-        }
+    // Arguments and their mirrored headers are judged by what the pool that
+    // will serve the call last listed through this worker.
+    let pool = gate.pool_for(session.as_ref().map(|s| &*s.pool), &tenant);
+    if gate.policy.tools.validate_arguments {
+        ex.tool_schemas = Some(&pool.schemas);
+    }
+    if gate.policy.tools.pins_active() {
         ex.pins = pool.pins.as_ref();
     }
+    ex.param_headers = Some(&pool.param_headers);
     ex.session = match (sid, &snapshot) {
         (None, _) => SessionLookup::NoneGiven,
         (Some(_), None) => SessionLookup::Unknown,

@@ -123,7 +123,7 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
             return Err("the policy has no anonymous tenant: name one with --tenant".into())
         }
     };
-    let catalog = match &args.tools {
+    let listed = match &args.tools {
         None => None,
         Some(path) => {
             let (_, listing) = read_json(path)?;
@@ -134,7 +134,9 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
                 .ok_or_else(|| format!("{}: no tools list (result.tools)", path.display()))?;
             let catalog = SchemaCatalog::new();
             catalog.learn_listing(tools);
-            Some(catalog)
+            let declared = filters::ParamHeaderBook::new();
+            declared.learn_listing(tools);
+            Some((catalog, declared))
         }
     };
     // With a lock file, the pins of the tenant's pool, as a worker starts
@@ -165,8 +167,9 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
         ex.session = SessionLookup::Found(&session);
     }
     if policy.tools.validate_arguments {
-        ex.tool_schemas = catalog.as_ref().map(|c| c as _);
+        ex.tool_schemas = listed.as_ref().map(|(c, _)| c as _);
     }
+    ex.param_headers = listed.as_ref().map(|(_, d)| d);
     ex.pins = pins.as_ref();
     let (steps, verdict) = Chain::standard().explain_message(&mut ex);
     println!(

@@ -53,6 +53,10 @@ pub struct Pool {
     /// through this worker (`[tools] validate_arguments`). Per pool: two
     /// pools may serve different tools under one name.
     pub schemas: filters::SchemaCatalog,
+    /// The `x-mcp-header` declarations of the tools this pool's servers
+    /// listed through this worker: 2026-07-28 calls' `Mcp-Param-*` headers
+    /// are checked against them (a stdio server never sees the headers).
+    pub param_headers: filters::ParamHeaderBook,
     /// The approved definitions of what this pool lists (`[tools]
     /// lock_file` or `pin`), `None` when pins are off.
     pub pins: Option<filters::PinBook>,
@@ -70,6 +74,15 @@ pub enum Unavailable {
 }
 
 impl Pool {
+    /// Whether the pool's servers are processes mcpgate spawns (stdio):
+    /// they never see the HTTP request.
+    pub fn spawns_workers(&self) -> bool {
+        self.config
+            .endpoints
+            .iter()
+            .any(|e| matches!(e.transport, policies::Transport::Stdio(_)))
+    }
+
     pub fn new(
         config: &UpstreamPool,
         clock: Arc<dyn Clock>,
@@ -108,6 +121,7 @@ impl Pool {
             config: config.clone(),
             endpoints,
             schemas: filters::SchemaCatalog::new(),
+            param_headers: filters::ParamHeaderBook::new(),
             pins,
             next: AtomicUsize::new(0),
             clock,

@@ -274,19 +274,21 @@ pub async fn relay_response(
     }
     // The response phase reads only answers a response filter wants: all
     // others are relayed as they come, unparsed.
-    let mut judged = (!matches!(status, 204 | 304) && gate.responses.wants(&gate.policy, &facts))
-        .then(|| MessageStream::new(is_sse, MAX_JUDGED_MESSAGE_BYTES, plan.request_id.clone()));
+    // A pool's listings teach it its tools' schemas (`[tools]
+    // validate_arguments`) and `x-mcp-header` declarations. A stdio pool
+    // always learns the latter: its servers never see the `Mcp-Param-*`
+    // headers, so mcpgate checks them for them. Only listings are parsed a
+    // second time; other answers cost nothing more.
+    let learning = (facts.method == "tools/list").then_some(pool).flatten();
+    let stdio_listing = learning.is_some_and(|p| p.spawns_workers());
+    let mut judged = (!matches!(status, 204 | 304)
+        && (stdio_listing || gate.responses.wants(&gate.policy, &facts)))
+    .then(|| MessageStream::new(is_sse, MAX_JUDGED_MESSAGE_BYTES, plan.request_id.clone()));
     if judged.is_some() {
         // Messages may change length: the client hop is chunked.
         out.remove_header("content-length");
         let _ = out.insert_header("transfer-encoding", "chunked");
     }
-    // With `[tools] validate_arguments`, the pool learns its tools' schemas
-    // from the `tools/list` answers it relays (as the caller gets them).
-    // Only those are parsed a second time; other answers cost nothing more.
-    let learning = (gate.policy.tools.validate_arguments && facts.method == "tools/list")
-        .then_some(pool)
-        .flatten();
     let mut judge = |bytes: &[u8]| {
         let judged = gate.responses.judge(&gate.policy, &facts, bytes);
         if let Some(pool) = learning {
@@ -451,9 +453,18 @@ pub async fn relay_response(
     }
 }
 
-/// Feeds the pool's schema catalog the `result.tools` of one message, when
-/// it is the answer to this `tools/list`; logs what cannot be enforced.
+/// Feeds the pool's schema catalog (with `validate_arguments`) and its
+/// `x-mcp-header` declarations the `result.tools` of one message, when it
+/// is the answer to this `tools/list`; logs what cannot be enforced.
 fn learn_tools(gate: &McpGate, pool: &Pool, facts: &ResponseFacts<'_>, bytes: &[u8]) {
+    let schemas = gate.policy.tools.validate_arguments;
+    // A listing without declarations teaches nothing new unless some
+    // tool's are known (it may list that tool without them now).
+    let declarations =
+        !pool.param_headers.is_empty() || memchr::memmem::find(bytes, b"x-mcp-header").is_some();
+    if !schemas && !declarations {
+        return;
+    }
     let Ok(msg) = serde_json::from_slice::<Value>(bytes) else {
         return;
     };
@@ -463,6 +474,17 @@ fn learn_tools(gate: &McpGate, pool: &Pool, facts: &ResponseFacts<'_>, bytes: &[
     let Some(tools) = msg.pointer("/result/tools").and_then(Value::as_array) else {
         return;
     };
+    let pool_name = pool.config.name.as_str();
+    if declarations && pool.param_headers.learn_listing(tools) > 0 {
+        tracing::warn!(
+            pool = pool_name,
+            "tools: x-mcp-header declarations of some listed tools not learned: at most {} tools are kept (their Mcp-Param headers are not checked)",
+            filters::param_headers::declarations::MAX_TOOLS
+        );
+    }
+    if !schemas {
+        return;
+    }
     // A pinned tool's calls are checked against its pinned schema (which
     // the catalog learned from the pins), whatever is listed now.
     let unpinned: Vec<Value>;
@@ -482,7 +504,6 @@ fn learn_tools(gate: &McpGate, pool: &Pool, facts: &ResponseFacts<'_>, bytes: &[
         _ => &tools[..],
     };
     let learned = pool.schemas.learn_listing(tools);
-    let pool_name = pool.config.name.as_str();
     let effect = match gate.policy.tools.on_uncompilable {
         OnUncompilable::Skip => "not checked",
         OnUncompilable::Refuse => "refused",
