@@ -309,6 +309,25 @@ impl Inner {
         Ok(w)
     }
 
+    /// Starts and initializes shared workers until `min_idle` are alive,
+    /// ahead of demand (calls go to the least busy one).
+    async fn fill_shared(&self) {
+        let _one = self.starting_shared.lock().await;
+        loop {
+            {
+                let st = self.state.lock();
+                let alive = st.shared.iter().filter(|w| w.is_alive()).count();
+                if alive >= self.spec.min_idle || st.live >= self.spec.max_workers {
+                    return;
+                }
+            }
+            match self.start_shared().await {
+                Ok(w) => self.state.lock().shared.push(w),
+                Err(_) => return,
+            }
+        }
+    }
+
     /// Spawns a worker and initializes it as mcpgate.
     async fn start_shared(&self) -> Result<Arc<Worker>, String> {
         let w = self.spawn(true, "mcpgate", None)?;
@@ -731,7 +750,7 @@ impl StdioPool {
             } else if inner.spec.mode == StdioMode::PerSession {
                 min.saturating_sub(st.warm.len())
             } else {
-                usize::from(st.shared.is_empty() && min > 0)
+                usize::from(min > 0 && st.shared.len() < min)
             };
         }
         for (w, why) in stop {
@@ -746,9 +765,7 @@ impl StdioPool {
             }
         } else if refill > 0 {
             let me = self.clone();
-            tokio::spawn(async move {
-                let _ = me.0.shared_worker().await;
-            });
+            tokio::spawn(async move { me.0.fill_shared().await });
         }
     }
 
