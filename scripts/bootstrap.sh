@@ -4,7 +4,7 @@
 # a component is redone only when its stamp or its key file is missing or the spec changed.
 #
 #   scripts/bootstrap.sh            # everything
-#   scripts/bootstrap.sh node npm   # only some components: cmake node npm venv
+#   scripts/bootstrap.sh node npm   # only some components: cmake bwrap node npm venv bridges
 #
 # Needs (present on a fresh machine of this project): bash, npm (+ the system node it runs on),
 # python3 >= 3.10 with venv, apt-get (as root) only if cmake is missing.
@@ -26,8 +26,10 @@ NPM_PKGS=(
   "client-2.4.0 @modelcontextprotocol/client@2.4.0"
   "server-2.4.0 @modelcontextprotocol/server@2.4.0"
   "oidc-provider-9.13.3 oidc-provider@9.13.3"
+  "supergateway-4.0.0 supergateway@4.0.0"
 )
 REQS="$ROOT/scripts/requirements-conformance.txt"
+BRIDGE_REQS="$ROOT/scripts/requirements-mcp-proxy.txt"
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 mkdir -p "$STAMPS" "$CACHE/bin"
@@ -114,12 +116,26 @@ do_venv() {
   fi
 }
 
+# PyPI mcp-proxy, the stdio bridge the stdio-workers benchmark measures
+# mcpgate against, in a venv of its own (it needs mcp<2, the tests mcp 2).
+do_bridges() {
+  local spec
+  spec="$(sha256sum "$BRIDGE_REQS" | cut -c1-16)"
+  if fresh bridges "$spec" "$CACHE/venv-mcp-proxy/bin/mcp-proxy"; then
+    say "creating $CACHE/venv-mcp-proxy from $(basename "$BRIDGE_REQS")"
+    rm -rf "$CACHE/venv-mcp-proxy"
+    python3 -m venv "$CACHE/venv-mcp-proxy"
+    "$CACHE/venv-mcp-proxy/bin/pip" install -q --disable-pip-version-check -r "$BRIDGE_REQS"
+    stamp bridges "$spec"
+  fi
+}
+
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(cmake bwrap node npm venv)
+[[ ${#components[@]} -gt 0 ]] || components=(cmake bwrap node npm venv bridges)
 for c in "${components[@]}"; do
   case "$c" in
-    cmake | bwrap | node | npm | venv) "do_$c" ;;
-    *) echo "bootstrap: unknown component '$c' (cmake bwrap node npm venv)" >&2; exit 2 ;;
+    cmake | bwrap | node | npm | venv | bridges) "do_$c" ;;
+    *) echo "bootstrap: unknown component '$c' (cmake bwrap node npm venv bridges)" >&2; exit 2 ;;
   esac
 done
 say "ok ($(IFS=,; echo "${components[*]}"))"

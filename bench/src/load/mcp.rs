@@ -162,6 +162,47 @@ pub fn initialized(target: &Target, session: &str) -> Vec<u8> {
     .raw
 }
 
+/// A legacy `tools/list` in `session`.
+pub fn tools_list(target: &Target, session: &str) -> Vec<u8> {
+    let body = json!({"jsonrpc": "2.0", "id": "list", "method": "tools/list"}).to_string();
+    Template::build(
+        target,
+        &[
+            ("MCP-Protocol-Version", LEGACY_VERSION),
+            ("Mcp-Session-Id", session),
+        ],
+        &body,
+    )
+    .raw
+}
+
+/// A legacy `ping` in `session`.
+pub fn ping(target: &Target, session: &str) -> Vec<u8> {
+    let body = json!({"jsonrpc": "2.0", "id": "ping", "method": "ping"}).to_string();
+    Template::build(
+        target,
+        &[
+            ("MCP-Protocol-Version", LEGACY_VERSION),
+            ("Mcp-Session-Id", session),
+        ],
+        &body,
+    )
+    .raw
+}
+
+/// The `DELETE` that ends `session`.
+pub fn delete_session(target: &Target, session: &str) -> Vec<u8> {
+    let mut h = format!(
+        "DELETE {} HTTP/1.1\r\nHost: {}\r\nMCP-Protocol-Version: {LEGACY_VERSION}\r\nMcp-Session-Id: {session}\r\nContent-Length: 0\r\n",
+        target.path, target.authority
+    );
+    if let Some(key) = &target.api_key {
+        h.push_str(&format!("Authorization: Bearer {key}\r\n"));
+    }
+    h.push_str("\r\n");
+    h.into_bytes()
+}
+
 /// A legacy `GET` stream request for `session`.
 pub fn legacy_get_stream(target: &Target, session: &str) -> Vec<u8> {
     let mut h = format!(

@@ -305,6 +305,7 @@ pub fn report(b: &Value) -> String {
             c["parameters"]["holders"].as_str().unwrap_or(""), c["parameters"]["upstream_side"].as_str().unwrap_or(""), c["parameters"]["mock"].as_str().unwrap_or(""));
     }
     connection_memory(&mut s, &b["connection_memory"]);
+    stdio_workers(&mut s, &sc["stdio-workers"]);
 
     let cr = &b["criterion"];
     if !cr.is_null() {
@@ -453,4 +454,84 @@ fn connection_memory(s: &mut String, cm: &Value) {
         let _ = writeln!(s);
     }
     let _ = writeln!(s);
+}
+
+/// The `stdio-workers` section: set-up, RSS, most workers, bridges.
+fn stdio_workers(s: &mut String, sw: &Value) {
+    if sw.is_null() {
+        return;
+    }
+    let r = &sw["results"];
+    let _ = writeln!(
+        s,
+        "## Stdio servers run by mcpgate (`stdio-workers`)\n\nMade by {}. Session set-up is `initialize`, `notifications/initialized` and `tools/list` of a new legacy session through mcpgate (median of {} each); RSS and PSS are those of the server process serving one session.\n\n| server | cold ms | warm ms | cold / warm | RSS per worker | PSS per worker |\n|---|---|---|---|---|---|",
+        cmd(&sw["command"]),
+        num(&sw["parameters"]["set_up_samples_count"])
+    );
+    if let Some(servers) = r["set_up"].as_object() {
+        for (name, v) in servers {
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} | {} | {} |",
+                num(&v["cold"]["median_ms"]),
+                num(&v["warm"]["median_ms"]),
+                num(&v["cold_over_warm_ratio"]),
+                mib(&v["rss_per_worker_bytes"]),
+                mib(&v["pss_per_worker_bytes"])
+            );
+        }
+    }
+    let m = &r["most_workers"];
+    if !m["server"].is_null() {
+        let _ = writeln!(
+            s,
+            "\nMost concurrent per-session workers ({}): **{}** sessions held, each with its own worker ({} answered `ping` afterwards), opened in {} s; stopped by {}. The machine's available memory fell by {} per worker (PSS {} each; RSS {}, which counts shared pages once per worker); mcpgate's own RSS {}. At that cost the memory available at the start ({}) holds about {} workers. Worker processes left after mcpgate stopped: {}.",
+            num(&m["server"]),
+            num(&m["held_sessions_count"]),
+            num(&m["answered_ping_count"]),
+            num(&m["opening_s"]),
+            num(&m["stopped_by"]),
+            mib(&m["memory_used_per_worker_bytes"]),
+            mib(&m["pss_per_worker_bytes"]),
+            mib(&m["rss_per_worker_bytes"]),
+            mib(&m["mcpgate_rss_bytes"]),
+            mib(&m["memory_available_at_start_bytes"]),
+            num(&m["estimated_workers_in_available_memory_count"]),
+            num(&m["workers_left_after_stop_count"])
+        );
+    }
+    let t = &r["shared_throughput"];
+    if let Some(runs) = t["runs"].as_object() {
+        let _ = writeln!(
+            s,
+            "\nShared mode: closed-loop `tools/call echo` ({} B) of the Python SDK server on {} legacy sessions, through mcpgate and the bridges users run instead, in one run.\n\n| through | calls/s | p50 µs | p99 µs | CPU µs/call (all processes) | server processes |\n|---|---|---|---|---|---|",
+            num(&t["payload_bytes"]),
+            num(&t["connections_count"])
+        );
+        for (name, v) in runs {
+            if v["throughput_per_s"].is_null() {
+                let why = v["skipped"]
+                    .as_str()
+                    .map_or_else(|| v["errors"].to_string(), str::to_owned);
+                let _ = writeln!(s, "| {name} | {why} | | | | |");
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} | {} | {} |",
+                num(&v["throughput_per_s"]),
+                num(&v["latency"]["p50_us"]),
+                num(&v["latency"]["p99_us"]),
+                num(&v["cpu_per_request_us"]),
+                num(&v["server_processes_count"])
+            );
+        }
+        if let Some(ratios) = t["ratios"].as_object() {
+            let list: Vec<String> = ratios
+                .iter()
+                .map(|(k, v)| format!("{} {}", k.trim_end_matches("_ratio"), num(v)))
+                .collect();
+            let _ = writeln!(s, "\nRatios: {}.\n", list.join(", "));
+        }
+    }
 }

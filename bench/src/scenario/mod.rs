@@ -11,6 +11,7 @@ pub mod latency;
 pub mod overload;
 pub mod procs;
 pub mod rig;
+pub mod stdio;
 pub mod throughput;
 
 use std::net::SocketAddr;
@@ -24,13 +25,14 @@ use procs::Proc;
 use rig::Rig;
 
 /// Every scenario, in the order `mcpbench run` runs them.
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 7] = [
     "throughput-4k",
     "latency",
     "overload",
     "isolation",
     "breaker",
     "connections-100k",
+    "stdio-workers",
 ];
 
 /// What every scenario shares.
@@ -205,6 +207,7 @@ pub async fn run_one(ctx: &mut Ctx, name: &str) -> Result<Value, String> {
         "isolation" => isolation::run(ctx).await,
         "breaker" => breaker::run(ctx).await,
         "connections-100k" => connections::run(ctx).await,
+        "stdio-workers" => stdio::run(ctx).await,
         other => Err(format!("unknown scenario {other}")),
     }
 }

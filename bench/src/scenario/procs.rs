@@ -194,6 +194,73 @@ fn group_pids(root: u32) -> Vec<u32> {
     tree
 }
 
+/// The descendants of `root` whose parent is named `parent_comm` and who
+/// are not named so themselves: the servers a supervisor started (mcpgate's
+/// stdio workers: a launcher that execs the server, so a child of mcpgate
+/// under another name), without their own children.
+pub fn children_exec_d(root: u32, parent_comm: &str) -> Vec<u32> {
+    group_pids(root)
+        .into_iter()
+        .filter(|pid| *pid != root)
+        .filter(|pid| comm_of(*pid) != parent_comm)
+        .filter(|pid| stat_fields(*pid).is_some_and(|f| comm_of(f.ppid) == parent_comm))
+        .collect()
+}
+
+/// `root` and every process descended from it.
+pub fn children_and_self(root: u32) -> Vec<u32> {
+    group_pids(root)
+}
+
+/// Resident memory of the processes named `comm` in `root`'s tree, in bytes.
+pub fn rss_named(root: u32, comm: &str) -> u64 {
+    group_pids(root)
+        .into_iter()
+        .filter(|p| comm_of(*p) == comm)
+        .map(rss_of)
+        .sum()
+}
+
+/// User + system CPU ticks of `pid` and its descendants.
+pub fn tree_cpu_ticks(pid: u32) -> u64 {
+    group_pids(pid)
+        .iter()
+        .filter_map(|p| stat_fields(*p))
+        .map(|f| f.utime + f.stime)
+        .sum()
+}
+
+/// Proportional set size of one process (`/proc/<pid>/smaps_rollup`): its
+/// private memory plus its share of pages it shares with others, so the
+/// PSS of many workers adds up to what they cost together (their RSS
+/// counts every shared library page once per worker). 0 when gone.
+pub fn pss_of(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// `/proc/<pid>/comm` (empty when gone).
+pub fn comm_of(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// `MemAvailable` of this machine, in bytes.
+pub fn mem_available_bytes() -> u64 {
+    fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// Resident memory of `pgid` and its descendants, in bytes.
 pub fn group_rss(pgid: u32) -> u64 {
     group_pids(pgid).iter().map(|p| rss_of(*p)).sum()
