@@ -53,12 +53,12 @@ class StdioGate:
     marker the test finds leftover processes by."""
 
     def __init__(self, command: list[str], pool_keys: str = "", env: dict[str, str] | None = None,
-                 tables: str = "", workers: int = 1):
+                 tables: str = "", workers: int = 1, listen_keys: str = ""):
         self.marker = "mcpgate-stdio-test-" + uuid.uuid4().hex[:12]
         self.admin = harness.free_port()
         port = harness.free_port()
         env = {"MCPGATE_TEST_MARKER": self.marker, **(env or {})}
-        toml = (f'[listen]\naddress = "127.0.0.1:{port}"\n[admin]\naddress = "127.0.0.1:{self.admin}"\n'
+        toml = (f'[listen]\naddress = "127.0.0.1:{port}"\n{listen_keys}[admin]\naddress = "127.0.0.1:{self.admin}"\n'
                 f'[upstreams.default]\ncommand = {json.dumps(command)}\n{pool_keys}\n'
                 f'[upstreams.default.env]\n' + "".join(f'{k} = {json.dumps(v)}\n' for k, v in env.items()) + tables)
         self.gate = harness.start_mcpgate_with(harness.write_config_text(toml), port, workers=workers)
@@ -338,6 +338,43 @@ def test_a_broken_worker_fails_its_requests_ends_its_session_and_is_replaced(mis
         assert fresh.call("tools/call", {"name": "echo", "arguments": {"text": "fresh"}}
                           )["result"]["content"][0]["text"] == "fresh"
         assert "stdio worker exited" in g.log()
+    finally:
+        g.stop()
+
+
+def test_per_session_workers_behind_two_mcpgate_processes():
+    """Two mcpgate worker processes, each with its own stdio pool. Every
+    request goes on a new connection, so the kernel spreads them over both
+    processes; each session's requests still reach the one stdio worker
+    that serves it (the process that owns the session relays them), and a
+    DELETE arriving at either process ends that worker."""
+    g = StdioGate([str(harness.VENV_PY), str(harness.STDIO_SERVER)], "min_idle = 1\n", workers=2,
+                  listen_keys="expose_worker_header = true\n")
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    try:
+        sessions = [RawSession(g.url, http=httpx.Client(timeout=30, limits=fresh)) for _ in range(4)]
+        arrived_at, owners = set(), {}
+        for s in sessions:
+            pids = set()
+            for _ in range(6):
+                r, a = s.request("tools/call", {"name": "whoami", "arguments": {}})
+                assert r.status_code == 200, r.text
+                arrived_at.add(r.headers["x-mcpgate-worker"])
+                pids.add(json.loads(a["result"]["content"][0]["text"])["pid"])
+            assert len(pids) == 1, f"one session, several workers: {pids}"
+            owners[s.sid] = pids.pop()
+        assert len(set(owners.values())) == len(sessions), "two sessions shared a per-session worker"
+        assert arrived_at == {"0", "1"}, f"requests reached only worker process(es) {arrived_at}"
+        for s in sessions:
+            r = s.http.delete(g.url, headers=s.headers())
+            assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in owners.values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in owners.values()), "DELETE left a worker running"
+        for s in sessions:
+            r = s.post({"jsonrpc": "2.0", "id": 99, "method": "ping"})
+            assert r.status_code == 404, r.text
     finally:
         g.stop()
 
