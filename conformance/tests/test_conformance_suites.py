@@ -48,6 +48,9 @@ tools = ["*"]
 prompts = ["*"]
 resources = ["*"]
 action = "allow"
+
+[content.poisoning]
+action = "hide"
 """
 
 
@@ -129,8 +132,9 @@ def test_compare_direct_vs_mcpgate(suite, upstreams, conformance_gate, tmp_path,
 
 @pytest.mark.parametrize("suite", SUITES)
 def test_compare_direct_vs_mcpgate_with_governance_on(suite, upstreams, governed_gate, tmp_path, capsys):
-    """The shipped config plus [access] (deny by default, one allow-all rule)
-    and argument validation: nothing that passes direct fails through it."""
+    """The shipped config plus [access] (deny by default, one allow-all rule),
+    argument validation and every poisoning rule hiding what it finds:
+    nothing that passes direct fails through it."""
     ref = upstreams("reference")
     compare_without_regressions(suite, ref.url, governed_gate.url, tmp_path, capsys, "with governance on")
 

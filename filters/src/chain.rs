@@ -17,6 +17,7 @@ use crate::modern::ModernFilter;
 use crate::param_headers::ParamHeaderFilter;
 use crate::path_traversal::PathTraversalFilter;
 use crate::pinned_calls::PinnedCallFilter;
+use crate::poisoned_calls::PoisonedCallFilter;
 use crate::rejection::{Decision, Rejection};
 use crate::scopes::ScopeFilter;
 use crate::ssrf::SsrfFilter;
@@ -54,6 +55,8 @@ impl Chain {
                 // Hidden targets first: a caller must not learn from a scope
                 // challenge that a tool it may not see exists.
                 Box::new(AccessFilter),
+                // Then what the poisoning rules hid: answered the same way.
+                Box::new(PoisonedCallFilter),
                 Box::new(ScopeFilter),
                 // Mirrored arguments against their `Mcp-Param-*` headers:
                 // after access, so a hidden tool's headers are never judged.

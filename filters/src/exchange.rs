@@ -98,6 +98,9 @@ pub struct Exchange<'a> {
     /// The `x-mcp-header` declarations of the pool's tools, for the
     /// `Mcp-Param-*` check; `None`: not checked.
     pub param_headers: Option<&'a crate::param_headers::ParamHeaderBook>,
+    /// The definitions the pool's poisoning rules hid
+    /// (`[content.poisoning]`); `None` when the rules are off.
+    pub poisoned: Option<&'a crate::poisoning::PoisonBook>,
     /// Set by the auth filter.
     pub tenant: Option<TenantName>,
     /// Set by the auth filter.
@@ -163,6 +166,7 @@ impl<'a> Exchange<'a> {
             tool_schemas: None,
             pins: None,
             param_headers: None,
+            poisoned: None,
             tenant: None,
             identity: None,
             messages: Vec::new(),

@@ -410,6 +410,57 @@ pub fn jwks(data: &[u8]) {
     }
 }
 
+/// The policy of the `listing` target: every poisoning rule on, the
+/// character rules stripping.
+fn strip_policy() -> &'static policies::PoisoningPolicy {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    &POLICY
+        .get_or_init(|| {
+            policies::parse_policy(
+                "fuzz.toml",
+                "[upstream]\nurl = \"http://127.0.0.1:9/mcp\"\n[content.poisoning]\naction = \"strip\"\n",
+            )
+            .unwrap_or_else(|e| panic!("fuzz policy: {e}"))
+        })
+        .content
+        .poisoning
+}
+
+/// Listed definitions as a server may send them: the poisoning rules and
+/// the `x-mcp-header` scan read any JSON (or, when the bytes are not JSON,
+/// any text as a description) without panicking, and `strip` is
+/// idempotent: what it leaves has nothing more to strip.
+pub fn listing(data: &[u8]) {
+    use crate::poisoning::{scan, strip, ListedKind};
+    use policies::PoisonRule as R;
+
+    let entries = match serde_json::from_slice::<serde_json::Value>(data) {
+        Ok(serde_json::Value::Array(a)) => a,
+        Ok(v) => vec![v],
+        Err(_) => vec![serde_json::json!({
+            "name": "t", "description": String::from_utf8_lossy(data)
+        })],
+    };
+    let p = strip_policy();
+    let rules = [
+        R::TerminalEscapes,
+        R::InvisibleCharacters,
+        R::WhitespacePadding,
+    ];
+    for mut e in entries {
+        let _ = crate::param_headers::declarations::scan(e.get("inputSchema").unwrap_or(&e));
+        for kind in [ListedKind::Tool, ListedKind::Prompt, ListedKind::Resource] {
+            let _ = scan(p, kind, &e, &["echo", "send_email"]);
+        }
+        strip(p, ListedKind::Tool, &mut e, &rules);
+        let once = e.clone();
+        assert!(
+            !strip(p, ListedKind::Tool, &mut e, &rules),
+            "strip is not idempotent: {once} became {e}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// The SSE invariants on many small streams over the bytes that matter

@@ -24,6 +24,8 @@ pub mod path_canon;
 pub mod path_traversal;
 pub mod pinned_calls;
 pub mod pins;
+pub mod poisoned_calls;
+pub mod poisoning;
 pub mod rejection;
 pub mod response;
 pub mod scopes;
@@ -47,6 +49,7 @@ pub use exchange::{
 pub use message::{Message, MessageKind, RequestId};
 pub use param_headers::ParamHeaderBook;
 pub use pins::{PinBook, PinKind};
+pub use poisoning::PoisonBook;
 pub use rejection::{Decision, Rejection, RejectionKind, WireError};
 pub use response::stream::{MessageStream, StreamStats};
 pub use response::{Judged, ResponseChain, ResponseFacts};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 8] = [
+const TARGETS: [(&str, Target); 9] = [
     ("envelope", filters::fuzzing::envelope),
     ("sse", filters::fuzzing::sse),
     ("path_canon", filters::fuzzing::path_canon),
@@ -17,6 +17,7 @@ const TARGETS: [(&str, Target); 8] = [
     ("chain", filters::fuzzing::chain_bytes),
     ("jwt", filters::fuzzing::jwt_bytes),
     ("jwks", filters::fuzzing::jwks),
+    ("listing", filters::fuzzing::listing),
 ];
 
 fn fuzz_dir() -> PathBuf {

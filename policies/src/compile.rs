@@ -14,6 +14,7 @@ use crate::sections::admission::{read_admission, read_rate_limits, read_tenant_l
 use crate::sections::auth::{
     check_auth, check_tenant_identity, read_oauth, read_scopes, read_tenant_identity,
 };
+use crate::sections::content::read_content;
 use crate::sections::headers::read_headers;
 use crate::sections::jwt::read_jwt;
 use crate::sections::paths::read_paths;
@@ -99,6 +100,8 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     let access = read_access(&mut r, access_t, &auth);
     let tools_t = r.table(root, "tools", "");
     let tools = read_tools(&mut r, tools_t);
+    let content_t = r.table(root, "content", "");
+    let content = read_content(&mut r, content_t);
     let mut errors = r.into_errors();
     errors.sort_by_key(|e| (e.line, e.column));
     if !errors.is_empty() {
@@ -121,6 +124,7 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
         shutdown,
         access,
         tools,
+        content,
     })
 }
 

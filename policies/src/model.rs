@@ -15,6 +15,7 @@ pub use crate::sections::{
 };
 pub use crate::sections::{AuthMethod, JwtAlgorithm, JwtPolicy, OAuthResource, ScopeRule};
 pub use crate::sections::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
+pub use crate::sections::{ContentPolicy, PoisonAction, PoisonRule, PoisoningPolicy};
 pub use crate::sections::{MintAlgorithm, UpstreamCredential};
 pub use crate::sections::{OnChange, OnUncompilable, PinMode, ToolsPolicy};
 pub use crate::sections::{Sandbox, StdioLimits, StdioMode, StdioSpec};
@@ -53,6 +54,8 @@ pub struct Policy {
     /// What is checked of tools and their calls (`[tools]`; argument
     /// validation is off by default).
     pub tools: ToolsPolicy,
+    /// Guards on what servers send (`[content]`; off when absent).
+    pub content: ContentPolicy,
 }
 
 /// Where mcpgate accepts clients.

@@ -32,6 +32,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "shutdown",
             "access",
             "tools",
+            "content",
         ],
     ),
     (
@@ -298,6 +299,20 @@ const TABLES: &[(&str, &[&str])] = &[
             "state_file",
         ],
     ),
+    ("content", &["poisoning"]),
+    (
+        "content.poisoning",
+        &[
+            "action",
+            "mode",
+            "max_description_bytes",
+            "whitespace_run",
+            "rules",
+        ],
+    ),
+    // Rule name = its override table.
+    ("content.poisoning.rules", &["*"]),
+    ("content.poisoning.rules.*", &["action"]),
     (
         "access.rules",
         &[

@@ -48,6 +48,8 @@ impl Policy {
             // Rules, not counts: every worker judges alike.
             access: _,
             tools: _,
+            // Sizes and rules per message.
+            content: _,
         } = &mut p;
         let Admission {
             // Instance-wide counts of requests, upstream requests, streams.

@@ -12,6 +12,7 @@
 //! to say.
 
 pub mod pinning;
+pub mod poisoning;
 pub mod stream;
 pub mod unmask;
 pub mod visibility;
@@ -43,6 +44,8 @@ pub struct ResponseFacts<'a> {
     pub concealed: Option<(&'a str, &'a str)>,
     /// The pins of the pool that answers (`[tools] lock_file` or `pin`).
     pub pins: Option<&'a crate::pins::PinBook>,
+    /// The poisoning book of the pool that answers (`[content.poisoning]`).
+    pub poisoning: Option<&'a crate::poisoning::PoisonBook>,
 }
 
 /// One response filter's verdict on one message.
@@ -96,6 +99,7 @@ impl ResponseChain {
             // also those this caller will not see.
             filters: vec![
                 Box::new(pinning::PinningFilter),
+                Box::new(poisoning::PoisoningFilter),
                 Box::new(visibility::VisibilityFilter),
             ],
         }

@@ -6,10 +6,12 @@
 //! tenants' identity keys (`auth`). Authorization: `[access]` (which tools,
 //! prompts and resources each tenant and scope may see and use). Tools:
 //! `[tools]` (validating call arguments against the listed schemas).
+//! Content guards: `[content]` (poisoned definitions).
 
 pub(crate) mod access;
 pub(crate) mod admission;
 pub(crate) mod auth;
+pub(crate) mod content;
 pub(crate) mod headers;
 pub(crate) mod jwt;
 pub(crate) mod paths;
@@ -27,6 +29,7 @@ mod guard_tests;
 pub use access::{AccessAction, AccessKind, AccessPolicy, AccessRule, AccessVerdict, RuleMode};
 pub use admission::{Admission, Rate, RateLimits, TenantLimits};
 pub use auth::{AuthMethod, OAuthResource, ScopeRule};
+pub use content::{ContentPolicy, PoisonAction, PoisonRule, PoisoningPolicy};
 pub use headers::HeaderPolicy;
 pub use jwt::{JwtAlgorithm, JwtPolicy};
 pub use paths::{PathPolicy, RootGlob, UriScope, DEFAULT_UPSTREAM};

@@ -52,6 +52,9 @@ pub(crate) fn admit(
         ex.pins = pool.pins.as_ref();
     }
     ex.param_headers = Some(&pool.param_headers);
+    if gate.policy.content.poisoning.hides() {
+        ex.poisoned = Some(&pool.poisoning);
+    }
     ex.session = match (sid, &snapshot) {
         (None, _) => SessionLookup::NoneGiven,
         (Some(_), None) => SessionLookup::Unknown,

@@ -136,7 +136,11 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
             catalog.learn_listing(tools);
             let declared = filters::ParamHeaderBook::new();
             declared.learn_listing(tools);
-            Some((catalog, declared))
+            let names: Vec<String> = tools
+                .iter()
+                .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect();
+            Some((catalog, declared, names))
         }
     };
     // With a lock file, the pins of the tenant's pool, as a worker starts
@@ -167,9 +171,9 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
         ex.session = SessionLookup::Found(&session);
     }
     if policy.tools.validate_arguments {
-        ex.tool_schemas = listed.as_ref().map(|(c, _)| c as _);
+        ex.tool_schemas = listed.as_ref().map(|(c, _, _)| c as _);
     }
-    ex.param_headers = listed.as_ref().map(|(_, d)| d);
+    ex.param_headers = listed.as_ref().map(|(_, d, _)| d);
     ex.pins = pins.as_ref();
     let (steps, verdict) = Chain::standard().explain_message(&mut ex);
     println!(
@@ -218,6 +222,15 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
         let target =
             filters::access::target_of(method, message.get("params").and_then(Value::as_object))
                 .and_then(|t| t.name);
+        let poisoning = policy
+            .content
+            .poisoning
+            .enabled
+            .then(filters::PoisonBook::new);
+        // `tool-shadowing` knows the tools `--tools` lists.
+        if let (Some(book), Some((_, _, names))) = (&poisoning, &listed) {
+            book.saw_tools(names.iter().map(String::as_str));
+        }
         let facts = ResponseFacts {
             method,
             target,
@@ -232,6 +245,7 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
             request_id: request_id.as_ref(),
             concealed: None,
             pins: pins.as_ref(),
+            poisoning: poisoning.as_ref(),
         };
         let responses = ResponseChain::standard();
         if !responses.wants(policy, &facts) {
@@ -247,6 +261,16 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
                     println!("response: replaced (rule {})", r.rule);
                     println!("{}", String::from_utf8_lossy(&r.json_body()));
                 }
+            }
+            for f in poisoning.iter().flat_map(|b| b.take_events().0) {
+                println!(
+                    "content: {} {:?} {}: rule {} ({})",
+                    f.kind.noun(),
+                    f.name,
+                    f.field,
+                    f.rule,
+                    f.action
+                );
             }
         }
     }

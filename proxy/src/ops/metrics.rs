@@ -106,6 +106,9 @@ pub struct Metrics {
     /// Stdio worker processes, by pool and event (`spawned`, `exited`,
     /// `spawn_failed`).
     pub stdio_workers: IntCounterVec,
+    /// What the content guards found, by pool, guard (`poisoning`), rule
+    /// and action (`flag`, `strip`, `hide`, `shadow-*`).
+    pub content_findings: IntCounterVec,
 }
 
 impl Metrics {
@@ -260,7 +263,16 @@ impl Metrics {
             &["pool", "event"],
         )
         .expect("valid metric");
+        let content_findings = IntCounterVec::new(
+            Opts::new(
+                "mcpgate_content_findings_total",
+                "What the content guards found in server messages, by pool, guard, rule and action",
+            ),
+            &["pool", "guard", "rule", "action"],
+        )
+        .expect("valid metric");
         for c in [
+            &content_findings,
             &access_hidden,
             &shadow,
             &response_messages,
@@ -297,6 +309,7 @@ impl Metrics {
             tool_pins,
             list_changed,
             stdio_workers,
+            content_findings,
         }
     }
 

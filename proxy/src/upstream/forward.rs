@@ -249,6 +249,7 @@ async fn forward_inner(
             request_id: None,
             // Filled by the relay, which knows the pool that answers.
             pins: None,
+            poisoning: None,
         },
     };
     let outcome = relay_response(gate, ds, &mut up, plan).await;

@@ -57,6 +57,9 @@ pub struct Pool {
     /// listed through this worker: 2026-07-28 calls' `Mcp-Param-*` headers
     /// are checked against them (a stdio server never sees the headers).
     pub param_headers: filters::ParamHeaderBook,
+    /// What the poisoning rules hid in this pool's listings, and the
+    /// findings waiting to be logged (`[content.poisoning]`).
+    pub poisoning: filters::PoisonBook,
     /// The approved definitions of what this pool lists (`[tools]
     /// lock_file` or `pin`), `None` when pins are off.
     pub pins: Option<filters::PinBook>,
@@ -122,6 +125,7 @@ impl Pool {
             endpoints,
             schemas: filters::SchemaCatalog::new(),
             param_headers: filters::ParamHeaderBook::new(),
+            poisoning: filters::PoisonBook::new(),
             pins,
             next: AtomicUsize::new(0),
             clock,

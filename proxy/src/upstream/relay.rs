@@ -262,9 +262,17 @@ pub async fn relay_response(
         .pins_active()
         .then(|| pool.and_then(|p| p.pins.as_ref()))
         .flatten();
+    let poisoning = gate
+        .policy
+        .content
+        .poisoning
+        .enabled
+        .then(|| pool.map(|p| &p.poisoning))
+        .flatten();
     let facts = ResponseFacts {
         request_id: plan.request_id.as_ref(),
         pins,
+        poisoning,
         ..plan.response
     };
     let pin_listing = pins.is_some() && filters::PinKind::listed_by(facts.method).is_some();
@@ -430,6 +438,9 @@ pub async fn relay_response(
         let mut rest = Vec::new();
         stream.finish(&mut judge, &mut rest);
         count_judged(gate, &stream.stats);
+        if let Some(pool) = pool.filter(|_| poisoning.is_some()) {
+            report_findings(gate, pool);
+        }
         if let (true, Some(pool)) = (pin_listing, pool) {
             gate.pin_files.after_listing(gate, pool);
         }
@@ -528,6 +539,37 @@ fn learn_tools(gate: &McpGate, pool: &Pool, facts: &ResponseFacts<'_>, bytes: &[
             "tools: {} schemas compiled, {} unchanged",
             learned.compiled,
             learned.unchanged
+        );
+    }
+}
+
+/// Logs and counts what the content guards found in this pool's
+/// listings since the last report.
+fn report_findings(gate: &McpGate, pool: &Pool) {
+    let (findings, dropped) = pool.poisoning.take_events();
+    let name = pool.config.name.as_str();
+    for f in &findings {
+        gate.metrics
+            .content_findings
+            .with_label_values(&[name, "poisoning", f.rule, f.action])
+            .inc();
+        tracing::warn!(
+            pool = name,
+            rule = f.rule,
+            action = f.action,
+            "content: {} {:?}, {}: poisoning rule {} ({})",
+            f.kind.noun(),
+            f.name,
+            f.field,
+            f.rule,
+            f.action
+        );
+    }
+    if dropped > 0 {
+        tracing::warn!(
+            pool = name,
+            "content: {dropped} poisoning findings were not logged (more than {} waiting)",
+            filters::poisoning::book::MAX_EVENTS
         );
     }
 }

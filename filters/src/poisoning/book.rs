@@ -1,0 +1,119 @@
+//! What the poisoning rules did in one pool: which definitions they hide
+//! (so calls of them are answered as calls of an unknown name), and the
+//! findings the proxy has yet to log and count.
+//!
+//! Bounded: at most [`MAX_HIDDEN`] hidden names (past it a definition is
+//! still left out of listings, but its calls are not concealed, and the
+//! finding says so) and [`MAX_EVENTS`] findings waiting (older ones are
+//! dropped and counted).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::ListedKind;
+
+/// Most hidden names one book holds.
+pub const MAX_HIDDEN: usize = 10_000;
+/// Most findings waiting to be logged.
+pub const MAX_EVENTS: usize = 4096;
+
+/// One rule that fired on one listed definition, and what was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: ListedKind,
+    /// The definition's name (or URI), at most 200 bytes.
+    pub name: String,
+    pub rule: &'static str,
+    pub field: String,
+    /// `flag`, `strip`, `hide`, or in shadow mode `shadow-<action>`.
+    pub action: &'static str,
+}
+
+/// See the module documentation.
+#[derive(Default)]
+pub struct PoisonBook {
+    hidden: RwLock<HashMap<(ListedKind, String), &'static str>>,
+    /// Tool names seen listed (on any page): `tool-shadowing` looks for
+    /// orders about them.
+    tools_seen: RwLock<BTreeSet<String>>,
+    events: Mutex<VecDeque<Finding>>,
+    dropped: Mutex<u64>,
+}
+
+impl std::fmt::Debug for PoisonBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoisonBook")
+            .field("hidden", &self.hidden.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PoisonBook {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Hides `name` by `rule`; false when the book is full.
+    pub fn hide(&self, kind: ListedKind, name: &str, rule: &'static str) -> bool {
+        let mut h = self.hidden.write();
+        let key = (kind, name.to_owned());
+        if h.len() >= MAX_HIDDEN && !h.contains_key(&key) {
+            return false;
+        }
+        h.insert(key, rule);
+        true
+    }
+
+    /// A definition listed again without a finding that hides it.
+    pub fn unhide(&self, kind: ListedKind, name: &str) {
+        if self.hidden.read().is_empty() {
+            return;
+        }
+        self.hidden.write().remove(&(kind, name.to_owned()));
+    }
+
+    /// The rule that hides `name`, if one does.
+    pub fn hidden_by(&self, kind: ListedKind, name: &str) -> Option<&'static str> {
+        let h = self.hidden.read();
+        if h.is_empty() {
+            return None;
+        }
+        h.get(&(kind, name.to_owned())).copied()
+    }
+
+    /// Remembers tool names listed (at most [`MAX_HIDDEN`]).
+    pub fn saw_tools<'n>(&self, names: impl IntoIterator<Item = &'n str>) {
+        let mut seen = self.tools_seen.write();
+        for n in names {
+            if seen.len() >= MAX_HIDDEN {
+                break;
+            }
+            if !seen.contains(n) {
+                seen.insert(n.to_owned());
+            }
+        }
+    }
+
+    /// The tool names seen listed so far.
+    pub fn tools_seen(&self) -> Vec<String> {
+        self.tools_seen.read().iter().cloned().collect()
+    }
+
+    /// Queues a finding for the proxy.
+    pub fn record(&self, f: Finding) {
+        let mut q = self.events.lock();
+        if q.len() >= MAX_EVENTS {
+            q.pop_front();
+            *self.dropped.lock() += 1;
+        }
+        q.push_back(f);
+    }
+
+    /// The findings queued since the last call, and how many were dropped.
+    pub fn take_events(&self) -> (Vec<Finding>, u64) {
+        let events: Vec<Finding> = self.events.lock().drain(..).collect();
+        let dropped = std::mem::take(&mut *self.dropped.lock());
+        (events, dropped)
+    }
+}
