@@ -73,9 +73,9 @@ bench-quick: bench-tools
 	$(CARGO) build $(BENCH_CARGO_FLAGS) -p mcpgate -p bench
 	MCPBENCH_COMMAND="make bench-quick" $(BENCH_BIN)/mcpbench run --quick --out target/bench-quick
 
-# Filter-chain and JWT micro-benchmarks (criterion, results under target/criterion/).
+# Filter-chain, JWT and content-guard micro-benchmarks (criterion, results under target/criterion/).
 criterion:
-	$(CARGO) bench -p filters --bench chain --bench jwt
+	$(CARGO) bench -p filters --bench chain --bench jwt --bench content
 
 # Every fuzz target for SECONDS seconds: evidence/fuzz.json.
 fuzz:

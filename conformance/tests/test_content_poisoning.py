@@ -298,7 +298,7 @@ def explain_listing(kind: str, entries: list[dict], tools: list[dict] | None = N
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     fired: dict[str, set[str]] = {}
-    line_re = re.compile(r'^content: ' + re.escape(NOUNS[kind]) + r' "((?:[^"\\]|\\.)*)" .*: rule (\S+) \((\S+)\)$')
+    line_re = re.compile(r'^content: ' + re.escape(NOUNS[kind]) + r' "((?:[^"\\]|\\.)*)" .*: poisoning rule (\S+) \((\S+)\)$')
     for line in r.stdout.splitlines():
         m = line_re.match(line)
         if m:

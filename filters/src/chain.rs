@@ -6,6 +6,7 @@
 //! contacted.
 
 use crate::access::AccessFilter;
+use crate::argument_secrets::ArgumentSecretsFilter;
 use crate::auth::AuthFilter;
 use crate::envelope::EnvelopeFilter;
 use crate::era::EraFilter;
@@ -66,6 +67,8 @@ impl Chain {
                 // guards, which then see only well-formed arguments.
                 Box::new(PinnedCallFilter),
                 Box::new(ToolSchemaFilter),
+                // Secrets a call would send out (`in_arguments`).
+                Box::new(ArgumentSecretsFilter),
                 Box::new(PathTraversalFilter),
                 Box::new(SsrfFilter),
                 Box::new(InitGateFilter),

@@ -100,7 +100,11 @@ pub struct Exchange<'a> {
     pub param_headers: Option<&'a crate::param_headers::ParamHeaderBook>,
     /// The definitions the pool's poisoning rules hid
     /// (`[content.poisoning]`); `None` when the rules are off.
-    pub poisoned: Option<&'a crate::poisoning::PoisonBook>,
+    pub content_book: Option<&'a crate::content_book::ContentBook>,
+    /// Set by a filter that changed the parsed messages (a secret redacted
+    /// from arguments): the proxy sends them re-serialised instead of the
+    /// bytes the client sent.
+    pub rewritten: bool,
     /// Set by the auth filter.
     pub tenant: Option<TenantName>,
     /// Set by the auth filter.
@@ -166,7 +170,8 @@ impl<'a> Exchange<'a> {
             tool_schemas: None,
             pins: None,
             param_headers: None,
-            poisoned: None,
+            content_book: None,
+            rewritten: false,
             tenant: None,
             identity: None,
             messages: Vec::new(),

@@ -8,8 +8,10 @@
 //! to what the client sees (HTTP status, JSON-RPC code, `Retry-After`).
 
 pub mod access;
+pub mod argument_secrets;
 pub mod auth;
 pub mod chain;
+pub mod content_book;
 pub mod envelope;
 pub mod era;
 pub mod exchange;
@@ -29,6 +31,7 @@ pub mod poisoning;
 pub mod rejection;
 pub mod response;
 pub mod scopes;
+pub mod secrets;
 pub mod sse;
 pub mod ssrf;
 pub mod tool_args;
@@ -42,6 +45,7 @@ pub mod fuzzing;
 mod testutil;
 
 pub use chain::{Chain, Step, StepOutcome};
+pub use content_book::ContentBook;
 pub use exchange::{
     Concealed, Era, Exchange, Identity, SessionLookup, SessionState, SessionView, ShadowHit,
     TokenVerifier,
@@ -49,7 +53,6 @@ pub use exchange::{
 pub use message::{Message, MessageKind, RequestId};
 pub use param_headers::ParamHeaderBook;
 pub use pins::{PinBook, PinKind};
-pub use poisoning::PoisonBook;
 pub use rejection::{Decision, Rejection, RejectionKind, WireError};
 pub use response::stream::{MessageStream, StreamStats};
 pub use response::{Judged, ResponseChain, ResponseFacts};

@@ -21,7 +21,7 @@ impl Filter for PoisonedCallFilter {
     }
 
     fn check(&self, ex: &mut Exchange<'_>) -> Decision {
-        let Some(book) = ex.poisoned else {
+        let Some(book) = ex.content_book else {
             return Decision::Continue;
         };
         // One concealed target per exchange: a batch naming a hidden

@@ -18,9 +18,8 @@
 //! page: a description that gives orders about one of them is a finding.
 //!
 //! Pure: the proxy's response phase ([`crate::response::poisoning`])
-//! applies the actions and [`book::PoisonBook`] remembers what was hidden.
+//! applies the actions and [`ContentBook`] remembers what was hidden.
 
-pub mod book;
 pub mod text;
 
 use std::sync::OnceLock;
@@ -29,7 +28,7 @@ use policies::{PoisonAction, PoisonRule, PoisoningPolicy};
 use regex::Regex;
 use serde_json::Value;
 
-pub use book::{Finding, PoisonBook};
+pub use crate::content_book::{ContentBook, Finding};
 
 /// Longest field path reported.
 const MAX_FIELD: usize = 200;

@@ -123,6 +123,10 @@ pub enum RejectionKind {
     /// A call of a tool or prompt whose listed definition is not the
     /// approved (pinned) one, under `[tools] on_change = "block"`.
     DefinitionNotApproved,
+    /// A server message that carried a secret or personal data a
+    /// `[content.secrets]` / `[content.pii]` rule blocks: replaced by this
+    /// error (502, -32017); the value is never echoed.
+    ContentBlocked,
 }
 
 /// How a rejection looks on the wire.
@@ -218,6 +222,11 @@ impl RejectionKind {
                 -32016,
                 "Forbidden: the definition is not an approved one",
             ),
+            K::ContentBlocked => (
+                502,
+                -32017,
+                "The answer carried data the gateway's policy does not let through",
+            ),
         };
         let retry_after = match self {
             K::Overloaded | K::UpstreamUnavailable | K::RateLimited | K::CircuitOpen => Some(1),
@@ -290,6 +299,7 @@ impl RejectionKind {
             K::InvalidArguments => "arguments-schema",
             K::ResponseTooLarge => "response-too-large",
             K::DefinitionNotApproved => "tool-pin",
+            K::ContentBlocked => "content-blocked",
         }
     }
 }
@@ -593,6 +603,7 @@ mod tests {
             K::InvalidArguments,
             K::ResponseTooLarge,
             K::DefinitionNotApproved,
+            K::ContentBlocked,
         ] {
             let rule = k.default_rule();
             assert!(

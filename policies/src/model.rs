@@ -15,7 +15,10 @@ pub use crate::sections::{
 };
 pub use crate::sections::{AuthMethod, JwtAlgorithm, JwtPolicy, OAuthResource, ScopeRule};
 pub use crate::sections::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
-pub use crate::sections::{ContentPolicy, PoisonAction, PoisonRule, PoisoningPolicy};
+pub use crate::sections::{
+    ContentPolicy, DataAction, DataAllow, DataGuardPolicy, DataRule, PoisonAction, PoisonRule,
+    PoisoningPolicy, PII_RULES, SECRET_RULES,
+};
 pub use crate::sections::{MintAlgorithm, UpstreamCredential};
 pub use crate::sections::{OnChange, OnUncompilable, PinMode, ToolsPolicy};
 pub use crate::sections::{Sandbox, StdioLimits, StdioMode, StdioSpec};

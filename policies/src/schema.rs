@@ -299,7 +299,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "state_file",
         ],
     ),
-    ("content", &["poisoning"]),
+    ("content", &["poisoning", "secrets", "pii"]),
     (
         "content.poisoning",
         &[
@@ -313,6 +313,42 @@ const TABLES: &[(&str, &[&str])] = &[
     // Rule name = its override table.
     ("content.poisoning.rules", &["*"]),
     ("content.poisoning.rules.*", &["action"]),
+    // `[content.pii]` is read with the same keys (sections::content).
+    (
+        "content.secrets",
+        &[
+            "action",
+            "mode",
+            "in_arguments",
+            "min_entropy_centibits",
+            "allow_values",
+            "allow_tools",
+            "allow_tenants",
+            "rules",
+        ],
+    ),
+    ("content.secrets.rules", &["*"]),
+    (
+        "content.secrets.rules.*",
+        &["action", "allow_values", "allow_tools", "allow_tenants"],
+    ),
+    (
+        "content.pii",
+        &[
+            "action",
+            "mode",
+            "in_arguments",
+            "allow_values",
+            "allow_tools",
+            "allow_tenants",
+            "rules",
+        ],
+    ),
+    ("content.pii.rules", &["*"]),
+    (
+        "content.pii.rules.*",
+        &["action", "allow_values", "allow_tools", "allow_tenants"],
+    ),
     (
         "access.rules",
         &[

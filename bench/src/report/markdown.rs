@@ -323,6 +323,24 @@ pub fn report(b: &Value) -> String {
             );
         }
         let _ = writeln!(s);
+        if let Some(rows) = cr["content_results"].as_array().filter(|r| !r.is_empty()) {
+            let _ = writeln!(
+                s,
+                "Content guards, made by {}: {}.\n\n| case | mean ns per 4 KB answer | ns per KiB |\n|---|---|---|",
+                cmd(&cr["content_command"]),
+                cr["content_what"].as_str().unwrap_or("")
+            );
+            for r in rows {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} |",
+                    num(&r["case"]),
+                    num(&r["mean_ns"]),
+                    num(&r["mean_per_kib_ns"])
+                );
+            }
+            let _ = writeln!(s);
+        }
     }
 
     let fz = &b["fuzz"];

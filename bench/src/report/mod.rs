@@ -65,10 +65,29 @@ fn criterion(target: &Path) -> Option<Value> {
             }));
         }
     }
+    // The content guards' cost (`--bench content`), when it was run.
+    let mut content = Vec::new();
+    for case in ["clean-off", "clean-on", "prose-on", "one-secret-on"] {
+        let dir = target.join("criterion/content").join(case).join("4096/new");
+        let Some(ns) = read_json(&dir.join("estimates.json"))
+            .and_then(|e| e["mean"]["point_estimate"].as_f64())
+        else {
+            continue;
+        };
+        content.push(json!({
+            "case": case,
+            "payload_bytes": 4096,
+            "mean_ns": (ns * 10.0).round() / 10.0,
+            "mean_per_kib_ns": (ns / 4.0).round(),
+        }));
+    }
     Some(json!({
         "command": "cargo bench -p filters --bench chain",
         "what": "head + message phase of Chain::standard() on one accepted tools/call, default policy (config.example.toml)",
         "results": rows,
+        "content_command": "cargo bench -p filters --bench content",
+        "content_what": "response phase on one tools/call answer of 4 KB of text: every [content.secrets] and [content.pii] rule on (clean: no keyword; prose: keywords, no secret; one-secret: a GitHub token redacted), or off (the answer is not read)",
+        "content_results": content,
     }))
 }
 

@@ -29,7 +29,7 @@ use crate::scenario::rig::Override;
 
 /// Every target, in the order of a round (rotated each round).
 /// `mcpgate-baseline` runs only when [`BASELINE_BIN_ENV`] names a binary.
-pub const TARGETS: [&str; 9] = [
+pub const TARGETS: [&str; 10] = [
     "direct",
     "mcpgate",
     "nginx",
@@ -38,6 +38,7 @@ pub const TARGETS: [&str; 9] = [
     "nginx-tls",
     "mcpgate-tls-jwt",
     "mcpgate-governed",
+    "mcpgate-content",
     "mcpgate-baseline",
 ];
 /// An earlier mcpgate binary to measure beside this one in the same run
@@ -51,6 +52,11 @@ pub const BASELINE_CONFIG_ENV: &str = "MCPBENCH_BASELINE_CONFIG";
 /// filtered; tools/call answers are not read (no response rule wants them).
 /// [`governed_tools`] adds pinned definitions and argument validation.
 const GOVERNED: &str = "\n[access]\ndefault = \"deny\"\n\n[[access.rules]]\ntools = [\"get-env\", \"delete_*\"]\naction = \"deny\"\n\n[[access.rules]]\ntools = [\"*\"]\nprompts = [\"*\"]\nresources = [\"*\"]\naction = \"allow\"\n";
+/// The `mcpgate-content` target: every content guard on, every rule
+/// checked (poisoned definitions hidden; secrets and personal data redacted
+/// from results and from tools/call arguments): each answer is parsed and
+/// its text scanned.
+const CONTENT_ALL: &str = "\n[content.poisoning]\naction = \"hide\"\n[content.secrets]\nin_arguments = true\n[content.pii]\nin_arguments = true\n";
 /// `[tools]` of the `mcpgate-governed` target: the demo upstream's
 /// catalogue pinned by `mcpgate pin` (every call looked up in the pins) and
 /// every call's arguments validated against the pinned schema.
@@ -174,6 +180,17 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         )
         .map_err(|e| format!("mcpgate-governed did not start: {e}"))?;
     procs.insert("mcpgate-governed", Reach::plain(Some(p), addr));
+    let (p, addr) = rig
+        .mcpgate_extra(
+            "mcpgate-content",
+            &[mock_addr],
+            workers,
+            &[],
+            &[],
+            CONTENT_ALL,
+        )
+        .map_err(|e| format!("mcpgate-content did not start: {e}"))?;
+    procs.insert("mcpgate-content", Reach::plain(Some(p), addr));
     if let (Some(bin), Some(config)) = (
         std::env::var_os(BASELINE_BIN_ENV),
         std::env::var_os(BASELINE_CONFIG_ENV),
@@ -290,6 +307,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
                 "mcpgate_tls_jwt_over_mcpgate_ratio": ratio(of("mcpgate-tls-jwt"), m),
                 "mcpgate_tls_jwt_over_mcpgate_tls_ratio": ratio(of("mcpgate-tls-jwt"), of("mcpgate-tls")),
                 "mcpgate_governed_over_mcpgate_ratio": ratio(of("mcpgate-governed"), m),
+                "mcpgate_content_over_mcpgate_ratio": ratio(of("mcpgate-content"), m),
             });
             let mut tls_ratios = tls_ratios;
             if of("mcpgate-baseline") > 0.0 {
@@ -318,6 +336,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         "mcpgate-tls",
         "mcpgate-tls-jwt",
         "mcpgate-governed",
+        "mcpgate-content",
         "mcpgate-baseline",
     ] {
         if let Some(Reach { proc: Some(p), .. }) = procs.get_mut(name) {
@@ -344,6 +363,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         "jwt": "mcpgate-tls-jwt: [auth.jwt] with a JWKS file, ES256 RFC 9068 access token (tenant claim demo) on every request",
         "handshake_concurrency_count": HANDSHAKE_CONCURRENCY,
         "governed": "mcpgate-governed: mcpgate with [access] (a deny rule, then allow *), the upstream's catalogue pinned by `mcpgate pin` ([tools] lock_file, on_change = block) and validate_arguments: every tools/call judged by the access filter, looked up in the pins and its arguments validated against the pinned inputSchema; no response rule wants tools/call answers, so they are relayed unread",
+        "content": "mcpgate-content: mcpgate with every content guard on ([content.poisoning] action = hide, [content.secrets] and [content.pii] redacting, in_arguments = true): every tools/call's arguments and every answer's text scanned (the echo text holds no keyword, the common case)",
         "nginx_version": super::rig::nginx_version(),
         "unavailable": unavailable,
     });

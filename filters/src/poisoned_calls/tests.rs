@@ -1,13 +1,13 @@
 use super::*;
+use crate::content_book::ContentBook;
 use crate::envelope::EnvelopeFilter;
-use crate::poisoning::PoisonBook;
 use crate::testutil::{headers, policy_with};
 
-fn concealed_by(book: &PoisonBook, extra: &str, body: &str) -> Option<String> {
+fn concealed_by(book: &ContentBook, extra: &str, body: &str) -> Option<String> {
     let p = policy_with(extra);
     let h = headers(&[]);
     let mut ex = Exchange::new(&p, "POST", "/mcp", &h, body.as_bytes());
-    ex.poisoned = Some(book);
+    ex.content_book = Some(book);
     assert!(matches!(EnvelopeFilter.check(&mut ex), Decision::Continue));
     assert!(matches!(
         PoisonedCallFilter.check(&mut ex),
@@ -22,7 +22,7 @@ const CALL: &str =
 
 #[test]
 fn calls_of_hidden_definitions_are_concealed() {
-    let book = PoisonBook::new();
+    let book = ContentBook::new();
     assert_eq!(concealed_by(&book, HIDE, CALL), None);
     book.hide(ListedKind::Tool, "add", "instruction-tags");
     assert_eq!(

@@ -11,6 +11,7 @@
 //! ([`ResponseChain::wants`]): governance costs nothing where it has nothing
 //! to say.
 
+pub mod data;
 pub mod pinning;
 pub mod poisoning;
 pub mod stream;
@@ -45,7 +46,7 @@ pub struct ResponseFacts<'a> {
     /// The pins of the pool that answers (`[tools] lock_file` or `pin`).
     pub pins: Option<&'a crate::pins::PinBook>,
     /// The poisoning book of the pool that answers (`[content.poisoning]`).
-    pub poisoning: Option<&'a crate::poisoning::PoisonBook>,
+    pub content_book: Option<&'a crate::content_book::ContentBook>,
 }
 
 /// One response filter's verdict on one message.
@@ -101,6 +102,7 @@ impl ResponseChain {
                 Box::new(pinning::PinningFilter),
                 Box::new(poisoning::PoisoningFilter),
                 Box::new(visibility::VisibilityFilter),
+                Box::new(data::DataFilter),
             ],
         }
     }

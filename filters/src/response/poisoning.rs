@@ -4,7 +4,7 @@
 //! `resources/templates/list` answer is scanned ([`crate::poisoning::scan`])
 //! and every finding acts as its rule says:
 //! - `hide`: the entry is left out (pagination intact) and the pool's
-//!   [`PoisonBook`](crate::poisoning::PoisonBook) remembers it, so calls
+//!   [`ContentBook`](crate::content_book::ContentBook) remembers it, so calls
 //!   of it are answered as calls of an unknown name
 //!   ([`crate::poisoned_calls`]);
 //! - `strip`: the invisible characters, escape sequences or padding found
@@ -35,7 +35,7 @@ impl ResponseFilter for PoisoningFilter {
 
     fn wants(&self, policy: &Policy, facts: &ResponseFacts<'_>) -> bool {
         policy.content.poisoning.enabled
-            && facts.poisoning.is_some()
+            && facts.content_book.is_some()
             && ListedKind::listed_by(facts.method).is_some()
     }
 
@@ -46,7 +46,7 @@ impl ResponseFilter for PoisoningFilter {
         msg: &mut Value,
     ) -> ResponseDecision {
         let (Some(book), Some((kind, member))) =
-            (facts.poisoning, ListedKind::listed_by(facts.method))
+            (facts.content_book, ListedKind::listed_by(facts.method))
         else {
             return ResponseDecision::Pass;
         };
@@ -90,6 +90,7 @@ impl ResponseFilter for PoisoningFilter {
             for h in &hits {
                 let action = action_of(h.rule);
                 book.record(Finding {
+                    guard: "poisoning",
                     kind,
                     name: clip(&name),
                     rule: h.rule.name(),

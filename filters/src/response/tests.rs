@@ -34,7 +34,7 @@ fn facts<'a>(method: &'a str, tenant: &'a str, era: Era, id: &'a RequestId) -> R
         request_id: Some(id),
         concealed: None,
         pins: None,
-        poisoning: None,
+        content_book: None,
     }
 }
 
@@ -268,12 +268,12 @@ fn poisoned_page() -> Value {
     }})
 }
 
-fn judge_poisoning(content: &str, book: &crate::poisoning::PoisonBook) -> Option<Value> {
+fn judge_poisoning(content: &str, book: &crate::content_book::ContentBook) -> Option<Value> {
     let p = policy_with(content);
     let id = RequestId::Number(3.into());
     let chain = ResponseChain::standard();
     let f = ResponseFacts {
-        poisoning: Some(book),
+        content_book: Some(book),
         ..facts("tools/list", "alpha", Era::Legacy, &id)
     };
     assert!(chain.wants(&p, &f));
@@ -295,8 +295,8 @@ fn names(v: &Value) -> Vec<&str> {
 
 #[test]
 fn poisoning_flag_strip_hide_and_shadow() {
-    use crate::poisoning::{ListedKind, PoisonBook};
-    let book = PoisonBook::new();
+    use crate::poisoning::{ContentBook, ListedKind};
+    let book = ContentBook::new();
     // Flag: unchanged, two definitions logged.
     assert_eq!(judge_poisoning("[content.poisoning]\n", &book), None);
     let (events, _) = book.take_events();
@@ -340,4 +340,102 @@ fn poisoning_flag_strip_hide_and_shadow() {
         events.iter().all(|e| e.action == "shadow-hide"),
         "{events:?}"
     );
+}
+
+fn judge_data(
+    content: &str,
+    msg: &Value,
+    target: &str,
+) -> (Judged, Vec<crate::content_book::Finding>) {
+    let p = policy_with(content);
+    let id = RequestId::Number(3.into());
+    let book = crate::content_book::ContentBook::new();
+    let chain = ResponseChain::standard();
+    let f = ResponseFacts {
+        content_book: Some(&book),
+        target: Some(target),
+        ..facts("tools/call", "alpha", Era::Legacy, &id)
+    };
+    assert!(chain.wants(&p, &f));
+    let judged = chain.judge(&p, &f, &serde_json::to_vec(msg).unwrap());
+    (judged, book.take_events().0)
+}
+
+fn leaky_result() -> Value {
+    let key = format!("AKIA{}", "IOSFODNN7EXAMPLQ");
+    json!({"jsonrpc": "2.0", "id": 3, "result": {
+        "content": [{"type": "text", "text": format!("your key is {key}, mail ops@example.org")}],
+        "structuredContent": {"creds": {"id": key, "note": "plain"}, "list": [key]},
+        "isError": false
+    }})
+}
+
+#[test]
+fn secrets_are_redacted_blocked_flagged_or_allowed() {
+    let (judged, findings) = judge_data("[content.secrets]\n", &leaky_result(), "get_creds");
+    let Judged::Rewritten(b) = judged else {
+        panic!("not rewritten")
+    };
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(
+        v["result"]["content"][0]["text"],
+        "your key is [REDACTED:aws-access-key], mail ops@example.org"
+    );
+    assert_eq!(
+        v["result"]["structuredContent"]["creds"]["id"],
+        "[REDACTED:aws-access-key]"
+    );
+    assert_eq!(
+        v["result"]["structuredContent"]["list"][0],
+        "[REDACTED:aws-access-key]"
+    );
+    assert_eq!(v["result"]["structuredContent"]["creds"]["note"], "plain");
+    let fields: Vec<&str> = findings.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "result/content/0/text",
+            "result/structuredContent/creds/id",
+            "result/structuredContent/list/0"
+        ]
+    );
+    assert!(findings
+        .iter()
+        .all(|f| f.guard == "secrets" && f.action == "redact" && f.name == "get_creds"));
+    // Personal data too, when opted in.
+    let (judged, _) = judge_data("[content.pii]\naction = \"redact\"\n", &leaky_result(), "t");
+    let Judged::Rewritten(b) = judged else {
+        panic!("not rewritten")
+    };
+    assert!(String::from_utf8_lossy(&b).contains("mail [REDACTED:email]"));
+    // Block: the message becomes an error naming the rule, not the value.
+    let (judged, _) = judge_data(
+        "[content.secrets]\naction = \"block\"\n",
+        &leaky_result(),
+        "t",
+    );
+    let Judged::Replaced(r) = judged else {
+        panic!("not replaced")
+    };
+    assert_eq!(
+        (r.kind, r.rule),
+        (
+            crate::rejection::RejectionKind::ContentBlocked,
+            "aws-access-key"
+        )
+    );
+    assert!(!String::from_utf8_lossy(&r.json_body()).contains("AKIA"));
+    // An allowed tool, flag, and shadow change nothing.
+    for (policy, action) in [
+        ("[content.secrets]\nallow_tools = [\"get_*\"]\n", None),
+        ("[content.secrets]\naction = \"flag\"\n", Some("flag")),
+        (
+            "[content.secrets]\nmode = \"shadow\"\n",
+            Some("shadow-redact"),
+        ),
+    ] {
+        let (judged, findings) = judge_data(policy, &leaky_result(), "get_creds");
+        assert!(matches!(judged, Judged::Unchanged), "{policy}");
+        assert_eq!(findings.first().map(|f| f.action), action, "{policy}");
+    }
 }

@@ -8,6 +8,14 @@
 //! rule is named ([`PoisonRule`]) and acts as `action` says ([`PoisonAction`]),
 //! overridable per rule under `[content.poisoning.rules.NAME]`. The section
 //! is off when absent.
+//!
+//! `[content.secrets]` and `[content.pii]` (opt-in) judge what results carry
+//! (text content, `structuredContent`, resource contents, prompt messages)
+//! and, with `in_arguments`, what `tools/call` arguments carry: each named
+//! rule ([`SECRET_RULES`], [`PII_RULES`]) redacts, blocks or flags what it
+//! matches ([`DataAction`]), unless an allowlist of values, tools or tenants
+//! lets it through. Both sections share one shape (`content.secrets` in the
+//! schema).
 
 use std::collections::BTreeMap;
 
@@ -162,10 +170,173 @@ impl PoisoningPolicy {
     }
 }
 
+/// Names of the secret rules (`[content.secrets.rules.NAME]`); the
+/// patterns are in `filters::secrets`.
+pub const SECRET_RULES: [&str; 16] = [
+    "private-key",
+    "aws-access-key",
+    "aws-secret-key",
+    "gcp-api-key",
+    "azure-storage-key",
+    "github-token",
+    "gitlab-token",
+    "slack-token",
+    "slack-webhook",
+    "stripe-key",
+    "openai-key",
+    "npm-token",
+    "pypi-token",
+    "sendgrid-key",
+    "jwt",
+    "generic-secret",
+];
+
+/// Names of the personal-data rules (`[content.pii.rules.NAME]`).
+pub const PII_RULES: [&str; 4] = ["email", "phone", "iban", "card-number"];
+
+/// What a secret or personal-data finding does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataAction {
+    /// The rule is not checked.
+    Off,
+    /// Logged and counted; the message passes unchanged.
+    Flag,
+    /// The match is replaced by `[REDACTED:rule]`; the JSON stays valid.
+    #[default]
+    Redact,
+    /// The whole message is replaced by an error (a request is refused).
+    Block,
+}
+
+impl DataAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Flag => "flag",
+            Self::Redact => "redact",
+            Self::Block => "block",
+        }
+    }
+}
+
+const DATA_ACTIONS: [(&str, DataAction); 4] = [
+    ("off", DataAction::Off),
+    ("flag", DataAction::Flag),
+    ("redact", DataAction::Redact),
+    ("block", DataAction::Block),
+];
+
+/// Where a rule does not apply: values, tools and tenants allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DataAllow {
+    /// Exact matched values that pass (a documented example key).
+    pub values: Vec<String>,
+    /// Tools (and prompts, resource URIs) whose messages the rule skips;
+    /// `*` at the end matches any suffix.
+    pub tools: Vec<String>,
+    /// Tenants the rule skips.
+    pub tenants: Vec<String>,
+}
+
+impl DataAllow {
+    fn matches_target(&self, target: Option<&str>, tenant: &str) -> bool {
+        let glob = |pat: &str, name: &str| match pat.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => pat == name,
+        };
+        self.tenants.iter().any(|t| t == tenant)
+            || target.is_some_and(|n| self.tools.iter().any(|p| glob(p, n)))
+    }
+}
+
+/// One rule's compiled setting.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DataRule {
+    pub action: DataAction,
+    pub allow: DataAllow,
+}
+
+/// The compiled `[content.secrets]` or `[content.pii]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DataGuardPolicy {
+    /// The section is present.
+    pub enabled: bool,
+    /// `shadow`: findings are counted as what would have been done.
+    pub mode: RuleMode,
+    /// Also judge `tools/call` arguments (what a client or model sends out).
+    pub in_arguments: bool,
+    /// `generic-secret`: the least Shannon entropy (bits per character) a
+    /// value assigned to a key named like a secret must have.
+    pub min_entropy: f64,
+    /// The section's allowlist, for every rule.
+    pub allow: DataAllow,
+    /// Each rule's setting, by name.
+    pub rules: BTreeMap<&'static str, DataRule>,
+}
+
+impl Eq for DataGuardPolicy {}
+
+impl DataGuardPolicy {
+    /// What `rule` does to a match of `value` in a message of `target`
+    /// for `tenant` (`Off` when the section is absent, the rule off, or an
+    /// allowlist lets it through).
+    pub fn action_for(
+        &self,
+        rule: &str,
+        value: &str,
+        target: Option<&str>,
+        tenant: &str,
+    ) -> DataAction {
+        if !self.enabled {
+            return DataAction::Off;
+        }
+        let Some(r) = self.rules.get(rule) else {
+            return DataAction::Off;
+        };
+        if r.action == DataAction::Off
+            || self.allow.values.iter().any(|v| v == value)
+            || r.allow.values.iter().any(|v| v == value)
+            || self.allow.matches_target(target, tenant)
+            || r.allow.matches_target(target, tenant)
+        {
+            return DataAction::Off;
+        }
+        r.action
+    }
+
+    /// Whether `rule` is checked at all.
+    pub fn checks(&self, rule: &str) -> bool {
+        self.enabled
+            && self
+                .rules
+                .get(rule)
+                .is_some_and(|r| r.action != DataAction::Off)
+    }
+}
+
 /// The compiled `[content]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContentPolicy {
     pub poisoning: PoisoningPolicy,
+    /// Secrets in results (and, with `in_arguments`, in tool arguments).
+    pub secrets: DataGuardPolicy,
+    /// Personal data, the same way; opt-in.
+    pub pii: DataGuardPolicy,
+}
+
+impl ContentPolicy {
+    /// Whether any content guard reads server messages.
+    pub fn any_enabled(&self) -> bool {
+        self.poisoning.enabled || self.secrets.enabled || self.pii.enabled
+    }
+
+    /// Whether request filters need the pool's content book: calls of
+    /// hidden definitions, or arguments judged for secrets.
+    pub fn judges_requests(&self) -> bool {
+        self.poisoning.hides()
+            || (self.secrets.enabled && self.secrets.in_arguments)
+            || (self.pii.enabled && self.pii.in_arguments)
+    }
 }
 
 /// Reads `[content]` (everything off when absent).
@@ -179,7 +350,99 @@ pub(crate) fn read_content(r: &mut Reader, t: Option<&dyn TableLike>) -> Content
         .table(t, "poisoning", P)
         .map(|p| read_poisoning(r, p))
         .unwrap_or_default();
-    ContentPolicy { poisoning }
+    let secrets = r
+        .table(t, "secrets", P)
+        .map(|s| read_data_guard(r, s, "secrets", &SECRET_RULES))
+        .unwrap_or_default();
+    let pii = r
+        .table(t, "pii", P)
+        .map(|s| read_data_guard(r, s, "pii", &PII_RULES))
+        .unwrap_or_default();
+    ContentPolicy {
+        poisoning,
+        secrets,
+        pii,
+    }
+}
+
+fn read_allow(r: &mut Reader, t: &dyn TableLike, path: &str) -> DataAllow {
+    let mut list = |key: &str| -> Vec<String> {
+        r.strings(t, key, path)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
+    };
+    DataAllow {
+        values: list("allow_values"),
+        tools: list("allow_tools"),
+        tenants: list("allow_tenants"),
+    }
+}
+
+/// Reads `[content.secrets]` or `[content.pii]` (`which`), whose rules are
+/// `names`.
+fn read_data_guard(
+    r: &mut Reader,
+    t: &dyn TableLike,
+    which: &str,
+    names: &[&'static str],
+) -> DataGuardPolicy {
+    let path = format!("content.{which}");
+    let p = path.as_str();
+    r.deny_unknown(t, p, p);
+    let mode = r.choice(t, "mode", p, "enforce", &crate::sections::access::MODES);
+    let action = r.choice(t, "action", p, "redact", &DATA_ACTIONS);
+    let in_arguments = r.boolean(t, "in_arguments", p, false);
+    let min_entropy = r.integer(t, "min_entropy_centibits", p, 350, 0..=800) as f64 / 100.0;
+    let allow = read_allow(r, t, p);
+    let mut rules: BTreeMap<&'static str, DataRule> = names
+        .iter()
+        .map(|n| {
+            (
+                *n,
+                DataRule {
+                    action,
+                    allow: DataAllow::default(),
+                },
+            )
+        })
+        .collect();
+    let rules_path = join(p, "rules");
+    if let Some(rt) = r.table(t, "rules", p) {
+        for (name, _) in rt.iter() {
+            let path = join(&rules_path, name);
+            let Some(known) = names.iter().find(|n| **n == name) else {
+                let span = rt.get_key_value(name).and_then(|(k, _)| k.span());
+                r.error(
+                    span,
+                    &path,
+                    format!("unknown rule (expected one of: {})", names.join(", ")),
+                );
+                continue;
+            };
+            let Some(one) = r.table(rt, name, &rules_path) else {
+                continue;
+            };
+            r.deny_unknown(one, &path, &format!("{p}.rules.*"));
+            let rule_action = r.choice(one, "action", &path, action.as_str(), &DATA_ACTIONS);
+            rules.insert(
+                known,
+                DataRule {
+                    action: rule_action,
+                    allow: read_allow(r, one, &path),
+                },
+            );
+        }
+    }
+    DataGuardPolicy {
+        enabled: true,
+        mode,
+        in_arguments,
+        min_entropy,
+        allow,
+        rules,
+    }
 }
 
 fn read_poisoning(r: &mut Reader, t: &dyn TableLike) -> PoisoningPolicy {
@@ -288,6 +551,58 @@ mod tests {
         assert_eq!(c.action(PoisonRule::LongDescription), PoisonAction::Off);
         let shadow = ok("[content.poisoning]\nmode = \"shadow\"\naction = \"hide\"\n");
         assert!(!shadow.content.poisoning.hides());
+    }
+
+    #[test]
+    fn secrets_and_pii() {
+        let p = ok("[content.secrets]\nallow_tenants = [\"ops\"]\nin_arguments = true\n\
+                    [content.secrets.rules.jwt]\naction = \"flag\"\nallow_tools = [\"auth_*\"]\n\
+                    [content.secrets.rules.aws-access-key]\nallow_values = [\"AKIAIOSFODNN7EXAMPLE\"]\n");
+        let s = &p.content.secrets;
+        assert!(s.enabled && s.in_arguments && !p.content.pii.enabled);
+        assert_eq!(s.min_entropy, 3.5);
+        assert_eq!(
+            s.action_for("github-token", "x", Some("t"), "acme"),
+            DataAction::Redact
+        );
+        assert_eq!(
+            s.action_for("github-token", "x", Some("t"), "ops"),
+            DataAction::Off
+        );
+        assert_eq!(
+            s.action_for("jwt", "x", Some("echo"), "acme"),
+            DataAction::Flag
+        );
+        assert_eq!(
+            s.action_for("jwt", "x", Some("auth_login"), "acme"),
+            DataAction::Off
+        );
+        assert_eq!(
+            s.action_for("aws-access-key", "AKIAIOSFODNN7EXAMPLE", None, "acme"),
+            DataAction::Off
+        );
+        assert_eq!(
+            s.action_for("aws-access-key", "AKIAOTHER", None, "acme"),
+            DataAction::Redact
+        );
+        let p =
+            ok("[content.pii]\naction = \"block\"\n[content.pii.rules.phone]\naction = \"off\"\n");
+        assert!(p.content.pii.checks("email") && !p.content.pii.checks("phone"));
+        assert_eq!(
+            p.content.pii.action_for("iban", "x", None, "a"),
+            DataAction::Block
+        );
+        let (line, msg) = error_at(
+            "[content.pii.rules.ssn]\naction = \"flag\"\n",
+            "content.pii.rules.ssn",
+        );
+        assert_eq!(line, 3);
+        assert!(msg.contains("card-number"), "{msg}");
+        let (line, _) = error_at(
+            "[content.secrets]\naction = \"strip\"\n",
+            "content.secrets.action",
+        );
+        assert_eq!(line, 4);
     }
 
     #[test]

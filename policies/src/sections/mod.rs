@@ -29,7 +29,10 @@ mod guard_tests;
 pub use access::{AccessAction, AccessKind, AccessPolicy, AccessRule, AccessVerdict, RuleMode};
 pub use admission::{Admission, Rate, RateLimits, TenantLimits};
 pub use auth::{AuthMethod, OAuthResource, ScopeRule};
-pub use content::{ContentPolicy, PoisonAction, PoisonRule, PoisoningPolicy};
+pub use content::{
+    ContentPolicy, DataAction, DataAllow, DataGuardPolicy, DataRule, PoisonAction, PoisonRule,
+    PoisoningPolicy, PII_RULES, SECRET_RULES,
+};
 pub use headers::HeaderPolicy;
 pub use jwt::{JwtAlgorithm, JwtPolicy};
 pub use paths::{PathPolicy, RootGlob, UriScope, DEFAULT_UPSTREAM};

@@ -52,8 +52,8 @@ pub(crate) fn admit(
         ex.pins = pool.pins.as_ref();
     }
     ex.param_headers = Some(&pool.param_headers);
-    if gate.policy.content.poisoning.hides() {
-        ex.poisoned = Some(&pool.poisoning);
+    if gate.policy.content.judges_requests() {
+        ex.content_book = Some(&pool.content_book);
     }
     ex.session = match (sid, &snapshot) {
         (None, _) => SessionLookup::NoneGiven,
@@ -61,6 +61,11 @@ pub(crate) fn admit(
         (Some(_), Some(s)) => SessionLookup::Found(s),
     };
     let verdict = gate.chain.check_message(&mut ex);
+    if ex.content_book.is_some() {
+        // What the request filters found (secrets in arguments).
+        crate::upstream::report_findings(gate, pool);
+    }
+    let rewritten = ex.rewritten;
     let bare =
         !ex.messages.is_empty() && ex.messages.iter().all(|m| m.kind != MessageKind::Request);
     let echo = ex.echo_id();
@@ -79,6 +84,16 @@ pub(crate) fn admit(
         (Some(c), [m]) => Some(disguise(gate, &tenant, m, c)),
         _ => None,
     };
+    // A filter changed the messages (a secret redacted from arguments):
+    // they go upstream as changed.
+    let body_override = rewritten.then(|| {
+        let bodies: Vec<&serde_json::Map<String, serde_json::Value>> =
+            messages.iter().map(|m| &m.body).collect();
+        Bytes::from(match bodies.as_slice() {
+            [one] => serde_json::to_vec(one).unwrap_or_default(),
+            many => serde_json::to_vec(many).unwrap_or_default(),
+        })
+    });
 
     let mut admitted = Admitted {
         era,
@@ -92,6 +107,7 @@ pub(crate) fn admit(
         facts: RequestFacts::new(method, &messages),
         scopes,
         disguise,
+        body_override,
     };
     if era == Era::Legacy {
         if let Some(s) = &session {

@@ -222,13 +222,9 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
         let target =
             filters::access::target_of(method, message.get("params").and_then(Value::as_object))
                 .and_then(|t| t.name);
-        let poisoning = policy
-            .content
-            .poisoning
-            .enabled
-            .then(filters::PoisonBook::new);
+        let content_book = policy.content.any_enabled().then(filters::ContentBook::new);
         // `tool-shadowing` knows the tools `--tools` lists.
-        if let (Some(book), Some((_, _, names))) = (&poisoning, &listed) {
+        if let (Some(book), Some((_, _, names))) = (&content_book, &listed) {
             book.saw_tools(names.iter().map(String::as_str));
         }
         let facts = ResponseFacts {
@@ -245,7 +241,7 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
             request_id: request_id.as_ref(),
             concealed: None,
             pins: pins.as_ref(),
-            poisoning: poisoning.as_ref(),
+            content_book: content_book.as_ref(),
         };
         let responses = ResponseChain::standard();
         if !responses.wants(policy, &facts) {
@@ -262,12 +258,13 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
                     println!("{}", String::from_utf8_lossy(&r.json_body()));
                 }
             }
-            for f in poisoning.iter().flat_map(|b| b.take_events().0) {
+            for f in content_book.iter().flat_map(|b| b.take_events().0) {
                 println!(
-                    "content: {} {:?} {}: rule {} ({})",
+                    "content: {} {:?} {}: {} rule {} ({})",
                     f.kind.noun(),
                     f.name,
                     f.field,
+                    f.guard,
                     f.rule,
                     f.action
                 );

@@ -51,6 +51,9 @@ pub(crate) struct Admitted {
     pub(crate) scopes: Vec<String>,
     /// Set when the request names a target hidden from the caller.
     pub(crate) disguise: Option<Disguise>,
+    /// The request as a filter changed it (a secret redacted from its
+    /// arguments), sent instead of the client's bytes.
+    pub(crate) body_override: Option<Bytes>,
 }
 
 /// A request naming a hidden target, as it goes upstream: under a
@@ -148,7 +151,11 @@ pub(crate) async fn forward(
     body: Bytes,
     a: Admitted,
 ) -> Served {
-    let body = a.disguise.as_ref().map_or(body, |d| d.body.clone());
+    let body = match (&a.disguise, &a.body_override) {
+        (Some(d), _) => d.body.clone(),
+        (None, Some(b)) => b.clone(),
+        (None, None) => body,
+    };
     let served = forward_inner(gate, ds, method, body, &a).await;
     finish_in_flight(&a);
     gate.metrics.sessions.set(gate.sessions.len() as i64);
@@ -249,7 +256,7 @@ async fn forward_inner(
             request_id: None,
             // Filled by the relay, which knows the pool that answers.
             pins: None,
-            poisoning: None,
+            content_book: None,
         },
     };
     let outcome = relay_response(gate, ds, &mut up, plan).await;

@@ -26,4 +26,5 @@ mod inspect;
 pub(crate) mod pins;
 pub(crate) mod pool;
 mod relay;
+pub(crate) use relay::report_findings;
 pub(crate) mod stdio;

@@ -59,7 +59,7 @@ pub struct Pool {
     pub param_headers: filters::ParamHeaderBook,
     /// What the poisoning rules hid in this pool's listings, and the
     /// findings waiting to be logged (`[content.poisoning]`).
-    pub poisoning: filters::PoisonBook,
+    pub content_book: filters::ContentBook,
     /// The approved definitions of what this pool lists (`[tools]
     /// lock_file` or `pin`), `None` when pins are off.
     pub pins: Option<filters::PinBook>,
@@ -125,7 +125,7 @@ impl Pool {
             endpoints,
             schemas: filters::SchemaCatalog::new(),
             param_headers: filters::ParamHeaderBook::new(),
-            poisoning: filters::PoisonBook::new(),
+            content_book: filters::ContentBook::new(),
             pins,
             next: AtomicUsize::new(0),
             clock,

@@ -262,17 +262,16 @@ pub async fn relay_response(
         .pins_active()
         .then(|| pool.and_then(|p| p.pins.as_ref()))
         .flatten();
-    let poisoning = gate
+    let content_book = gate
         .policy
         .content
-        .poisoning
-        .enabled
-        .then(|| pool.map(|p| &p.poisoning))
+        .any_enabled()
+        .then(|| pool.map(|p| &p.content_book))
         .flatten();
     let facts = ResponseFacts {
         request_id: plan.request_id.as_ref(),
         pins,
-        poisoning,
+        content_book,
         ..plan.response
     };
     let pin_listing = pins.is_some() && filters::PinKind::listed_by(facts.method).is_some();
@@ -438,7 +437,7 @@ pub async fn relay_response(
         let mut rest = Vec::new();
         stream.finish(&mut judge, &mut rest);
         count_judged(gate, &stream.stats);
-        if let Some(pool) = pool.filter(|_| poisoning.is_some()) {
+        if let Some(pool) = pool.filter(|_| content_book.is_some()) {
             report_findings(gate, pool);
         }
         if let (true, Some(pool)) = (pin_listing, pool) {
@@ -545,22 +544,23 @@ fn learn_tools(gate: &McpGate, pool: &Pool, facts: &ResponseFacts<'_>, bytes: &[
 
 /// Logs and counts what the content guards found in this pool's
 /// listings since the last report.
-fn report_findings(gate: &McpGate, pool: &Pool) {
-    let (findings, dropped) = pool.poisoning.take_events();
+pub(crate) fn report_findings(gate: &McpGate, pool: &Pool) {
+    let (findings, dropped) = pool.content_book.take_events();
     let name = pool.config.name.as_str();
     for f in &findings {
         gate.metrics
             .content_findings
-            .with_label_values(&[name, "poisoning", f.rule, f.action])
+            .with_label_values(&[name, f.guard, f.rule, f.action])
             .inc();
         tracing::warn!(
             pool = name,
             rule = f.rule,
             action = f.action,
-            "content: {} {:?}, {}: poisoning rule {} ({})",
+            "content: {} {:?}, {}: {} rule {} ({})",
             f.kind.noun(),
             f.name,
             f.field,
+            f.guard,
             f.rule,
             f.action
         );
@@ -568,8 +568,8 @@ fn report_findings(gate: &McpGate, pool: &Pool) {
     if dropped > 0 {
         tracing::warn!(
             pool = name,
-            "content: {dropped} poisoning findings were not logged (more than {} waiting)",
-            filters::poisoning::book::MAX_EVENTS
+            "content: {dropped} findings were not logged (more than {} waiting)",
+            filters::content_book::MAX_EVENTS
         );
     }
 }

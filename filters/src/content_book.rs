@@ -1,6 +1,8 @@
-//! What the poisoning rules did in one pool: which definitions they hide
-//! (so calls of them are answered as calls of an unknown name), and the
-//! findings the proxy has yet to log and count.
+//! What the content guards did in one pool: which definitions the
+//! poisoning rules hide (so calls of them are answered as calls of an
+//! unknown name), the tool names listed so far, and the findings of every
+//! guard (poisoning, secrets, personal data) the proxy has yet to log and
+//! count.
 //!
 //! Bounded: at most [`MAX_HIDDEN`] hidden names (past it a definition is
 //! still left out of listings, but its calls are not concealed, and the
@@ -11,28 +13,33 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use parking_lot::{Mutex, RwLock};
 
-use super::ListedKind;
+use crate::poisoning::ListedKind;
 
 /// Most hidden names one book holds.
 pub const MAX_HIDDEN: usize = 10_000;
 /// Most findings waiting to be logged.
 pub const MAX_EVENTS: usize = 4096;
 
-/// One rule that fired on one listed definition, and what was done.
+/// One rule that fired on one definition or message, and what was done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// `poisoning`, `secrets` or `pii`.
+    pub guard: &'static str,
+    /// What the finding is about: a listed definition, or the target of
+    /// the request whose answer (or arguments) carried it.
     pub kind: ListedKind,
-    /// The definition's name (or URI), at most 200 bytes.
+    /// The definition's or target's name (or URI), at most 200 bytes.
     pub name: String,
     pub rule: &'static str,
     pub field: String,
-    /// `flag`, `strip`, `hide`, or in shadow mode `shadow-<action>`.
+    /// `flag`, `strip`, `hide`, `redact`, `block`, or in shadow mode
+    /// `shadow-<action>`.
     pub action: &'static str,
 }
 
 /// See the module documentation.
 #[derive(Default)]
-pub struct PoisonBook {
+pub struct ContentBook {
     hidden: RwLock<HashMap<(ListedKind, String), &'static str>>,
     /// Tool names seen listed (on any page): `tool-shadowing` looks for
     /// orders about them.
@@ -41,15 +48,15 @@ pub struct PoisonBook {
     dropped: Mutex<u64>,
 }
 
-impl std::fmt::Debug for PoisonBook {
+impl std::fmt::Debug for ContentBook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoisonBook")
+        f.debug_struct("ContentBook")
             .field("hidden", &self.hidden.read().len())
             .finish_non_exhaustive()
     }
 }
 
-impl PoisonBook {
+impl ContentBook {
     pub fn new() -> Self {
         Self::default()
     }
