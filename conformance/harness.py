@@ -13,6 +13,7 @@ one fails); elsewhere one `mcpgate-test-*` directory per process, removed at exi
 from __future__ import annotations
 
 import atexit
+import json
 import contextlib
 import os
 import re
@@ -282,3 +283,20 @@ def start_mcpgate_example(upstream_url: str, port: int | None = None, workers: i
     """`mcpgate run` under config.example.toml as shipped, in front of `upstream_url`."""
     port = port or free_port()
     return start_mcpgate_with(example_config(port, upstream_url), port, workers)
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of Prometheus counter `name` over the series of `text` that
+    carry every label given."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            series, value = line.rsplit(" ", 1)
+            if all(f'{k}="{v}"' in series for k, v in labels.items()):
+                total += float(value)
+    return total
+
+
+def records(path: Path) -> list[dict]:
+    """The requests the hostile server recorded (`--record`)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

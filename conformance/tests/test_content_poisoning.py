@@ -23,26 +23,13 @@ import anyio
 import pytest
 
 import harness
+from harness import metric, records
 from conftest import run_json
 
 CLEAN_TOOLS = ["echo", "add", "pick", "rug_pull", "add_tool", "reset"]
 POISONED_TOOLS = ["sidenote_add", "weather", "notes", "status", "colors", "formatter"]
 KEY = "content-test-key"
 CORPORA = harness.ROOT / "conformance" / "corpora"
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{"):
-            series, value = line.rsplit(" ", 1)
-            if all(f'{k}="{v}"' in series for k, v in labels.items()):
-                total += float(value)
-    return total
-
-
-def records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def calls_of(path: Path, tool: str) -> int:

@@ -16,33 +16,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 
 import harness
+from harness import metric, records
 
 # The hostile server's values, assembled as it assembles them.
 AWS_KEY = "AKIA" + "QYLPMN5HFIQR7BXA"
 GITHUB_TOKEN = "ghp_" + "x7Hk2mP9qR4tW8yZ3bN6cV1dF5gJ0sLaE2uI"
 EMAIL = "jane.doe" + "@example.org"
 CARD = "4111 1111 " + "1111 1111"
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{"):
-            series, value = line.rsplit(" ", 1)
-            if all(f'{k}="{v}"' in series for k, v in labels.items()):
-                total += float(value)
-    return total
-
-
-def records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")

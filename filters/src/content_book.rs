@@ -37,6 +37,19 @@ pub struct Finding {
     pub action: &'static str,
 }
 
+/// `s` cut to at most `max` bytes, on a character boundary: names and
+/// places in findings are bounded whatever a server sends.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
 /// See the module documentation.
 #[derive(Default)]
 pub struct ContentBook {

@@ -361,11 +361,7 @@ fn truncate(field: &str) -> String {
     if field.len() <= MAX_FIELD {
         return field.to_owned();
     }
-    let mut end = MAX_FIELD;
-    while !field.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &field[..end])
+    format!("{}...", crate::content_book::clip(field, MAX_FIELD))
 }
 
 #[cfg(test)]

@@ -162,9 +162,9 @@ pub fn initialized(target: &Target, session: &str) -> Vec<u8> {
     .raw
 }
 
-/// A legacy `tools/list` in `session`.
-pub fn tools_list(target: &Target, session: &str) -> Vec<u8> {
-    let body = json!({"jsonrpc": "2.0", "id": "list", "method": "tools/list"}).to_string();
+/// A legacy request `method` (without params) in `session`.
+fn in_session(target: &Target, session: &str, id: &str, method: &str) -> Vec<u8> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method}).to_string();
     Template::build(
         target,
         &[
@@ -176,18 +176,14 @@ pub fn tools_list(target: &Target, session: &str) -> Vec<u8> {
     .raw
 }
 
+/// A legacy `tools/list` in `session`.
+pub fn tools_list(target: &Target, session: &str) -> Vec<u8> {
+    in_session(target, session, "list", "tools/list")
+}
+
 /// A legacy `ping` in `session`.
 pub fn ping(target: &Target, session: &str) -> Vec<u8> {
-    let body = json!({"jsonrpc": "2.0", "id": "ping", "method": "ping"}).to_string();
-    Template::build(
-        target,
-        &[
-            ("MCP-Protocol-Version", LEGACY_VERSION),
-            ("Mcp-Session-Id", session),
-        ],
-        &body,
-    )
-    .raw
+    in_session(target, session, "ping", "ping")
 }
 
 /// The `DELETE` that ends `session`.

@@ -177,15 +177,7 @@ fn shadow_name(a: DataAction) -> &'static str {
 }
 
 fn clip(s: &str) -> String {
-    const MAX: usize = 200;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
+    crate::content_book::clip(s, 200)
 }
 
 /// Calls `f(path, string)` for every `text` string and every string inside

@@ -138,12 +138,5 @@ fn shadow_name(a: PoisonAction) -> &'static str {
 }
 
 fn clip(s: &str) -> String {
-    if s.len() <= MAX_NAME {
-        return s.to_owned();
-    }
-    let mut end = MAX_NAME;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
+    crate::content_book::clip(s, MAX_NAME)
 }

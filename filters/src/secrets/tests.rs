@@ -96,6 +96,9 @@ fn ordinary_text_has_no_secret() {
         "file modified 2026-11-30 12:34:56, size 1234567890123",
         "see https://example.com/docs?page=2",
         "{\"type\":\"object\",\"properties\":{\"token\":{\"type\":\"string\"}}}",
+        // AWS's documentation examples.
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+        "aws_secret_access_key = \"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\"",
     ] {
         assert_eq!(rules_in(text), Vec::<&str>::new(), "{text}");
     }
