@@ -52,6 +52,9 @@ action = "allow"
 [content.poisoning]
 action = "hide"
 
+[content.output_schema]
+action = "block"
+
 [content.secrets]
 in_arguments = true
 
@@ -139,9 +142,10 @@ def test_compare_direct_vs_mcpgate(suite, upstreams, conformance_gate, tmp_path,
 @pytest.mark.parametrize("suite", SUITES)
 def test_compare_direct_vs_mcpgate_with_governance_on(suite, upstreams, governed_gate, tmp_path, capsys):
     """The shipped config plus [access] (deny by default, one allow-all rule),
-    argument validation, every poisoning rule hiding what it finds and
-    every secret and personal-data rule redacting, in results and
-    arguments: nothing that passes direct fails through it."""
+    argument validation, every poisoning rule hiding what it finds, results
+    held to their outputSchema and every secret and personal-data rule
+    redacting, in results and arguments: nothing that passes direct fails
+    through it."""
     ref = upstreams("reference")
     compare_without_regressions(suite, ref.url, governed_gate.url, tmp_path, capsys, "with governance on")
 

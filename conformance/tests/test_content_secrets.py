@@ -219,3 +219,33 @@ def test_real_results_pass_unaltered_with_every_rule_on(tmp_path):
         got = "".join(c.get("text", "") for c in r.get("content", []))
         assert got == (root / f).read_text(), f
     assert metric(m, "mcpgate_content_findings_total") == 0, m
+
+
+def test_structured_results_are_held_to_their_output_schema(hostile):
+    """[content.output_schema]: a result whose structuredContent breaks the
+    tool's outputSchema is replaced by -32017 (block) or passes, counted
+    (flag). Raw HTTP: the SDK client would validate it itself."""
+    from raw_session import RawSession
+
+    upstream, _ = hostile
+    answers = {}
+    for action in ("block", "flag"):
+        g, admin = gate(upstream.url, f'[content.output_schema]\naction = "{action}"\n')
+        try:
+            s = RawSession(g.url)
+            s.list_all("tools/list", "tools")
+            answers[action] = {t: s.call("tools/call", {"name": t, "arguments": {}})
+                               for t in ("contract_ok", "contract_broken", "leak_text")}
+            answers[action + "-metrics"] = metrics(admin)
+        finally:
+            g.stop()
+    block = answers["block"]
+    assert block["contract_ok"]["result"]["structuredContent"] == {"n": 3}
+    err = block["contract_broken"]["error"]
+    assert err["code"] == -32017 and err["data"]["rule"] == "output-schema", err
+    assert err["data"]["pointer"] == "/n" and err["data"]["keyword"] == "type" and "three" not in json.dumps(err)
+    assert "result" in block["leak_text"], "a tool without outputSchema is not judged"
+    assert answers["flag"]["contract_broken"]["result"]["structuredContent"] == {"n": "three"}
+    for action in ("block", "flag"):
+        assert metric(answers[action + "-metrics"], "mcpgate_content_findings_total",
+                      guard="output-schema", rule="output-schema", action=action) == 1

@@ -44,7 +44,9 @@ asking for .env).
 
 `--leaky` appends leak_text (an AWS access key id, a GitHub token and a private key
 block in text), leak_structured (a GitHub token in structuredContent, with an
-outputSchema) and leak_pii (an e-mail address and a card number).
+outputSchema), leak_pii (an e-mail address and a card number), and contract_ok /
+contract_broken, whose structuredContent {"n": 3} / {"n": "three"} keeps / breaks their
+outputSchema (n: integer).
 
 Prompts: greet (argument `name`, required, "Greets someone."), summarize (argument
 `text`, required, "Summarizes text."), farewell (no arguments, "Says goodbye.").
@@ -220,6 +222,10 @@ LEAKY_TOOLS: list[dict[str, Any]] = [
     {"name": "leak_structured", "description": "Returns credentials as structured content.", "inputSchema": NO_ARGS,
      "outputSchema": {"type": "object", "properties": {"token": {"type": "string"}, "owner": {"type": "string"}}}},
     {"name": "leak_pii", "description": "Returns a customer record.", "inputSchema": NO_ARGS},
+    {"name": "contract_ok", "description": "Counts.", "inputSchema": NO_ARGS,
+     "outputSchema": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}},
+    {"name": "contract_broken", "description": "Counts, badly.", "inputSchema": NO_ARGS,
+     "outputSchema": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}},
 ]
 
 
@@ -228,6 +234,10 @@ def leaky_result(name: str) -> CallToolResult:
         return _text(f"aws_access_key_id = {AWS_KEY}\ngithub: {GITHUB_TOKEN}\n{PRIVATE_KEY}\nend")
     if name == "leak_structured":
         data = {"token": GITHUB_TOKEN, "owner": "platform team"}
+        return CallToolResult(content=[TextContent(type="text", text=json.dumps(data))],
+                              structured_content=data, is_error=False)
+    if name in ("contract_ok", "contract_broken"):
+        data = {"n": 3} if name == "contract_ok" else {"n": "three"}
         return CallToolResult(content=[TextContent(type="text", text=json.dumps(data))],
                               structured_content=data, is_error=False)
     return _text(f"customer {EMAIL}, card {CARD}, notes: none")

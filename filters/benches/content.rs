@@ -55,6 +55,7 @@ fn bench_content(c: &mut Criterion) {
         concealed: None,
         pins: None,
         content_book: Some(&book),
+        output_schemas: None,
     };
     let prose = "The deploy token rotates weekly; ask the key holder (ops team) before 10:30 \
                  on day 3 of sprint 42 and keep the secret store tidy. ";

@@ -16,8 +16,8 @@ pub use crate::sections::{
 pub use crate::sections::{AuthMethod, JwtAlgorithm, JwtPolicy, OAuthResource, ScopeRule};
 pub use crate::sections::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
 pub use crate::sections::{
-    ContentPolicy, DataAction, DataAllow, DataGuardPolicy, DataRule, PoisonAction, PoisonRule,
-    PoisoningPolicy, PII_RULES, SECRET_RULES,
+    ContentPolicy, ContractAction, DataAction, DataAllow, DataGuardPolicy, DataRule,
+    OutputSchemaPolicy, PoisonAction, PoisonRule, PoisoningPolicy, PII_RULES, SECRET_RULES,
 };
 pub use crate::sections::{MintAlgorithm, UpstreamCredential};
 pub use crate::sections::{OnChange, OnUncompilable, PinMode, ToolsPolicy};

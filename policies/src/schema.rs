@@ -299,7 +299,8 @@ const TABLES: &[(&str, &[&str])] = &[
             "state_file",
         ],
     ),
-    ("content", &["poisoning", "secrets", "pii"]),
+    ("content", &["poisoning", "output_schema", "secrets", "pii"]),
+    ("content.output_schema", &["action", "mode"]),
     (
         "content.poisoning",
         &[

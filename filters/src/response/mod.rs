@@ -12,6 +12,7 @@
 //! to say.
 
 pub mod data;
+pub mod output_schema;
 pub mod pinning;
 pub mod poisoning;
 pub mod stream;
@@ -45,6 +46,9 @@ pub struct ResponseFacts<'a> {
     pub concealed: Option<(&'a str, &'a str)>,
     /// The pins of the pool that answers (`[tools] lock_file` or `pin`).
     pub pins: Option<&'a crate::pins::PinBook>,
+    /// The compiled `outputSchema`s of the pool's tools
+    /// (`[content.output_schema]`).
+    pub output_schemas: Option<&'a crate::tool_schema::SchemaCatalog>,
     /// The poisoning book of the pool that answers (`[content.poisoning]`).
     pub content_book: Option<&'a crate::content_book::ContentBook>,
 }
@@ -102,6 +106,7 @@ impl ResponseChain {
                 Box::new(pinning::PinningFilter),
                 Box::new(poisoning::PoisoningFilter),
                 Box::new(visibility::VisibilityFilter),
+                Box::new(output_schema::OutputSchemaFilter),
                 Box::new(data::DataFilter),
             ],
         }
@@ -112,7 +117,8 @@ impl ResponseChain {
     /// the tools' schemas from it (see [`crate::tool_schema::catalog`]).
     pub fn wants(&self, policy: &Policy, facts: &ResponseFacts<'_>) -> bool {
         facts.concealed.is_some()
-            || (policy.tools.validate_arguments && facts.method == "tools/list")
+            || ((policy.tools.validate_arguments || policy.content.output_schema.enabled)
+                && facts.method == "tools/list")
             || self.filters.iter().any(|f| f.wants(policy, facts))
     }
 

@@ -35,6 +35,7 @@ fn facts<'a>(method: &'a str, tenant: &'a str, era: Era, id: &'a RequestId) -> R
         concealed: None,
         pins: None,
         content_book: None,
+        output_schemas: None,
     }
 }
 
@@ -274,6 +275,7 @@ fn judge_poisoning(content: &str, book: &crate::content_book::ContentBook) -> Op
     let chain = ResponseChain::standard();
     let f = ResponseFacts {
         content_book: Some(book),
+        output_schemas: None,
         ..facts("tools/list", "alpha", Era::Legacy, &id)
     };
     assert!(chain.wants(&p, &f));
@@ -353,6 +355,7 @@ fn judge_data(
     let chain = ResponseChain::standard();
     let f = ResponseFacts {
         content_book: Some(&book),
+        output_schemas: None,
         target: Some(target),
         ..facts("tools/call", "alpha", Era::Legacy, &id)
     };
@@ -438,4 +441,66 @@ fn secrets_are_redacted_blocked_flagged_or_allowed() {
         assert!(matches!(judged, Judged::Unchanged), "{policy}");
         assert_eq!(findings.first().map(|f| f.action), action, "{policy}");
     }
+}
+
+#[test]
+fn structured_results_are_held_to_their_output_schema() {
+    use crate::tool_schema::SchemaCatalog;
+    let catalog = SchemaCatalog::new();
+    catalog.learn_output_schemas(&[
+        json!({"name": "count", "inputSchema": {"type": "object"},
+               "outputSchema": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}}),
+        json!({"name": "free", "inputSchema": {"type": "object"}}),
+    ]);
+    let judge = |content: &str, tool: &str, result: Value| {
+        let p = policy_with(content);
+        let id = RequestId::Number(3.into());
+        let book = crate::content_book::ContentBook::new();
+        let f = ResponseFacts {
+            content_book: Some(&book),
+            output_schemas: Some(&catalog),
+            target: Some(tool),
+            ..facts("tools/call", "alpha", Era::Legacy, &id)
+        };
+        let msg = json!({"jsonrpc": "2.0", "id": 3, "result": result});
+        let judged = ResponseChain::standard().judge(&p, &f, &serde_json::to_vec(&msg).unwrap());
+        (judged, book.take_events().0)
+    };
+    let on = "[content.output_schema]\n";
+    let good = json!({"content": [], "structuredContent": {"n": 3}});
+    let bad = json!({"content": [], "structuredContent": {"n": "three"}});
+    assert!(matches!(judge(on, "count", good).0, Judged::Unchanged));
+    let (judged, findings) = judge(on, "count", bad.clone());
+    let Judged::Replaced(r) = judged else {
+        panic!("not replaced")
+    };
+    assert_eq!(r.rule, "output-schema");
+    assert!(!String::from_utf8_lossy(&r.json_body()).contains("three"));
+    assert_eq!(findings[0].field, "result/structuredContent/n (type)");
+    // Missing structured content breaks it too; errors and unknown tools are exempt.
+    assert!(matches!(
+        judge(on, "count", json!({"content": []})).0,
+        Judged::Replaced(_)
+    ));
+    assert!(matches!(
+        judge(on, "count", json!({"content": [], "isError": true})).0,
+        Judged::Unchanged
+    ));
+    assert!(matches!(
+        judge(on, "free", bad.clone()).0,
+        Judged::Unchanged
+    ));
+    assert!(matches!(
+        judge(on, "never-listed", bad.clone()).0,
+        Judged::Unchanged
+    ));
+    // Flag and shadow pass it, counted.
+    let (judged, findings) = judge(
+        "[content.output_schema]\naction = \"flag\"\n",
+        "count",
+        bad.clone(),
+    );
+    assert!(matches!(judged, Judged::Unchanged) && findings[0].action == "flag");
+    let (judged, findings) = judge("[content.output_schema]\nmode = \"shadow\"\n", "count", bad);
+    assert!(matches!(judged, Judged::Unchanged) && findings[0].action == "shadow-block");
 }

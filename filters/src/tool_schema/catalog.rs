@@ -53,6 +53,14 @@ pub struct SchemaCatalog {
     max_tools: usize,
 }
 
+impl std::fmt::Debug for SchemaCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaCatalog")
+            .field("tools", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for SchemaCatalog {
     fn default() -> Self {
         Self::new()
@@ -85,12 +93,25 @@ impl SchemaCatalog {
     /// Learns the entries of one `tools/list` result page (`result.tools`):
     /// each entry's `name` and `inputSchema`. Compiles outside the lock.
     pub fn learn_listing(&self, tools: &[Value]) -> Learned {
+        self.learn_member(tools, "inputSchema")
+    }
+
+    /// [`Self::learn_listing`] for the tools' `outputSchema`s (a
+    /// catalog of its own): a tool listed without one is forgotten, its
+    /// results then unjudged.
+    pub fn learn_output_schemas(&self, tools: &[Value]) -> Learned {
+        self.learn_member(tools, "outputSchema")
+    }
+
+    fn learn_member(&self, tools: &[Value], member: &str) -> Learned {
         let mut learned = Learned::default();
         for entry in tools {
-            let (Some(name), Some(schema)) = (
-                entry.get("name").and_then(Value::as_str),
-                entry.get("inputSchema"),
-            ) else {
+            let name = entry.get("name").and_then(Value::as_str);
+            if let (Some(name), None, "outputSchema") = (name, entry.get(member), member) {
+                self.tools.write().remove(name);
+                continue;
+            }
+            let (Some(name), Some(schema)) = (name, entry.get(member)) else {
                 learned.malformed += 1;
                 continue;
             };

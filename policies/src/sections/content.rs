@@ -314,10 +314,47 @@ impl DataGuardPolicy {
     }
 }
 
+/// What a tool result that breaks its `outputSchema` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContractAction {
+    /// The result is replaced by an error.
+    #[default]
+    Block,
+    /// Logged and counted; the result passes.
+    Flag,
+}
+
+impl ContractAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Block => "block",
+            Self::Flag => "flag",
+        }
+    }
+}
+
+const CONTRACT_ACTIONS: [(&str, ContractAction); 2] = [
+    ("block", ContractAction::Block),
+    ("flag", ContractAction::Flag),
+];
+
+/// The compiled `[content.output_schema]`: `structuredContent` against the
+/// tool's listed `outputSchema` (`isError` results exempt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputSchemaPolicy {
+    /// The section is present.
+    pub enabled: bool,
+    pub action: ContractAction,
+    /// `shadow`: counted as what would be done; nothing changes.
+    pub mode: RuleMode,
+}
+
 /// The compiled `[content]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContentPolicy {
     pub poisoning: PoisoningPolicy,
+    /// Results held to their tool's `outputSchema`.
+    pub output_schema: OutputSchemaPolicy,
     /// Secrets in results (and, with `in_arguments`, in tool arguments).
     pub secrets: DataGuardPolicy,
     /// Personal data, the same way; opt-in.
@@ -327,7 +364,10 @@ pub struct ContentPolicy {
 impl ContentPolicy {
     /// Whether any content guard reads server messages.
     pub fn any_enabled(&self) -> bool {
-        self.poisoning.enabled || self.secrets.enabled || self.pii.enabled
+        self.poisoning.enabled
+            || self.secrets.enabled
+            || self.pii.enabled
+            || self.output_schema.enabled
     }
 
     /// Whether request filters need the pool's content book: calls of
@@ -358,8 +398,21 @@ pub(crate) fn read_content(r: &mut Reader, t: Option<&dyn TableLike>) -> Content
         .table(t, "pii", P)
         .map(|s| read_data_guard(r, s, "pii", &PII_RULES))
         .unwrap_or_default();
+    let output_schema = r
+        .table(t, "output_schema", P)
+        .map(|o| {
+            const O: &str = "content.output_schema";
+            r.deny_unknown(o, O, O);
+            OutputSchemaPolicy {
+                enabled: true,
+                action: r.choice(o, "action", O, "block", &CONTRACT_ACTIONS),
+                mode: r.choice(o, "mode", O, "enforce", &crate::sections::access::MODES),
+            }
+        })
+        .unwrap_or_default();
     ContentPolicy {
         poisoning,
+        output_schema,
         secrets,
         pii,
     }
@@ -551,6 +604,21 @@ mod tests {
         assert_eq!(c.action(PoisonRule::LongDescription), PoisonAction::Off);
         let shadow = ok("[content.poisoning]\nmode = \"shadow\"\naction = \"hide\"\n");
         assert!(!shadow.content.poisoning.hides());
+    }
+
+    #[test]
+    fn output_schema() {
+        assert!(!ok("").content.output_schema.enabled);
+        let p = ok("[content.output_schema]\n");
+        assert_eq!(p.content.output_schema.action, ContractAction::Block);
+        assert!(p.content.any_enabled());
+        let p = ok("[content.output_schema]\naction = \"flag\"\nmode = \"shadow\"\n");
+        assert_eq!(p.content.output_schema.action, ContractAction::Flag);
+        let (line, _) = error_at(
+            "[content.output_schema]\naction = \"redact\"\n",
+            "content.output_schema.action",
+        );
+        assert_eq!(line, 4);
     }
 
     #[test]

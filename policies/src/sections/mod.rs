@@ -30,8 +30,8 @@ pub use access::{AccessAction, AccessKind, AccessPolicy, AccessRule, AccessVerdi
 pub use admission::{Admission, Rate, RateLimits, TenantLimits};
 pub use auth::{AuthMethod, OAuthResource, ScopeRule};
 pub use content::{
-    ContentPolicy, DataAction, DataAllow, DataGuardPolicy, DataRule, PoisonAction, PoisonRule,
-    PoisoningPolicy, PII_RULES, SECRET_RULES,
+    ContentPolicy, ContractAction, DataAction, DataAllow, DataGuardPolicy, DataRule,
+    OutputSchemaPolicy, PoisonAction, PoisonRule, PoisoningPolicy, PII_RULES, SECRET_RULES,
 };
 pub use headers::HeaderPolicy;
 pub use jwt::{JwtAlgorithm, JwtPolicy};

@@ -242,6 +242,7 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
             concealed: None,
             pins: pins.as_ref(),
             content_book: content_book.as_ref(),
+            output_schemas: None,
         };
         let responses = ResponseChain::standard();
         if !responses.wants(policy, &facts) {

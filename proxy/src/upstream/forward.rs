@@ -257,6 +257,7 @@ async fn forward_inner(
             // Filled by the relay, which knows the pool that answers.
             pins: None,
             content_book: None,
+            output_schemas: None,
         },
     };
     let outcome = relay_response(gate, ds, &mut up, plan).await;

@@ -53,6 +53,9 @@ pub struct Pool {
     /// through this worker (`[tools] validate_arguments`). Per pool: two
     /// pools may serve different tools under one name.
     pub schemas: filters::SchemaCatalog,
+    /// The compiled `outputSchema` of each tool this pool's servers listed
+    /// through this worker (`[content.output_schema]`).
+    pub output_schemas: filters::SchemaCatalog,
     /// The `x-mcp-header` declarations of the tools this pool's servers
     /// listed through this worker: 2026-07-28 calls' `Mcp-Param-*` headers
     /// are checked against them (a stdio server never sees the headers).
@@ -124,6 +127,7 @@ impl Pool {
             config: config.clone(),
             endpoints,
             schemas: filters::SchemaCatalog::new(),
+            output_schemas: filters::SchemaCatalog::new(),
             param_headers: filters::ParamHeaderBook::new(),
             content_book: filters::ContentBook::new(),
             pins,

@@ -268,10 +268,18 @@ pub async fn relay_response(
         .any_enabled()
         .then(|| pool.map(|p| &p.content_book))
         .flatten();
+    let output_schemas = gate
+        .policy
+        .content
+        .output_schema
+        .enabled
+        .then(|| pool.map(|p| &p.output_schemas))
+        .flatten();
     let facts = ResponseFacts {
         request_id: plan.request_id.as_ref(),
         pins,
         content_book,
+        output_schemas,
         ..plan.response
     };
     let pin_listing = pins.is_some() && filters::PinKind::listed_by(facts.method).is_some();
@@ -467,12 +475,13 @@ pub async fn relay_response(
 /// `x-mcp-header` declarations the `result.tools` of one message, when it
 /// is the answer to this `tools/list`; logs what cannot be enforced.
 fn learn_tools(gate: &McpGate, pool: &Pool, facts: &ResponseFacts<'_>, bytes: &[u8]) {
+    let outputs = gate.policy.content.output_schema.enabled;
     let schemas = gate.policy.tools.validate_arguments;
     // A listing without declarations teaches nothing new unless some
     // tool's are known (it may list that tool without them now).
     let declarations =
         !pool.param_headers.is_empty() || memchr::memmem::find(bytes, b"x-mcp-header").is_some();
-    if !schemas && !declarations {
+    if !schemas && !declarations && !outputs {
         return;
     }
     let Ok(msg) = serde_json::from_slice::<Value>(bytes) else {
@@ -491,6 +500,15 @@ fn learn_tools(gate: &McpGate, pool: &Pool, facts: &ResponseFacts<'_>, bytes: &[
             "tools: x-mcp-header declarations of some listed tools not learned: at most {} tools are kept (their Mcp-Param headers are not checked)",
             filters::param_headers::declarations::MAX_TOOLS
         );
+    }
+    if outputs {
+        let learned = pool.output_schemas.learn_output_schemas(tools);
+        for (tool, why) in &learned.uncompilable {
+            tracing::warn!(
+                pool = pool_name,
+                "content: the outputSchema of tool {tool:?} cannot be compiled ({why}); its results are not checked"
+            );
+        }
     }
     if !schemas {
         return;
