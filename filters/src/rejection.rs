@@ -127,6 +127,9 @@ pub enum RejectionKind {
     /// `[content.secrets]` / `[content.pii]` rule blocks: replaced by this
     /// error (502, -32017); the value is never echoed.
     ContentBlocked,
+    /// The server's only answer (a JSON body) answers another id, or the
+    /// same id twice: replaced by this error with the request's id.
+    UnsolicitedResponse,
 }
 
 /// How a rejection looks on the wire.
@@ -227,6 +230,7 @@ impl RejectionKind {
                 -32017,
                 "The answer carried data the gateway's policy does not let through",
             ),
+            K::UnsolicitedResponse => (502, -32603, "Upstream answered another request"),
         };
         let retry_after = match self {
             K::Overloaded | K::UpstreamUnavailable | K::RateLimited | K::CircuitOpen => Some(1),
@@ -300,6 +304,7 @@ impl RejectionKind {
             K::ResponseTooLarge => "response-too-large",
             K::DefinitionNotApproved => "tool-pin",
             K::ContentBlocked => "content-blocked",
+            K::UnsolicitedResponse => "unsolicited-response",
         }
     }
 }
@@ -604,6 +609,7 @@ mod tests {
             K::ResponseTooLarge,
             K::DefinitionNotApproved,
             K::ContentBlocked,
+            K::UnsolicitedResponse,
         ] {
             let rule = k.default_rule();
             assert!(

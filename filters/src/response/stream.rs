@@ -3,6 +3,14 @@
 //! bytes to send in their place. Holds at most one message of at most
 //! `max_message_bytes`; a larger one is replaced by a
 //! [`RejectionKind::ResponseTooLarge`] error and counted.
+//!
+//! Only the answer to the request is let through: a response (a `result`
+//! or an `error`) to another id, or a second one to the request's id, is
+//! dropped from an SSE stream and counted (`unsolicited`); as the whole of
+//! a JSON body it is replaced by [`RejectionKind::UnsolicitedResponse`]
+//! with the request's id, so the client still gets its answer. Requests
+//! and notifications a server sends on the stream pass. A batch (no single
+//! request id) is not checked.
 
 use crate::message::RequestId;
 use crate::rejection::{Rejection, RejectionKind};
@@ -22,6 +30,9 @@ pub struct StreamStats {
     pub first_replaced: Option<(&'static str, &'static str)>,
     /// Messages over the size limit (also counted in `replaced`).
     pub oversize: u64,
+    /// Responses to another id, or second answers, dropped (or, as a JSON
+    /// body, replaced).
+    pub unsolicited: u64,
 }
 
 enum Mode {
@@ -34,7 +45,19 @@ pub struct MessageStream {
     mode: Mode,
     max_message_bytes: usize,
     request_id: Option<RequestId>,
+    /// The request's answer has gone by.
+    answered: bool,
     pub stats: StreamStats,
+}
+
+/// Just enough of a message to tell an answer from the rest.
+#[derive(serde::Deserialize)]
+struct Probe {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+    method: Option<serde::de::IgnoredAny>,
+    result: Option<serde::de::IgnoredAny>,
+    error: Option<serde::de::IgnoredAny>,
 }
 
 impl MessageStream {
@@ -53,8 +76,30 @@ impl MessageStream {
             mode,
             max_message_bytes,
             request_id,
+            answered: false,
             stats: StreamStats::default(),
         }
+    }
+
+    /// Whether `bytes` is a response the client did not ask for: another
+    /// id's, or a second answer to its own. Marks the first answer.
+    fn unsolicited(&mut self, bytes: &[u8]) -> bool {
+        let Some(want) = &self.request_id else {
+            return false;
+        };
+        let Ok(p) = serde_json::from_slice::<Probe>(bytes) else {
+            return false;
+        };
+        if p.method.is_some() || (p.result.is_none() && p.error.is_none()) {
+            return false;
+        }
+        let id = p.id.as_ref().and_then(RequestId::from_json);
+        if id.as_ref() == Some(want) && !self.answered {
+            self.answered = true;
+            return false;
+        }
+        self.stats.unsolicited += 1;
+        true
     }
 
     /// Feeds a body chunk; appends what may be sent now to `out`.
@@ -98,6 +143,17 @@ impl MessageStream {
                     return;
                 }
                 self.stats.messages += 1;
+                if self.unsolicited(&body) {
+                    let mut r = Rejection::new(
+                        RejectionKind::UnsolicitedResponse,
+                        "the server's answer carries another id",
+                    );
+                    r.filter = "response";
+                    r.id = self.request_id.clone();
+                    self.count_replaced(&r);
+                    out.extend_from_slice(&r.json_body());
+                    return;
+                }
                 match judge(&body) {
                     Judged::Unchanged => out.extend_from_slice(&body),
                     Judged::Rewritten(b) => {
@@ -141,6 +197,9 @@ impl MessageStream {
             return;
         };
         self.stats.messages += 1;
+        if self.unsolicited(ev.data.as_bytes()) {
+            return;
+        }
         let data = match judge(ev.data.as_bytes()) {
             Judged::Unchanged => {
                 out.extend_from_slice(&raw);
@@ -198,6 +257,50 @@ mod tests {
         }
         s.finish(&mut judge, &mut out);
         (out, s.stats)
+    }
+
+    #[test]
+    fn only_the_requests_one_answer_goes_through() {
+        // SSE: another id's answer and a second answer are dropped;
+        // server requests and notifications pass.
+        let stream: &[u8] =
+            b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n\
+            data: {\"jsonrpc\":\"2.0\",\"id\":9,\"result\":{}}\n\n\
+            data: {\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"method\":\"sampling/createMessage\"}\n\n\
+            data: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}\n\n\
+            data: {\"jsonrpc\":\"2.0\",\"id\":5,\"error\":{\"code\":1}}\n\n";
+        let mut s = MessageStream::new(true, 1024, Some(RequestId::Number(5.into())));
+        let mut out = Vec::new();
+        let mut keep = |_: &[u8]| Judged::Unchanged;
+        s.feed(stream, &mut keep, &mut out);
+        s.finish(&mut keep, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("notifications/progress") && text.contains("sampling/createMessage"));
+        assert!(
+            !text.contains("\"id\":9") && !text.contains("\"error\""),
+            "{text}"
+        );
+        assert_eq!(text.matches("\"id\":5").count(), 1);
+        assert_eq!(s.stats.unsolicited, 2);
+        // A JSON body answering another id becomes an error with ours.
+        let mut s = MessageStream::new(false, 1024, Some(RequestId::Number(5.into())));
+        let mut out = Vec::new();
+        s.feed(
+            b"{\"jsonrpc\":\"2.0\",\"id\":6,\"result\":{}}",
+            &mut keep,
+            &mut out,
+        );
+        s.finish(&mut keep, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (v["id"].as_i64(), v["error"]["data"]["rule"].as_str()),
+            (Some(5), Some("unsolicited-response"))
+        );
+        // Without a single request id (a batch) nothing is checked.
+        let mut s = MessageStream::new(true, 1024, None);
+        let mut out = Vec::new();
+        s.feed(stream, &mut keep, &mut out);
+        assert_eq!(s.stats.unsolicited, 0);
     }
 
     #[test]

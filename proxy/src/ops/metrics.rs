@@ -95,7 +95,8 @@ pub struct Metrics {
     /// What shadow-mode rules would have refused, by filter and rule.
     pub shadow: IntCounterVec,
     /// Server messages the response phase changed, by outcome (`rewritten`,
-    /// `replaced`, `oversize`).
+    /// `replaced`, `oversize`, `unsolicited`: a response to another id or a
+    /// second answer, dropped).
     pub response_messages: IntCounterVec,
     /// What listings showed against the pins (`[tools] lock_file`, `pin`),
     /// by pool, kind (`tool`, `prompt`) and outcome (`first-seen`,
@@ -234,7 +235,7 @@ impl Metrics {
         let response_messages = IntCounterVec::new(
             Opts::new(
                 "mcpgate_response_messages_total",
-                "Server messages the response phase rewrote or replaced, by outcome",
+                "Server messages the response phase rewrote, replaced or dropped, by outcome",
             ),
             &["outcome"],
         )

@@ -614,10 +614,17 @@ fn count_judged(gate: &McpGate, stats: &filters::StreamStats) {
         ("rewritten", stats.rewritten),
         ("replaced", stats.replaced),
         ("oversize", stats.oversize),
+        ("unsolicited", stats.unsolicited),
     ] {
         if n > 0 {
             m.with_label_values(&[outcome]).inc_by(n);
         }
+    }
+    if stats.unsolicited > 0 {
+        tracing::warn!(
+            dropped = stats.unsolicited,
+            "response phase dropped server responses to another request id, or second answers"
+        );
     }
     if let Some((filter, rule)) = stats.first_replaced {
         tracing::info!(
