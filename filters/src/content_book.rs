@@ -28,13 +28,32 @@ pub struct Finding {
     /// What the finding is about: a listed definition, or the target of
     /// the request whose answer (or arguments) carried it.
     pub kind: ListedKind,
-    /// The definition's or target's name (or URI), at most 200 bytes.
+    /// The definition's or target's name (or URI), at most [`MAX_SHOWN`]
+    /// bytes.
     pub name: String,
     pub rule: &'static str,
     pub field: String,
     /// `flag`, `strip`, `hide`, `redact`, `block`, or in shadow mode
     /// `shadow-<action>`.
     pub action: &'static str,
+}
+
+/// Longest name or place a finding keeps, in bytes.
+pub const MAX_SHOWN: usize = 200;
+
+/// How a finding names its action: as done, or in shadow mode as what
+/// would have been done (`shadow-hide`, ...).
+pub fn shown(action: &'static str, shadow: bool) -> &'static str {
+    if !shadow {
+        return action;
+    }
+    match action {
+        "hide" => "shadow-hide",
+        "strip" => "shadow-strip",
+        "redact" => "shadow-redact",
+        "block" => "shadow-block",
+        _ => "shadow-flag",
+    }
 }
 
 /// `s` cut to at most `max` bytes, on a character boundary: names and

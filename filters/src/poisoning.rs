@@ -30,8 +30,6 @@ use serde_json::Value;
 
 pub use crate::content_book::{ContentBook, Finding};
 
-/// Longest field path reported.
-const MAX_FIELD: usize = 200;
 /// Deepest schema nesting read.
 const MAX_DEPTH: usize = 32;
 
@@ -358,10 +356,11 @@ fn walk_mut(v: &mut Value, depth: usize, f: &mut impl FnMut(&mut String)) {
 }
 
 fn truncate(field: &str) -> String {
-    if field.len() <= MAX_FIELD {
+    use crate::content_book::{clip, MAX_SHOWN};
+    if field.len() <= MAX_SHOWN {
         return field.to_owned();
     }
-    format!("{}...", crate::content_book::clip(field, MAX_FIELD))
+    format!("{}...", clip(field, MAX_SHOWN))
 }
 
 #[cfg(test)]

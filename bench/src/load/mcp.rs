@@ -186,10 +186,11 @@ pub fn ping(target: &Target, session: &str) -> Vec<u8> {
     in_session(target, session, "ping", "ping")
 }
 
-/// The `DELETE` that ends `session`.
-pub fn delete_session(target: &Target, session: &str) -> Vec<u8> {
+/// A bodiless legacy request for `session`: `method` (`GET`, `DELETE`)
+/// with the `extra` header lines (each ending in CRLF).
+fn bodiless(target: &Target, session: &str, method: &str, extra: &str) -> Vec<u8> {
     let mut h = format!(
-        "DELETE {} HTTP/1.1\r\nHost: {}\r\nMCP-Protocol-Version: {LEGACY_VERSION}\r\nMcp-Session-Id: {session}\r\nContent-Length: 0\r\n",
+        "{method} {} HTTP/1.1\r\nHost: {}\r\n{extra}MCP-Protocol-Version: {LEGACY_VERSION}\r\nMcp-Session-Id: {session}\r\n",
         target.path, target.authority
     );
     if let Some(key) = &target.api_key {
@@ -199,17 +200,14 @@ pub fn delete_session(target: &Target, session: &str) -> Vec<u8> {
     h.into_bytes()
 }
 
+/// The `DELETE` that ends `session`.
+pub fn delete_session(target: &Target, session: &str) -> Vec<u8> {
+    bodiless(target, session, "DELETE", "Content-Length: 0\r\n")
+}
+
 /// A legacy `GET` stream request for `session`.
 pub fn legacy_get_stream(target: &Target, session: &str) -> Vec<u8> {
-    let mut h = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nMCP-Protocol-Version: {LEGACY_VERSION}\r\nMcp-Session-Id: {session}\r\n",
-        target.path, target.authority
-    );
-    if let Some(key) = &target.api_key {
-        h.push_str(&format!("Authorization: Bearer {key}\r\n"));
-    }
-    h.push_str("\r\n");
-    h.into_bytes()
+    bodiless(target, session, "GET", "Accept: text/event-stream\r\n")
 }
 
 /// A modern `subscriptions/listen` request (its response is a held stream).

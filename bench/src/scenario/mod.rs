@@ -144,17 +144,12 @@ pub fn machine() -> Value {
         .find_map(|l| l.strip_prefix("model name"))
         .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
         .unwrap_or_default();
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_kb: u64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
+    let memory_bytes = procs::kib_field("/proc/meminfo", "MemTotal:");
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     json!({
         "cores_count": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "cpu_model": model,
-        "memory_bytes": mem_kb * 1024,
+        "memory_bytes": memory_bytes,
         "kernel": kernel.trim(),
         "fd_limit_count": fd_limit(),
     })

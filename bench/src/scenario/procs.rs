@@ -61,16 +61,12 @@ impl Proc {
 
     /// User + system CPU time of the process and its descendants, in clock ticks.
     pub fn cpu_ticks(&self) -> u64 {
-        group_pids(self.pid())
-            .iter()
-            .filter_map(|p| stat_fields(*p))
-            .map(|f| f.utime + f.stime)
-            .sum()
+        tree_cpu_ticks(self.pid())
     }
 
     /// Resident memory of the process and its descendants, in bytes.
     pub fn rss_bytes(&self) -> u64 {
-        group_pids(self.pid()).iter().map(|p| rss_of(*p)).sum()
+        group_rss(self.pid())
     }
 
     /// Open descriptors of the process and its descendants.
@@ -170,7 +166,7 @@ fn stat_fields(pid: u32) -> Option<StatFields> {
 /// group: mcpgate's supervisor puts each worker in a group of its own (so a
 /// terminal's Ctrl-C reaches only the supervisor), which a group-based count
 /// would miss.
-fn group_pids(root: u32) -> Vec<u32> {
+pub fn group_pids(root: u32) -> Vec<u32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return vec![root];
     };
@@ -207,11 +203,6 @@ pub fn children_exec_d(root: u32, parent_comm: &str) -> Vec<u32> {
         .collect()
 }
 
-/// `root` and every process descended from it.
-pub fn children_and_self(root: u32) -> Vec<u32> {
-    group_pids(root)
-}
-
 /// Resident memory of the processes named `comm` in `root`'s tree, in bytes.
 pub fn rss_named(root: u32, comm: &str) -> u64 {
     group_pids(root)
@@ -235,12 +226,12 @@ pub fn tree_cpu_ticks(pid: u32) -> u64 {
 /// PSS of many workers adds up to what they cost together (their RSS
 /// counts every shared library page once per worker). 0 when gone.
 pub fn pss_of(pid: u32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+    kib_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
+}
+
+/// PSS of `root` and its descendants, in bytes.
+pub fn group_pss(root: u32) -> u64 {
+    group_pids(root).iter().map(|p| pss_of(*p)).sum()
 }
 
 /// `/proc/<pid>/comm` (empty when gone).
@@ -253,10 +244,16 @@ pub fn comm_of(pid: u32) -> String {
 
 /// `MemAvailable` of this machine, in bytes.
 pub fn mem_available_bytes() -> u64 {
-    fs::read_to_string("/proc/meminfo")
+    kib_field("/proc/meminfo", "MemAvailable:")
+}
+
+/// The `NAME:   123 kB` line of a `/proc` file starting with `name`, in
+/// bytes (0 when the file or the line is missing).
+pub fn kib_field(path: &str, name: &str) -> u64 {
+    fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
 }
@@ -268,11 +265,7 @@ pub fn group_rss(pgid: u32) -> u64 {
 
 /// VmRSS of one process, in bytes (0 when gone).
 pub fn rss_of(pid: u32) -> u64 {
-    let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+    kib_field(&format!("/proc/{pid}/status"), "VmRSS:")
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown).

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::procs::{
-    children_and_self, children_exec_d, mem_available_bytes, pss_of, rss_of, tree_cpu_ticks, Proc,
+    children_exec_d, group_pids, group_pss, group_rss, mem_available_bytes, tree_cpu_ticks, Proc,
 };
 use super::{envelope, median, ratio, round1, run_measured, Ctx};
 use crate::load::client::{with_timeout, Conn};
@@ -238,8 +238,8 @@ async fn set_up_times(rig: &super::rig::Rig, server: &Server, samples: usize) ->
                         // The session's worker is the only one.
                         let w = workers(&gate);
                         if w.len() == 1 {
-                            rss.push(tree_rss(w[0]) as f64);
-                            pss.push(tree_pss(w[0]) as f64);
+                            rss.push(group_rss(w[0]) as f64);
+                            pss.push(group_pss(w[0]) as f64);
                         }
                     }
                     close_session(addr, &sid).await;
@@ -258,16 +258,6 @@ async fn set_up_times(rig: &super::rig::Rig, server: &Server, samples: usize) ->
     out.insert("pss_per_worker_bytes".into(), json!(median(&pss) as u64));
     out.insert("rss_samples_count".into(), json!(rss.len()));
     Value::Object(out)
-}
-
-/// RSS of `pid` and its descendants.
-fn tree_rss(pid: u32) -> u64 {
-    children_and_self(pid).iter().map(|p| rss_of(*p)).sum()
-}
-
-/// PSS of `pid` and its descendants.
-fn tree_pss(pid: u32) -> u64 {
-    children_and_self(pid).iter().map(|p| pss_of(*p)).sum()
 }
 
 /// Opens sessions (two at a time), each with its own worker, and keeps
@@ -323,8 +313,8 @@ async fn most_workers(
     }
     let opening_s = started.elapsed().as_secs_f64();
     let worker_pids = workers(&gate);
-    let worker_rss: u64 = worker_pids.iter().map(|p| tree_rss(*p)).sum();
-    let worker_pss: u64 = worker_pids.iter().map(|p| tree_pss(*p)).sum();
+    let worker_rss: u64 = worker_pids.iter().map(|p| group_rss(*p)).sum();
+    let worker_pss: u64 = worker_pids.iter().map(|p| group_pss(*p)).sum();
     let available_at_end = mem_available_bytes();
     let gate_rss = super::procs::rss_named(gate.pid(), "mcpgate");
     let mut answered = 0;
@@ -474,7 +464,7 @@ async fn shared_throughput(ctx: &Ctx, rig: &super::rig::Rig, server: &Server) ->
 /// The server processes a bridge (or mcpgate) started: its direct
 /// children and theirs, excluding the bridge's own helper processes.
 fn children_of_bridge(p: &Proc) -> Vec<u32> {
-    super::procs::children_and_self(p.pid())
+    group_pids(p.pid())
         .into_iter()
         .filter(|pid| *pid != p.pid())
         .filter(|pid| {

@@ -16,7 +16,7 @@ use policies::{DataAction, DataGuardPolicy, Policy, RuleMode};
 use serde_json::{json, Value};
 
 use super::{answers, ResponseDecision, ResponseFacts, ResponseFilter};
-use crate::content_book::{ContentBook, Finding};
+use crate::content_book::{clip, shown, ContentBook, Finding, MAX_SHOWN};
 use crate::poisoning::ListedKind;
 use crate::rejection::{Rejection, RejectionKind as K};
 use crate::secrets::{self, Guard, Match};
@@ -132,11 +132,7 @@ impl Judge<'_> {
                 continue;
             }
             let shadow = g.mode == RuleMode::Shadow;
-            let shown = if shadow {
-                shadow_name(action)
-            } else {
-                action.as_str()
-            };
+            let shown = shown(action.as_str(), shadow);
             // One finding per rule and action in a string, however many
             // matches.
             if !recorded.contains(&(m.rule, shown)) {
@@ -144,9 +140,9 @@ impl Judge<'_> {
                 self.book.record(Finding {
                     guard: m.guard.name(),
                     kind: self.kind,
-                    name: clip(self.target.unwrap_or("")),
+                    name: clip(self.target.unwrap_or(""), MAX_SHOWN),
                     rule: m.rule,
-                    field: clip(field),
+                    field: clip(field, MAX_SHOWN),
                     action: shown,
                 });
             }
@@ -166,18 +162,6 @@ impl Judge<'_> {
             out.changed = true;
         }
     }
-}
-
-fn shadow_name(a: DataAction) -> &'static str {
-    match a {
-        DataAction::Block => "shadow-block",
-        DataAction::Redact => "shadow-redact",
-        _ => "shadow-flag",
-    }
-}
-
-fn clip(s: &str) -> String {
-    crate::content_book::clip(s, 200)
 }
 
 /// Calls `f(path, string)` for every `text` string and every string inside

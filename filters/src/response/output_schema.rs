@@ -18,7 +18,7 @@ use policies::{ContractAction, Policy, RuleMode};
 use serde_json::{json, Value};
 
 use super::{answers, ResponseDecision, ResponseFacts, ResponseFilter};
-use crate::content_book::{clip, Finding};
+use crate::content_book::{clip, shown, Finding, MAX_SHOWN};
 use crate::poisoning::ListedKind;
 use crate::rejection::{Rejection, RejectionKind as K};
 use crate::tool_schema::{SchemaLookup, ToolSchemas};
@@ -74,17 +74,13 @@ impl ResponseFilter for OutputSchemaFilter {
         book.record(Finding {
             guard: "output-schema",
             kind: ListedKind::Tool,
-            name: clip(tool, 200),
+            name: clip(tool, MAX_SHOWN),
             rule: RULE,
             field: clip(
                 &format!("result/structuredContent{pointer} ({keyword})"),
-                200,
+                MAX_SHOWN,
             ),
-            action: match (shadow, p.action) {
-                (true, ContractAction::Block) => "shadow-block",
-                (true, ContractAction::Flag) => "shadow-flag",
-                (false, a) => a.as_str(),
-            },
+            action: shown(p.action.as_str(), shadow),
         });
         if shadow || p.action == ContractAction::Flag {
             return ResponseDecision::Pass;

@@ -21,10 +21,8 @@ use policies::{PoisonAction, PoisonRule, Policy, RuleMode};
 use serde_json::Value;
 
 use super::{answers, ResponseDecision, ResponseFacts, ResponseFilter};
+use crate::content_book::{clip, shown, MAX_SHOWN};
 use crate::poisoning::{scan, strip, Finding, ListedKind};
-
-/// Longest name kept in a finding.
-const MAX_NAME: usize = 200;
 
 pub struct PoisoningFilter;
 
@@ -92,14 +90,10 @@ impl ResponseFilter for PoisoningFilter {
                 book.record(Finding {
                     guard: "poisoning",
                     kind,
-                    name: clip(&name),
+                    name: clip(&name, MAX_SHOWN),
                     rule: h.rule.name(),
                     field: h.field.clone(),
-                    action: if shadow {
-                        shadow_name(action)
-                    } else {
-                        action.as_str()
-                    },
+                    action: shown(action.as_str(), shadow),
                 });
             }
             if shadow {
@@ -127,16 +121,4 @@ impl ResponseFilter for PoisoningFilter {
             ResponseDecision::Pass
         }
     }
-}
-
-fn shadow_name(a: PoisonAction) -> &'static str {
-    match a {
-        PoisonAction::Hide => "shadow-hide",
-        PoisonAction::Strip => "shadow-strip",
-        _ => "shadow-flag",
-    }
-}
-
-fn clip(s: &str) -> String {
-    crate::content_book::clip(s, MAX_NAME)
 }

@@ -107,8 +107,9 @@ pub struct Metrics {
     /// Stdio worker processes, by pool and event (`spawned`, `exited`,
     /// `spawn_failed`).
     pub stdio_workers: IntCounterVec,
-    /// What the content guards found, by pool, guard (`poisoning`), rule
-    /// and action (`flag`, `strip`, `hide`, `shadow-*`).
+    /// What the content guards found, by pool, guard (`poisoning`,
+    /// `secrets`, `pii`, `output-schema`), rule and action (`flag`, `strip`,
+    /// `hide`, `redact`, `block`, `shadow-*`).
     pub content_findings: IntCounterVec,
 }
 

@@ -61,7 +61,7 @@ pub struct Pool {
     /// are checked against them (a stdio server never sees the headers).
     pub param_headers: filters::ParamHeaderBook,
     /// What the poisoning rules hid in this pool's listings, and the
-    /// findings waiting to be logged (`[content.poisoning]`).
+    /// findings of every content guard waiting to be logged (`[content]`).
     pub content_book: filters::ContentBook,
     /// The approved definitions of what this pool lists (`[tools]
     /// lock_file` or `pin`), `None` when pins are off.
