@@ -33,6 +33,7 @@ use crate::exchange::{Era, Exchange};
 use crate::header_values::{decode_mcp_value, single, Single};
 use crate::message::{Message, MessageKind};
 use crate::rejection::{Decision, Rejection, RejectionKind as K};
+use crate::tool_args::tool_call;
 use crate::Filter;
 
 /// Header name prefix, lower case.
@@ -67,19 +68,13 @@ fn check_message(
     headers: &http::HeaderMap,
     m: &Message,
 ) -> Result<(), Rejection> {
-    if m.kind != MessageKind::Request || m.method() != "tools/call" {
+    if m.kind != MessageKind::Request {
         return Ok(());
     }
-    let Some(params) = m.params() else {
-        return Ok(());
-    };
-    let Some(tool) = params.get("name").and_then(Value::as_str) else {
+    let Some((tool, args)) = tool_call(m) else {
         return Ok(());
     };
     let Some(declared) = book.declarations(tool) else {
-        return Ok(());
-    };
-    let Some(args) = params.get("arguments") else {
         return Ok(());
     };
     for decl in declared.iter() {

@@ -4,8 +4,6 @@
 //! know, as for a target `[access]` hides ([`Exchange::concealed`]). The
 //! server never sees the call.
 
-use policies::AccessKind;
-
 use crate::access::target_of;
 use crate::exchange::{Concealed, Exchange};
 use crate::message::MessageKind;
@@ -42,12 +40,7 @@ impl Filter for PoisonedCallFilter {
             let Some(name) = target.name else {
                 continue;
             };
-            let kind = match target.kind {
-                AccessKind::Tool => ListedKind::Tool,
-                AccessKind::Prompt => ListedKind::Prompt,
-                AccessKind::Resource => ListedKind::Resource,
-            };
-            if let Some(rule) = book.hidden_by(kind, name) {
+            if let Some(rule) = book.hidden_by(ListedKind::of_target(target.kind), name) {
                 concealed = Some(Concealed {
                     kind: target.kind,
                     key: target.key,

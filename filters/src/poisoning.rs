@@ -63,6 +63,24 @@ impl ListedKind {
         }
     }
 
+    /// The `[access]` kind that governs it (a template is a resource).
+    pub fn access_kind(self) -> policies::AccessKind {
+        match self {
+            Self::Tool => policies::AccessKind::Tool,
+            Self::Prompt => policies::AccessKind::Prompt,
+            Self::Resource | Self::ResourceTemplate => policies::AccessKind::Resource,
+        }
+    }
+
+    /// The kind a call of an `[access]` target names.
+    pub fn of_target(kind: policies::AccessKind) -> Self {
+        match kind {
+            policies::AccessKind::Tool => Self::Tool,
+            policies::AccessKind::Prompt => Self::Prompt,
+            policies::AccessKind::Resource => Self::Resource,
+        }
+    }
+
     pub fn noun(self) -> &'static str {
         match self {
             Self::Tool => "tool",

@@ -15,22 +15,9 @@ use serde_json::Value;
 
 use super::{answers, ResponseDecision, ResponseFacts, ResponseFilter};
 use crate::exchange::Era;
+use crate::poisoning::ListedKind;
 
 pub struct VisibilityFilter;
-
-/// The list a method returns: its member in `result`, the entry key judged,
-/// and the kind of target.
-fn listing(method: &str) -> Option<(&'static str, &'static str, AccessKind)> {
-    match method {
-        "tools/list" => Some(("tools", "name", AccessKind::Tool)),
-        "prompts/list" => Some(("prompts", "name", AccessKind::Prompt)),
-        "resources/list" => Some(("resources", "uri", AccessKind::Resource)),
-        "resources/templates/list" => {
-            Some(("resourceTemplates", "uriTemplate", AccessKind::Resource))
-        }
-        _ => None,
-    }
-}
 
 /// Methods whose result announces capabilities.
 fn announces_capabilities(method: &str) -> bool {
@@ -44,7 +31,8 @@ impl ResponseFilter for VisibilityFilter {
 
     fn wants(&self, policy: &Policy, facts: &ResponseFacts<'_>) -> bool {
         policy.access.is_active()
-            && (listing(facts.method).is_some() || announces_capabilities(facts.method))
+            && (ListedKind::listed_by(facts.method).is_some()
+                || announces_capabilities(facts.method))
     }
 
     fn check(
@@ -61,7 +49,8 @@ impl ResponseFilter for VisibilityFilter {
         };
         let access = &policy.access;
         let mut changed = false;
-        if let Some((member, key, kind)) = listing(facts.method) {
+        if let Some((listed, member)) = ListedKind::listed_by(facts.method) {
+            let (key, kind) = (listed.key(), listed.access_kind());
             if let Some(entries) = result.get_mut(member).and_then(Value::as_array_mut) {
                 let before = entries.len();
                 entries.retain(|entry| {
