@@ -103,30 +103,37 @@ do_npm() {
   done
 }
 
+# venv_from STAMP DIR REQS KEYFILE: (re)create the venv DIR from the pinned
+# requirements REQS when they changed or KEYFILE (under DIR) is missing; sets
+# VENV_SPEC to their hash when it did, to empty when it was fresh. Called as
+# a plain command, so `set -e` stops the script if pip fails.
+venv_from() {
+  local stamp_name="$1" dir="$2" reqs="$3" key="$4" spec
+  spec="$(sha256sum "$reqs" | cut -c1-16)"
+  VENV_SPEC=""
+  if fresh "$stamp_name" "$spec" "$dir/$key"; then
+    say "creating $dir from $(basename "$reqs")"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check -r "$reqs"
+    VENV_SPEC="$spec"
+  fi
+}
+
 do_venv() {
-  local spec
-  spec="$(sha256sum "$REQS" | cut -c1-16)"
-  if fresh venv "$spec" "$CACHE/venv/bin/python"; then
-    say "creating $CACHE/venv from $(basename "$REQS")"
-    rm -rf "$CACHE/venv"
-    python3 -m venv "$CACHE/venv"
-    "$CACHE/venv/bin/pip" install -q --disable-pip-version-check -r "$REQS"
+  venv_from venv "$CACHE/venv" "$REQS" bin/python
+  if [[ -n "$VENV_SPEC" ]]; then
     "$CACHE/venv/bin/python" -c 'import mcp, pytest, httpx'
-    stamp venv "$spec"
+    stamp venv "$VENV_SPEC"
   fi
 }
 
 # PyPI mcp-proxy, the stdio bridge the stdio-workers benchmark measures
 # mcpgate against, in a venv of its own (it needs mcp<2, the tests mcp 2).
 do_bridges() {
-  local spec
-  spec="$(sha256sum "$BRIDGE_REQS" | cut -c1-16)"
-  if fresh bridges "$spec" "$CACHE/venv-mcp-proxy/bin/mcp-proxy"; then
-    say "creating $CACHE/venv-mcp-proxy from $(basename "$BRIDGE_REQS")"
-    rm -rf "$CACHE/venv-mcp-proxy"
-    python3 -m venv "$CACHE/venv-mcp-proxy"
-    "$CACHE/venv-mcp-proxy/bin/pip" install -q --disable-pip-version-check -r "$BRIDGE_REQS"
-    stamp bridges "$spec"
+  venv_from bridges "$CACHE/venv-mcp-proxy" "$BRIDGE_REQS" bin/mcp-proxy
+  if [[ -n "$VENV_SPEC" ]]; then
+    stamp bridges "$VENV_SPEC"
   fi
 }
 
