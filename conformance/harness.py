@@ -42,6 +42,7 @@ STDIO_SERVER = ROOT / "conformance/upstreams/stdio_server.py"
 TS_SDK_V1_DIR = NPM / "sdk-1.32.2"
 REFERENCE_SERVER = ROOT / "conformance/upstreams/reference_server.py"
 HOSTILE_SERVER = ROOT / "conformance/upstreams/hostile_server.py"
+RAW_HOSTILE_SERVER = ROOT / "conformance/upstreams/raw_hostile_server.py"
 CLIENTS = ROOT / "conformance/clients"
 
 
@@ -187,6 +188,17 @@ def start_hostile(*args: str, port: int | None = None) -> tuple[Upstream, Path]:
     fd, record = scratch_file("hostile-record-", ".jsonl")
     os.close(fd)
     proc = Proc("hostile", [VENV_PY, HOSTILE_SERVER, "--port", str(port), "--record", record, *args])
+    proc.wait_port(port)
+    return Upstream(proc, port), record
+
+
+def start_raw_hostile(port: int | None = None) -> tuple[Upstream, Path]:
+    """The raw-HTTP hostile server (conformance/upstreams/raw_hostile_server.py)
+    and the file where it records every message it receives."""
+    port = port or free_port()
+    fd, record = scratch_file("raw-hostile-record-", ".jsonl")
+    os.close(fd)
+    proc = Proc("raw-hostile", [VENV_PY, RAW_HOSTILE_SERVER, "--port", str(port), "--record", record])
     proc.wait_port(port)
     return Upstream(proc, port), record
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The official TypeScript SDK v1 (npm @modelcontextprotocol/sdk 1.32.2) as a
 // caller of one tenant: lists every tool (all pages) and calls one tool,
-// sending `Authorization: Bearer KEY`. Prints JSON; exit 1 on a failure.
+// sending `Authorization: Bearer KEY` (none when KEY is "-"). Prints JSON;
+// exit 1 on a failure.
 //
 //   .cache/bin/node22 conformance/clients/ts_governed.mjs URL KEY TOOL
 import path from "node:path";
@@ -21,7 +22,7 @@ if (!url || !key || !tool) {
 const out = { url, tools: [], call: null, error: null };
 try {
   const transport = new StreamableHTTPClientTransport(new URL(url), {
-    requestInit: { headers: { Authorization: `Bearer ${key}` } },
+    requestInit: key === "-" ? {} : { headers: { Authorization: `Bearer ${key}` } },
   });
   const client = new Client({ name: "mcpgate-ts-governed", version: "1.0.0" }, { capabilities: {} });
   await client.connect(transport);

@@ -37,8 +37,9 @@ TOOLS = {"jsonrpc": "2.0", "id": 6, "result": {"nextCursor": "2", "tools": [
 ]}}
 
 
-def explain(*args: str, message: dict, response: dict | None = None, tools: dict | None = None):
-    config = harness.write_config_text(POLICY)
+def explain(*args: str, message: dict, response: dict | None = None, tools: dict | None = None,
+            policy: str = POLICY):
+    config = harness.write_config_text(policy)
     files = []
     for doc in (message, response, tools):
         if doc is None:
@@ -103,3 +104,30 @@ def test_a_hidden_tool_is_concealed_and_lists_are_filtered():
 def test_unusable_input_exits_2():
     r = explain("--tenant", "nobody", message=call("echo", {}))
     assert r.returncode == 2 and "no tenant named" in r.stderr
+
+
+def test_results_are_held_to_the_listed_output_schema_and_their_cap():
+    policy = POLICY + "[content.output_schema]\n[content.limits.tools.count]\nmax_result_bytes = 200\n"
+    tools = {"jsonrpc": "2.0", "id": 6, "result": {"tools": [
+        {"name": "count", "inputSchema": {"type": "object"},
+         "outputSchema": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}}]}}
+
+    def answer(structured, text="", id_=5):
+        return {"jsonrpc": "2.0", "id": id_, "result": {"content": [{"type": "text", "text": text}],
+                                                       "structuredContent": structured}}
+
+    def outcome(response):
+        r = explain(message=call("count", {}), response=response, tools=tools, policy=policy)
+        assert r.returncode == 0, r.stdout + r.stderr
+        lines = r.stdout.splitlines()
+        at = next(i for i, x in enumerate(lines) if x.startswith("response: "))
+        return lines[at], lines[at + 1] if at + 1 < len(lines) else ""
+
+    assert outcome(answer({"n": 3}))[0] == "response: unchanged"
+    line, sent = outcome(answer({"n": "three"}))
+    assert line == "response: replaced (rule output-schema)", sent
+    assert json.loads(sent)["error"]["data"]["pointer"] == "/n"
+    line, sent = outcome(answer({"n": 3}, text="x" * 300))
+    assert line == "response: replaced (rule result-too-large)", sent
+    assert json.loads(sent)["error"]["data"]["limit"] == 200
+    assert outcome(answer({"n": 3}, id_=9))[0] == "response: replaced (rule unsolicited-response)"

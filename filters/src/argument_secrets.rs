@@ -67,6 +67,7 @@ impl Filter for ArgumentSecretsFilter {
                 tenant: &tenant,
                 kind: ListedKind::Tool,
                 book,
+                block_redacts: false,
             };
             let mut outcome = Outcome::default();
             let mut blocked_at = None;

@@ -98,6 +98,38 @@ pub fn sse(data: &[u8]) {
         assert!(e.data.len() <= 3 * max, "event over the size limit");
     }
     sse_framing(rest, &cut, max);
+    capped_stream(rest, &cut, max, u64::from(*b / 64));
+}
+
+/// The response phase's stream under `[content.limits]` caps (events from
+/// the second byte's top bits, bytes = the framing limit): the same output
+/// whatever the chunking, and never more messages than the cap plus the
+/// error that ends the answer.
+fn capped_stream(whole: &[u8], cut: &[&[u8]], max: usize, max_events: u64) {
+    use crate::response::stream::MessageStream;
+    use crate::response::Judged;
+    let caps = policies::ResultCaps {
+        max_result_bytes: Some(max),
+        max_stream_events: Some(max_events),
+    };
+    let run = |chunks: &[&[u8]]| {
+        let mut s = MessageStream::new(true, max + 1, Some(crate::RequestId::Number(1.into())))
+            .with_caps(caps);
+        let mut out = Vec::new();
+        let mut keep = |_: &[u8]| Judged::Unchanged;
+        for c in chunks {
+            s.feed(c, &mut keep, &mut out);
+        }
+        s.finish(&mut keep, &mut out);
+        (out, s.stats)
+    };
+    let (once, stats) = run(&[whole]);
+    assert_eq!(
+        once,
+        run(cut).0,
+        "chunk boundaries changed the capped stream"
+    );
+    assert!(stats.messages <= max_events, "more messages than the cap");
 }
 
 /// The framer the response phase uses: without an oversized event, its

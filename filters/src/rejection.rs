@@ -130,6 +130,10 @@ pub enum RejectionKind {
     /// The server's only answer (a JSON body) answers another id, or the
     /// same id twice: replaced by this error with the request's id.
     UnsolicitedResponse,
+    /// An answer passed a `[content.limits]` cap (a message over
+    /// `max_result_bytes`, more than `max_stream_events` messages): the
+    /// client gets this error in its place, the server a cancellation.
+    ResultOverCap,
 }
 
 /// How a rejection looks on the wire.
@@ -231,6 +235,7 @@ impl RejectionKind {
                 "The answer carried data the gateway's policy does not let through",
             ),
             K::UnsolicitedResponse => (502, -32603, "Upstream answered another request"),
+            K::ResultOverCap => (502, -32603, "Upstream answer over the gateway's cap"),
         };
         let retry_after = match self {
             K::Overloaded | K::UpstreamUnavailable | K::RateLimited | K::CircuitOpen => Some(1),
@@ -305,6 +310,7 @@ impl RejectionKind {
             K::DefinitionNotApproved => "tool-pin",
             K::ContentBlocked => "content-blocked",
             K::UnsolicitedResponse => "unsolicited-response",
+            K::ResultOverCap => "result-too-large",
         }
     }
 }
@@ -610,6 +616,7 @@ mod tests {
             K::DefinitionNotApproved,
             K::ContentBlocked,
             K::UnsolicitedResponse,
+            K::ResultOverCap,
         ] {
             let rule = k.default_rule();
             assert!(

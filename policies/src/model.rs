@@ -19,6 +19,7 @@ pub use crate::sections::{
     ContentPolicy, ContractAction, DataAction, DataAllow, DataGuardPolicy, DataRule,
     OutputSchemaPolicy, PoisonAction, PoisonRule, PoisoningPolicy, PII_RULES, SECRET_RULES,
 };
+pub use crate::sections::{LimitsPolicy, ResultCaps, MAX_RESULT_BYTES};
 pub use crate::sections::{MintAlgorithm, UpstreamCredential};
 pub use crate::sections::{OnChange, OnUncompilable, PinMode, ToolsPolicy};
 pub use crate::sections::{Sandbox, StdioLimits, StdioMode, StdioSpec};

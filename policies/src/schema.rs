@@ -299,7 +299,20 @@ const TABLES: &[(&str, &[&str])] = &[
             "state_file",
         ],
     ),
-    ("content", &["poisoning", "output_schema", "secrets", "pii"]),
+    (
+        "content",
+        &["poisoning", "output_schema", "secrets", "pii", "limits"],
+    ),
+    (
+        "content.limits",
+        &["max_result_bytes", "max_stream_events", "tools"],
+    ),
+    // Tool name = its table.
+    ("content.limits.tools", &["*"]),
+    (
+        "content.limits.tools.*",
+        &["max_result_bytes", "max_stream_events"],
+    ),
     ("content.output_schema", &["action", "mode"]),
     (
         "content.poisoning",

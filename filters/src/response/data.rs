@@ -8,6 +8,10 @@
 //! allowlist lets through acts as the rule says: `redact` replaces it with
 //! `[REDACTED:rule]` (the message stays valid JSON), `block` replaces the
 //! whole message with [`RejectionKind::ContentBlocked`], `flag` passes it.
+//! The log and progress notifications a server sends on the way
+//! (`notifications/message`, `notifications/progress`) are judged too,
+//! every string of their `params`: one cannot be replaced by the request's
+//! error without ending the request, so there `block` redacts.
 //! Findings (rule, where, action; never the value) are queued in the
 //! pool's [`ContentBook`](crate::content_book::ContentBook) for the proxy
 //! to log and count; in shadow mode as `shadow-<action>`, changing nothing.
@@ -56,10 +60,19 @@ impl ResponseFilter for DataFilter {
         let (Some(book), Some(kind)) = (facts.content_book, kind_of(facts.method)) else {
             return ResponseDecision::Pass;
         };
-        if !answers(msg, facts) {
+        let notification = matches!(
+            msg.get("method").and_then(Value::as_str),
+            Some("notifications/message" | "notifications/progress")
+        );
+        if !notification && !answers(msg, facts) {
             return ResponseDecision::Pass;
         }
-        let Some(result) = msg.get_mut("result") else {
+        let (key, all) = if notification {
+            ("params", true)
+        } else {
+            ("result", false)
+        };
+        let Some(judged) = msg.get_mut(key) else {
             return ResponseDecision::Pass;
         };
         let judge = Judge {
@@ -69,10 +82,11 @@ impl ResponseFilter for DataFilter {
             tenant: facts.tenant,
             kind,
             book,
+            block_redacts: notification,
         };
         let mut outcome = Outcome::default();
-        let mut path = String::from("result");
-        walk(result, &mut path, false, 0, &mut |field, s| {
+        let mut path = String::from(key);
+        walk(judged, &mut path, all, 0, &mut |field, s| {
             judge.string(field, s, &mut outcome)
         });
         if let Some((guard, rule)) = outcome.blocked {
@@ -110,6 +124,8 @@ pub(crate) struct Judge<'a> {
     pub(crate) tenant: &'a str,
     pub(crate) kind: ListedKind,
     pub(crate) book: &'a ContentBook,
+    /// `block` redacts: the message cannot be replaced (a notification).
+    pub(crate) block_redacts: bool,
 }
 
 impl Judge<'_> {
@@ -127,7 +143,10 @@ impl Judge<'_> {
                 Guard::Secrets => self.secrets,
                 Guard::Pii => self.pii,
             };
-            let action = g.action_for(m.rule, &s[m.range.clone()], self.target, self.tenant);
+            let action = match g.action_for(m.rule, &s[m.range.clone()], self.target, self.tenant) {
+                DataAction::Block if self.block_redacts => DataAction::Redact,
+                a => a,
+            };
             if action == DataAction::Off {
                 continue;
             }

@@ -11,12 +11,25 @@
 //! with the request's id, so the client still gets its answer. Requests
 //! and notifications a server sends on the stream pass. A batch (no single
 //! request id) is not checked.
+//!
+//! With `[content.limits]` caps ([`MessageStream::with_caps`]) a message
+//! over `max_result_bytes`, or one past `max_stream_events`, ends the
+//! answer: a [`RejectionKind::ResultOverCap`] error with the request's id
+//! goes out in its place, nothing after it does, and
+//! [`StreamStats::over_cap`] tells the proxy to cancel the request upstream.
+
+use policies::ResultCaps;
 
 use crate::message::RequestId;
 use crate::rejection::{Rejection, RejectionKind};
 use crate::sse::{write_event, Framed, SseFramer, SseParser};
 
 use super::Judged;
+
+/// Largest server message (JSON body, SSE event) the response phase reads
+/// to judge it; a larger one is replaced by an error. The phase holds at
+/// most one.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// What happened to the messages of one answer.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -33,6 +46,9 @@ pub struct StreamStats {
     /// Responses to another id, or second answers, dropped (or, as a JSON
     /// body, replaced).
     pub unsolicited: u64,
+    /// The rule of the cap that ended the answer (`result-too-large`,
+    /// `too-many-events`); nothing was relayed after its error.
+    pub over_cap: Option<&'static str>,
 }
 
 enum Mode {
@@ -47,6 +63,10 @@ pub struct MessageStream {
     request_id: Option<RequestId>,
     /// The request's answer has gone by.
     answered: bool,
+    /// `max_message_bytes` is a `max_result_bytes` cap: over it ends the
+    /// answer.
+    bytes_capped: bool,
+    max_events: Option<u64>,
     pub stats: StreamStats,
 }
 
@@ -77,8 +97,27 @@ impl MessageStream {
             max_message_bytes,
             request_id,
             answered: false,
+            bytes_capped: false,
+            max_events: None,
             stats: StreamStats::default(),
         }
+    }
+
+    /// Holds the answer to `[content.limits]` caps: a `max_result_bytes`
+    /// under `max_message_bytes` takes its place.
+    pub fn with_caps(mut self, caps: ResultCaps) -> Self {
+        if let Some(cap) = caps
+            .max_result_bytes
+            .filter(|c| *c < self.max_message_bytes)
+        {
+            self.max_message_bytes = cap;
+            self.bytes_capped = true;
+            if let Mode::Sse(_) = self.mode {
+                self.mode = Mode::Sse(SseFramer::new(cap));
+            }
+        }
+        self.max_events = caps.max_stream_events;
+        self
     }
 
     /// Whether `bytes` is a response the client did not ask for: another
@@ -109,11 +148,17 @@ impl MessageStream {
         judge: &mut impl FnMut(&[u8]) -> Judged,
         out: &mut Vec<u8>,
     ) {
+        if self.stats.over_cap.is_some() {
+            return;
+        }
         match &mut self.mode {
             Mode::Json { buf, over } => {
                 if *over || buf.len() + chunk.len() > self.max_message_bytes {
                     *over = true;
                     *buf = Vec::new();
+                    if self.bytes_capped {
+                        self.cap_reached(false, out);
+                    }
                 } else {
                     buf.extend_from_slice(chunk);
                 }
@@ -130,6 +175,9 @@ impl MessageStream {
 
     /// At the end of the body: appends the rest to `out`.
     pub fn finish(&mut self, judge: &mut impl FnMut(&[u8]) -> Judged, out: &mut Vec<u8>) {
+        if self.stats.over_cap.is_some() {
+            return;
+        }
         match &mut self.mode {
             Mode::Json { buf, over } => {
                 if *over {
@@ -181,8 +229,15 @@ impl MessageStream {
     }
 
     fn event(&mut self, f: Framed, judge: &mut impl FnMut(&[u8]) -> Judged, out: &mut Vec<u8>) {
+        if self.stats.over_cap.is_some() {
+            return;
+        }
         let raw = match f {
             Framed::Event(raw) => raw,
+            Framed::Oversize if self.bytes_capped => {
+                self.cap_reached(true, out);
+                return;
+            }
             Framed::Oversize => {
                 self.stats.oversize += 1;
                 let r = self.too_large();
@@ -196,6 +251,13 @@ impl MessageStream {
             out.extend_from_slice(&raw); // comments, keep-alives, bare ids
             return;
         };
+        if self
+            .max_events
+            .is_some_and(|max| self.stats.messages >= max)
+        {
+            self.cap_reached(true, out);
+            return;
+        }
         self.stats.messages += 1;
         if self.unsolicited(ev.data.as_bytes()) {
             return;
@@ -226,6 +288,38 @@ impl MessageStream {
         r.id = self.request_id.clone();
         self.count_replaced(&r);
         r
+    }
+
+    /// Ends the answer with the error of the cap it passed: the message
+    /// was over `max_result_bytes` or, on a stream, past
+    /// `max_stream_events`.
+    fn cap_reached(&mut self, sse: bool, out: &mut Vec<u8>) {
+        let (rule, cap, limit, what) = match self.max_events {
+            Some(max) if sse && self.stats.messages >= max => (
+                "too-many-events",
+                "max_stream_events",
+                max,
+                format!("more than {max} messages on the answer's stream"),
+            ),
+            _ => (
+                "result-too-large",
+                "max_result_bytes",
+                self.max_message_bytes as u64,
+                format!("a server message over {} bytes", self.max_message_bytes),
+            ),
+        };
+        let mut r = Rejection::new(RejectionKind::ResultOverCap, what)
+            .with_rule(rule)
+            .with_data(serde_json::json!({ "cap": cap, "limit": limit }));
+        r.filter = "limits";
+        r.id = self.request_id.clone();
+        self.count_replaced(&r);
+        self.stats.over_cap = Some(rule);
+        if sse {
+            out.extend_from_slice(&write_event(Some("message"), None, &r.json_body()));
+        } else {
+            out.extend_from_slice(&r.json_body());
+        }
     }
 
     fn count_replaced(&mut self, r: &Rejection) {
@@ -301,6 +395,114 @@ mod tests {
         let mut out = Vec::new();
         s.feed(stream, &mut keep, &mut out);
         assert_eq!(s.stats.unsolicited, 0);
+    }
+
+    fn capped(is_sse: bool, caps: ResultCaps, chunks: &[&[u8]]) -> (String, StreamStats, usize) {
+        let mut s =
+            MessageStream::new(is_sse, 1024, Some(RequestId::Number(5.into()))).with_caps(caps);
+        let mut out = Vec::new();
+        let mut judge = |_: &[u8]| Judged::Unchanged;
+        let mut fed_after_cap = 0;
+        for c in chunks {
+            if s.stats.over_cap.is_some() {
+                fed_after_cap += 1;
+            }
+            s.feed(c, &mut judge, &mut out);
+        }
+        s.finish(&mut judge, &mut out);
+        (String::from_utf8(out).unwrap(), s.stats, fed_after_cap)
+    }
+
+    fn error_of(text: &str) -> serde_json::Value {
+        let last = text.trim_end().rsplit("data: ").next().unwrap();
+        serde_json::from_str(last).unwrap()
+    }
+
+    #[test]
+    fn a_result_over_its_cap_ends_the_answer_with_an_error() {
+        let caps = ResultCaps {
+            max_result_bytes: Some(24),
+            max_stream_events: None,
+        };
+        // A JSON body: the error as soon as the cap is passed.
+        let (out, stats, after) = capped(
+            false,
+            caps,
+            &[b"{\"id\":5,\"res", b"ult\":{\"x\":1}}", b"more"],
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            (v["id"].clone(), v["error"]["code"].clone()),
+            (5.into(), (-32603).into())
+        );
+        assert_eq!(v["error"]["data"]["rule"], "result-too-large");
+        assert_eq!(v["error"]["data"]["cap"], "max_result_bytes");
+        assert_eq!(v["error"]["data"]["limit"], 24);
+        assert_eq!((stats.over_cap, after), (Some("result-too-large"), 1));
+        // Under the cap nothing changes.
+        let (out, stats, _) = capped(false, caps, &[b"{\"id\":5,\"result\":1}"]);
+        assert_eq!(
+            (out.as_str(), stats.over_cap),
+            ("{\"id\":5,\"result\":1}", None)
+        );
+        // A stream: events before pass, the big one becomes the error, and
+        // nothing after it is sent.
+        let big = format!("data: {{\"x\":\"{}\"}}\n\n", "y".repeat(40));
+        let (out, stats, _) = capped(
+            true,
+            caps,
+            &[
+                b"data: {\"a\":1}\n\n",
+                big.as_bytes(),
+                b"data: {\"b\":2}\n\n",
+            ],
+        );
+        assert!(
+            out.starts_with("data: {\"a\":1}\n\nevent: message\ndata: "),
+            "{out}"
+        );
+        assert!(!out.contains("\"b\""), "{out}");
+        assert_eq!(error_of(&out)["error"]["data"]["rule"], "result-too-large");
+        assert_eq!(stats.over_cap, Some("result-too-large"));
+    }
+
+    #[test]
+    fn a_stream_past_its_event_cap_ends_with_an_error() {
+        let caps = ResultCaps {
+            max_result_bytes: None,
+            max_stream_events: Some(2),
+        };
+        let (out, stats, after) = capped(
+            true,
+            caps,
+            &[
+                b": keep-alive\n\ndata: {\"p\":1}\n\n",
+                b"data: {\"p\":2}\n\ndata: {\"p\":3}\n\n",
+                b"data: {\"p\":4}\n\n",
+            ],
+        );
+        assert!(out.contains("\"p\":2") && !out.contains("\"p\":3"), "{out}");
+        let v = error_of(&out);
+        assert_eq!(v["id"], 5);
+        assert_eq!(v["error"]["data"]["rule"], "too-many-events");
+        assert_eq!(v["error"]["data"]["limit"], 2);
+        assert_eq!(
+            (stats.messages, stats.over_cap, after),
+            (2, Some("too-many-events"), 1)
+        );
+        // A JSON body is one message: the event cap does not apply.
+        let (out, stats, _) = capped(false, caps, &[b"{\"id\":5,\"result\":1}"]);
+        assert_eq!((out.len(), stats.over_cap), (19, None));
+        // A cap above the phase's own limit leaves that limit in place (an
+        // oversized message is replaced and the stream goes on).
+        let caps = ResultCaps {
+            max_result_bytes: Some(4096),
+            max_stream_events: None,
+        };
+        let big = format!("data: {{\"x\":\"{}\"}}\n\n", "y".repeat(2000));
+        let (out, stats, _) = capped(true, caps, &[big.as_bytes(), b"data: {\"keep\":1}\n\n"]);
+        assert!(out.ends_with("data: {\"keep\":1}\n\n"), "{out}");
+        assert_eq!((stats.oversize, stats.over_cap), (1, None));
     }
 
     #[test]

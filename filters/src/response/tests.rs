@@ -444,6 +444,45 @@ fn secrets_are_redacted_blocked_flagged_or_allowed() {
 }
 
 #[test]
+fn log_and_progress_notifications_are_redacted_even_under_block() {
+    let key = format!("ghp_{}", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8");
+    let log = json!({"jsonrpc": "2.0", "method": "notifications/message",
+        "params": {"level": "info", "data": {"token": key, "n": 1}}});
+    let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+        "params": {"progressToken": 1, "progress": 1, "message": format!("using {key}")}});
+    for policy in [
+        "[content.secrets]\n",
+        "[content.secrets]\naction = \"block\"\n",
+    ] {
+        for (msg, field) in [(&log, "params/data/token"), (&progress, "params/message")] {
+            let (judged, findings) = judge_data(policy, msg, "t");
+            let Judged::Rewritten(b) = judged else {
+                panic!("not rewritten: {policy} {msg}")
+            };
+            let text = String::from_utf8(b).unwrap();
+            assert!(
+                text.contains("[REDACTED:github-token]") && !text.contains("ghp_"),
+                "{text}"
+            );
+            assert_eq!(
+                findings
+                    .iter()
+                    .map(|f| (f.field.as_str(), f.action))
+                    .collect::<Vec<_>>(),
+                [(field, "redact")]
+            );
+        }
+    }
+    // Other notifications and server requests are not judged.
+    let other = json!({"jsonrpc": "2.0", "method": "notifications/resources/updated",
+        "params": {"uri": format!("file:///{key}")}});
+    assert!(matches!(
+        judge_data("[content.secrets]\n", &other, "t").0,
+        Judged::Unchanged
+    ));
+}
+
+#[test]
 fn structured_results_are_held_to_their_output_schema() {
     use crate::tool_schema::SchemaCatalog;
     let catalog = SchemaCatalog::new();

@@ -16,6 +16,11 @@
 //! matches ([`DataAction`]), unless an allowlist of values, tools or tenants
 //! lets it through. Both sections share one shape (`content.secrets` in the
 //! schema).
+//!
+//! `[content.limits]` caps how much a server may send in answer to one
+//! request ([`limits`]).
+
+pub mod limits;
 
 use std::collections::BTreeMap;
 
@@ -352,6 +357,10 @@ pub struct OutputSchemaPolicy {
 /// The compiled `[content]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContentPolicy {
+    /// A `[content]` table is present: every answer to a request goes
+    /// through the response phase, which lets only the request's one
+    /// answer through (see `filters::MessageStream`).
+    pub present: bool,
     pub poisoning: PoisoningPolicy,
     /// Results held to their tool's `outputSchema`.
     pub output_schema: OutputSchemaPolicy,
@@ -359,6 +368,8 @@ pub struct ContentPolicy {
     pub secrets: DataGuardPolicy,
     /// Personal data, the same way; opt-in.
     pub pii: DataGuardPolicy,
+    /// Caps on result size and events per stream.
+    pub limits: limits::LimitsPolicy,
 }
 
 impl ContentPolicy {
@@ -410,11 +421,17 @@ pub(crate) fn read_content(r: &mut Reader, t: Option<&dyn TableLike>) -> Content
             }
         })
         .unwrap_or_default();
+    let limits = r
+        .table(t, "limits", P)
+        .map(|l| limits::read_limits(r, l))
+        .unwrap_or_default();
     ContentPolicy {
+        present: true,
         poisoning,
         output_schema,
         secrets,
         pii,
+        limits,
     }
 }
 

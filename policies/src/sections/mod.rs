@@ -29,6 +29,7 @@ mod guard_tests;
 pub use access::{AccessAction, AccessKind, AccessPolicy, AccessRule, AccessVerdict, RuleMode};
 pub use admission::{Admission, Rate, RateLimits, TenantLimits};
 pub use auth::{AuthMethod, OAuthResource, ScopeRule};
+pub use content::limits::{LimitsPolicy, ResultCaps, MAX_RESULT_BYTES};
 pub use content::{
     ContentPolicy, ContractAction, DataAction, DataAllow, DataGuardPolicy, DataRule,
     OutputSchemaPolicy, PoisonAction, PoisonRule, PoisoningPolicy, PII_RULES, SECRET_RULES,

@@ -7,7 +7,9 @@
 //! is printed, then the wire answer a client would get. With `--response`,
 //! a server's answer goes through the response phase too; with `--tools`,
 //! the tools of a `tools/list` result are the schemas arguments are checked
-//! against. For operators trying a policy before deploying it. The head
+//! against (and, with `[content.output_schema]`, the `outputSchema`s results
+//! are held to). The answer is one message, held to `[content.limits]`
+//! `max_result_bytes` as the proxy holds it. For operators trying a policy before deploying it. The head
 //! phase (transport, credentials) is not run: its rules concern HTTP, not
 //! the message.
 
@@ -16,8 +18,8 @@ use std::process::ExitCode;
 
 use filters::tool_schema::SchemaCatalog;
 use filters::{
-    Chain, Era, Exchange, Identity, Judged, RequestId, ResponseChain, ResponseFacts, SessionLookup,
-    SessionState, SessionView, StepOutcome,
+    Chain, Era, Exchange, Identity, MessageStream, RequestId, ResponseChain, ResponseFacts,
+    SessionLookup, SessionState, SessionView, StepOutcome,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 use policies::{AuthMethod, Policy, TenantName};
@@ -136,11 +138,14 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
             catalog.learn_listing(tools);
             let declared = filters::ParamHeaderBook::new();
             declared.learn_listing(tools);
+            // The `outputSchema`s results are held to, as a pool learns them.
+            let outputs = SchemaCatalog::new();
+            outputs.learn_output_schemas(tools);
             let names: Vec<String> = tools
                 .iter()
                 .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
                 .collect();
-            Some((catalog, declared, names))
+            Some((catalog, declared, names, outputs))
         }
     };
     // With a lock file, the pins of the tenant's pool, as a worker starts
@@ -171,9 +176,9 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
         ex.session = SessionLookup::Found(&session);
     }
     if policy.tools.validate_arguments {
-        ex.tool_schemas = listed.as_ref().map(|(c, _, _)| c as _);
+        ex.tool_schemas = listed.as_ref().map(|(c, _, _, _)| c as _);
     }
-    ex.param_headers = listed.as_ref().map(|(_, d, _)| d);
+    ex.param_headers = listed.as_ref().map(|(_, d, _, _)| d);
     ex.pins = pins.as_ref();
     let (steps, verdict) = Chain::standard().explain_message(&mut ex);
     println!(
@@ -224,7 +229,7 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
                 .and_then(|t| t.name);
         let content_book = policy.content.any_enabled().then(filters::ContentBook::new);
         // `tool-shadowing` knows the tools `--tools` lists.
-        if let (Some(book), Some((_, _, names))) = (&content_book, &listed) {
+        if let (Some(book), Some((_, _, names, _))) = (&content_book, &listed) {
             book.saw_tools(names.iter().map(String::as_str));
         }
         let facts = ResponseFacts {
@@ -242,22 +247,31 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
             concealed: None,
             pins: pins.as_ref(),
             content_book: content_book.as_ref(),
-            output_schemas: None,
+            output_schemas: listed
+                .as_ref()
+                .filter(|_| policy.content.output_schema.enabled)
+                .map(|(_, _, _, outputs)| outputs),
         };
         let responses = ResponseChain::standard();
-        if !responses.wants(policy, &facts) {
+        if !responses.wants(policy, &facts) && !policy.content.present {
             println!("response: not read (no response rule applies to {method})");
         } else {
-            match responses.judge(policy, &facts, &answer) {
-                Judged::Unchanged => println!("response: unchanged"),
-                Judged::Rewritten(b) => {
-                    println!("response: rewritten");
-                    println!("{}", String::from_utf8_lossy(&b));
-                }
-                Judged::Replaced(r) => {
-                    println!("response: replaced (rule {})", r.rule);
-                    println!("{}", String::from_utf8_lossy(&r.json_body()));
-                }
+            // The answer as one JSON body, through what the relay runs.
+            let caps = policy.content.limits.caps_for(method, target);
+            let most = filters::response::stream::MAX_MESSAGE_BYTES;
+            let mut stream = MessageStream::new(false, most, request_id.clone()).with_caps(caps);
+            let mut judge = |bytes: &[u8]| responses.judge(policy, &facts, bytes);
+            let mut sent = Vec::new();
+            stream.feed(&answer, &mut judge, &mut sent);
+            stream.finish(&mut judge, &mut sent);
+            let stats = &stream.stats;
+            match stats.first_replaced {
+                Some((_, rule)) => println!("response: replaced (rule {rule})"),
+                None if stats.rewritten > 0 => println!("response: rewritten"),
+                None => println!("response: unchanged"),
+            }
+            if stats.replaced + stats.rewritten > 0 {
+                println!("{}", String::from_utf8_lossy(&sent));
             }
             for f in content_book.iter().flat_map(|b| b.take_events().0) {
                 println!(

@@ -441,6 +441,7 @@ fn tell_upstream_abandoned(
     let reason = match why {
         Abandoned::Deadline => "mcpgate: request deadline exceeded",
         Abandoned::ClientGone => "mcpgate: client disconnected",
+        Abandoned::OverCap => "mcpgate: the answer passed the gateway's cap",
     };
     let (kind, body) = match task_id {
         Some(task) if a.facts.is_task => (

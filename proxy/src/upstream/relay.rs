@@ -32,13 +32,10 @@ use crate::upstream::inspect::{InitOutcome, InitWatcher};
 use crate::upstream::pool::{Outcome, Pool};
 use filters::sse::SseParser;
 use filters::{Judged, MessageStream, ResponseFacts};
-use policies::OnUncompilable;
+use policies::{OnUncompilable, ResultCaps};
 
 /// Largest SSE event or JSON answer inspected (bigger ones are relayed unread).
 const MAX_INSPECTED_BYTES: usize = 1024 * 1024;
-/// Largest server message (JSON body, SSE event) the response phase reads;
-/// a larger one is replaced by an error. The phase holds at most one.
-const MAX_JUDGED_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the relay needs to know about the request it answers.
 pub struct RelayPlan<'a> {
@@ -75,6 +72,8 @@ pub enum Abandoned {
     Deadline,
     /// The client left and the stream cannot be resumed.
     ClientGone,
+    /// The answer passed a `[content.limits]` cap; the client got an error.
+    OverCap,
 }
 
 /// How the exchange ended.
@@ -296,9 +295,28 @@ pub async fn relay_response(
     // second time; other answers cost nothing more.
     let learning = (facts.method == "tools/list").then_some(pool).flatten();
     let stdio_listing = learning.is_some_and(|p| p.spawns_workers());
-    let mut judged = (!matches!(status, 204 | 304)
-        && (stdio_listing || gate.responses.wants(&gate.policy, &facts)))
-    .then(|| MessageStream::new(is_sse, MAX_JUDGED_MESSAGE_BYTES, plan.request_id.clone()));
+    let read_by_chain = stdio_listing || gate.responses.wants(&gate.policy, &facts);
+    // `[content.limits]` caps hold an answer to one request; a stream
+    // nobody asked for (a GET) has no request to answer with an error.
+    let caps = match plan.request_id {
+        Some(_) => gate
+            .policy
+            .content
+            .limits
+            .caps_for(facts.method, facts.target),
+        None => ResultCaps::default(),
+    };
+    // With `[content]` present every answer to a request goes through the
+    // response phase, so that only its one answer reaches the client.
+    let guarded = plan.request_id.is_some() && gate.policy.content.present;
+    let mut judged = (!matches!(status, 204 | 304) && (read_by_chain || guarded)).then(|| {
+        // A message no filter parses may be as large as its cap.
+        let most = match caps.max_result_bytes {
+            Some(_) if !read_by_chain => policies::MAX_RESULT_BYTES,
+            _ => filters::response::stream::MAX_MESSAGE_BYTES,
+        };
+        MessageStream::new(is_sse, most, plan.request_id.clone()).with_caps(caps)
+    });
     if judged.is_some() {
         // Messages may change length: the client hop is chunked.
         out.remove_header("content-length");
@@ -347,6 +365,7 @@ pub async fn relay_response(
 
     let mut watch = AnswerWatch::new(is_sse);
     let inspect = plan.request_id.is_some() && plan.deadline.is_some();
+    let mut over_cap = None;
     let mut deadline = plan.deadline.map(|(per, _)| plan.started + per);
     let hard = plan.deadline.map(|(_, max)| plan.started + max);
     // A bodyless or already complete answer (202, Content-Length: 0) is done:
@@ -394,6 +413,7 @@ pub async fn relay_response(
                     Some(stream) => {
                         let mut pass = Vec::new();
                         stream.feed(&data, &mut judge, &mut pass);
+                        over_cap = stream.stats.over_cap;
                         Bytes::from(pass)
                     }
                 };
@@ -414,7 +434,8 @@ pub async fn relay_response(
                 // A response framed by Content-Length is complete now: the
                 // client may already be sending its next request, which the
                 // idle watch below must not take for a disconnect.
-                if up.response_done() {
+                // An answer over its cap ends here: the client has its error.
+                if up.response_done() || over_cap.is_some() {
                     break;
                 }
             }
@@ -445,6 +466,9 @@ pub async fn relay_response(
         let mut rest = Vec::new();
         stream.finish(&mut judge, &mut rest);
         count_judged(gate, &stream.stats);
+        if let Some(rule) = over_cap {
+            report_over_cap(gate, &plan, rule, caps);
+        }
         if let Some(pool) = pool.filter(|_| content_book.is_some()) {
             report_findings(gate, pool);
         }
@@ -463,9 +487,9 @@ pub async fn relay_response(
     let downstream_ok = ds.write_response_body(Bytes::new(), true).await.is_ok();
     RelayOutcome {
         downstream_reusable: downstream_ok,
-        upstream_reusable: up.response_done(),
+        upstream_reusable: up.response_done() && over_cap.is_none(),
         endpoint,
-        abandoned: None,
+        abandoned: over_cap.map(|_| Abandoned::OverCap),
         task_id: watch.task_id,
         handed_off: false,
     }
@@ -590,6 +614,25 @@ pub(crate) fn report_findings(gate: &McpGate, pool: &Pool) {
             filters::content_book::MAX_EVENTS
         );
     }
+}
+
+/// Counts and logs an answer that passed a `[content.limits]` cap.
+fn report_over_cap(gate: &McpGate, plan: &RelayPlan<'_>, rule: &'static str, caps: ResultCaps) {
+    gate.metrics
+        .content_findings
+        .with_label_values(&[&plan.pinned.pool, "limits", rule, "block"])
+        .inc();
+    tracing::warn!(
+        pool = %plan.pinned.pool,
+        rule,
+        action = "block",
+        method = plan.response.method,
+        target = plan.response.target.unwrap_or(""),
+        id = ?plan.request_id,
+        max_result_bytes = ?caps.max_result_bytes,
+        max_stream_events = ?caps.max_stream_events,
+        "content: the answer passed its limits rule {rule}; the client got an error and the request is cancelled upstream"
+    );
 }
 
 /// Counts and logs a server's announcement that its catalogue changed. It
