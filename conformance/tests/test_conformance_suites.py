@@ -60,6 +60,10 @@ in_arguments = true
 
 [content.pii]
 in_arguments = true
+
+[content.limits]
+max_result_bytes = 4194304
+max_stream_events = 10000
 """
 
 

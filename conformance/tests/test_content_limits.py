@@ -21,6 +21,7 @@ import pytest
 import harness
 from harness import metric, records
 from conftest import run_json
+from negative.cases import modern, modern_headers
 from raw_session import RawSession, messages
 
 GITHUB_TOKEN = "ghp_" + "x7Hk2mP9qR4tW8yZ3bN6cV1dF5gJ0sLaE2uI"
@@ -235,3 +236,31 @@ def test_sdk_clients_get_an_error_for_the_capped_request_and_go_on(hostile):
     assert ts["chatty"].get("thrown") and ts["chatty"]["code"] == -32603, ts["chatty"]
     assert ts["stray_sse"]["text"] == ["real answer"], ts["stray_sse"]
     assert ts["split_secret"]["text"] == ["token [REDACTED:github-token]\n[REDACTED:private-key]\nend"]
+
+
+def test_the_same_for_stateless_requests(hostile):
+    """2026-07-28: no session; the cancellation is the closed stream."""
+    upstream, record = hostile
+    g, _ = gate(upstream.url, LIMITS)
+    try:
+        def post(tool: str, args: dict, id_: int) -> list[dict]:
+            body = modern("tools/call", {"name": tool, "arguments": args}, id_=id_)
+            r = httpx.post(g.url, json=body, headers=dict(modern_headers("tools/call", tool)), timeout=30)
+            assert r.status_code == 200, r.text
+            return messages(r)
+        before = len(records(record))
+        stray = post("stray_sse", {}, 1)
+        chatty = post("chatty", {"events": 500}, 2)
+        big = post("big", {"bytes": 300000}, 3)
+        endless = post("endless", {}, 4)
+        def closed_tools():
+            return {r["tool"] for r in records(record)[before:] if r["method"] == "(stream closed by peer)"}
+        closed = wait_for(lambda: {"chatty", "endless"} <= closed_tools() and closed_tools())
+    finally:
+        g.stop()
+    assert [m_.get("id") for m_ in stray] == [1] and stray[0]["result"]["content"][0]["text"] == "real answer"
+    assert chatty[-1]["id"] == 2 and chatty[-1]["error"]["data"]["rule"] == "too-many-events" and len(chatty) == 21
+    assert big[0]["id"] == 3 and big[0]["error"]["data"]["rule"] == "result-too-large"
+    assert endless[-1]["id"] == 4 and endless[-1]["error"]["data"]["rule"] == "too-many-events"
+    assert {"chatty", "endless"} <= closed, closed
+    assert not cancels(record, before), "a stateless request has no session to cancel on"

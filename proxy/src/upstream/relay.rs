@@ -666,6 +666,7 @@ fn count_judged(gate: &McpGate, stats: &filters::StreamStats) {
     if stats.unsolicited > 0 {
         tracing::warn!(
             dropped = stats.unsolicited,
+            rule = "unsolicited-response",
             "response phase dropped server responses to another request id, or second answers"
         );
     }
