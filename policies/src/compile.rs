@@ -102,6 +102,8 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     let tools = read_tools(&mut r, tools_t);
     let content_t = r.table(root, "content", "");
     let content = read_content(&mut r, content_t);
+    let audit_t = r.table(root, "audit", "");
+    let audit = crate::sections::audit::read_audit(&mut r, audit_t);
     let mut errors = r.into_errors();
     errors.sort_by_key(|e| (e.line, e.column));
     if !errors.is_empty() {
@@ -125,6 +127,7 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
         access,
         tools,
         content,
+        audit,
     })
 }
 

@@ -13,6 +13,7 @@ pub use crate::sections::{
     Rate, RateLimits, RootGlob, SsrfPolicy, TenantLimits, Timeouts, Transport, UpstreamPool,
     UriScope, DEFAULT_POOL, DEFAULT_UPSTREAM,
 };
+pub use crate::sections::{AuditArguments, AuditPolicy, OnFull};
 pub use crate::sections::{AuthMethod, JwtAlgorithm, JwtPolicy, OAuthResource, ScopeRule};
 pub use crate::sections::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
 pub use crate::sections::{
@@ -60,6 +61,8 @@ pub struct Policy {
     pub tools: ToolsPolicy,
     /// Guards on what servers send (`[content]`; off when absent).
     pub content: ContentPolicy,
+    /// The audit trail (`[audit]`; off when absent).
+    pub audit: Option<AuditPolicy>,
 }
 
 /// Where mcpgate accepts clients.

@@ -33,6 +33,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "access",
             "tools",
             "content",
+            "audit",
         ],
     ),
     (
@@ -302,6 +303,17 @@ const TABLES: &[(&str, &[&str])] = &[
     (
         "content",
         &["poisoning", "output_schema", "secrets", "pii", "limits"],
+    ),
+    (
+        "audit",
+        &[
+            "path",
+            "on_full",
+            "queue",
+            "rotate_bytes",
+            "rotate_secs",
+            "arguments",
+        ],
     ),
     (
         "content.limits",

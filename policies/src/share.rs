@@ -50,6 +50,8 @@ impl Policy {
             tools: _,
             // Sizes and rules per message.
             content: _,
+            // Each worker has its own queue and file.
+            audit: _,
         } = &mut p;
         let Admission {
             // Instance-wide counts of requests, upstream requests, streams.

@@ -22,6 +22,7 @@ use policies::Policy;
 use crate::admission::caps::AdmissionControl;
 use crate::admission::ratelimit::RateLimits;
 use crate::exchange::tokens::Tokens;
+use crate::ops::audit::{worker_path, AuditTrail};
 use crate::ops::clock::{Clock, SystemClock};
 use crate::ops::metrics::Metrics;
 use crate::ops::worker_identity::WorkerIdentity;
@@ -54,6 +55,8 @@ pub(crate) struct McpGate {
     pub(crate) tokens: Option<Arc<Tokens>>,
     /// The state file of pinned definitions, shared with the other workers.
     pub(crate) pin_files: PinFiles,
+    /// This worker's audit trail (`[audit]`).
+    pub(crate) audit: Option<AuditTrail>,
 }
 
 impl McpGate {
@@ -89,7 +92,15 @@ impl McpGate {
                 Ok((p.name.clone(), Arc::new(pool)))
             })
             .collect::<std::io::Result<_>>()?;
+        let audit = policy.audit.as_ref().map(|a| {
+            AuditTrail::start(
+                a,
+                worker_path(&a.path, identity.index, identity.workers),
+                metrics.audit_records.clone(),
+            )
+        });
         let gate = Self {
+            audit,
             pin_files: PinFiles::new(&policy),
             pools,
             admission: AdmissionControl::new(&policy),

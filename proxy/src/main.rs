@@ -96,6 +96,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         era: ops::pin::EraChoice,
     },
+    /// The audit trail (`[audit]`).
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
     /// One worker process (started by `run`).
     #[command(hide = true)]
     Worker {
@@ -105,6 +110,18 @@ enum Command {
         index: usize,
         #[arg(long)]
         workers: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of one worker's trail across its files, oldest
+    /// first (rotated files, then the current one): exit 0 when intact, 1
+    /// naming the first changed, removed or reordered record, 2 when a file
+    /// cannot be read.
+    Verify {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -124,12 +141,19 @@ fn main() -> ExitCode {
         return ExitCode::from(127);
     }
     let cli = Cli::parse();
+    if let Command::Audit {
+        action: AuditCommand::Verify { files },
+    } = &cli.command
+    {
+        return ops::audit::verify::run(files);
+    }
     let config = match &cli.command {
         Command::Check { config }
         | Command::Run { config, .. }
         | Command::Explain { config, .. }
         | Command::Pin { config, .. }
         | Command::Worker { config, .. } => config,
+        Command::Audit { .. } => return ExitCode::from(2),
     };
     let policy = match policies::parse_policy_file(config) {
         Ok(p) => p,
@@ -208,6 +232,7 @@ fn main() -> ExitCode {
             init_logging();
             worker(policy, index, workers, keys)
         }
+        Command::Audit { .. } => ExitCode::from(2),
     }
 }
 

@@ -29,7 +29,7 @@ use crate::scenario::rig::Override;
 
 /// Every target, in the order of a round (rotated each round).
 /// `mcpgate-baseline` runs only when [`BASELINE_BIN_ENV`] names a binary.
-pub const TARGETS: [&str; 10] = [
+pub const TARGETS: [&str; 11] = [
     "direct",
     "mcpgate",
     "nginx",
@@ -39,6 +39,7 @@ pub const TARGETS: [&str; 10] = [
     "mcpgate-tls-jwt",
     "mcpgate-governed",
     "mcpgate-content",
+    "mcpgate-audit",
     "mcpgate-baseline",
 ];
 /// An earlier mcpgate binary to measure beside this one in the same run
@@ -57,6 +58,11 @@ const GOVERNED: &str = "\n[access]\ndefault = \"deny\"\n\n[[access.rules]]\ntool
 /// from results and from tools/call arguments): each answer is parsed and
 /// its text scanned.
 const CONTENT_ALL: &str = "\n[content.poisoning]\naction = \"hide\"\n[content.secrets]\nin_arguments = true\n[content.pii]\nin_arguments = true\n";
+/// The `mcpgate-audit` target: the audit trail on (`[audit]`, defaults:
+/// digests of arguments, on_full = drop), one record per request.
+fn audit_on(file: &std::path::Path) -> String {
+    format!("\n[audit]\npath = {:?}\n", file.display().to_string())
+}
 /// `[tools]` of the `mcpgate-governed` target: the demo upstream's
 /// catalogue pinned by `mcpgate pin` (every call looked up in the pins) and
 /// every call's arguments validated against the pinned schema.
@@ -191,6 +197,18 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         )
         .map_err(|e| format!("mcpgate-content did not start: {e}"))?;
     procs.insert("mcpgate-content", Reach::plain(Some(p), addr));
+    let audit_file = rig.work.join("audit.jsonl");
+    let (p, addr) = rig
+        .mcpgate_extra(
+            "mcpgate-audit",
+            &[mock_addr],
+            workers,
+            &[],
+            &[],
+            &audit_on(&audit_file),
+        )
+        .map_err(|e| format!("mcpgate-audit did not start: {e}"))?;
+    procs.insert("mcpgate-audit", Reach::plain(Some(p), addr));
     if let (Some(bin), Some(config)) = (
         std::env::var_os(BASELINE_BIN_ENV),
         std::env::var_os(BASELINE_CONFIG_ENV),
@@ -308,6 +326,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
                 "mcpgate_tls_jwt_over_mcpgate_tls_ratio": ratio(of("mcpgate-tls-jwt"), of("mcpgate-tls")),
                 "mcpgate_governed_over_mcpgate_ratio": ratio(of("mcpgate-governed"), m),
                 "mcpgate_content_over_mcpgate_ratio": ratio(of("mcpgate-content"), m),
+                "mcpgate_audit_over_mcpgate_ratio": ratio(of("mcpgate-audit"), m),
             });
             let mut tls_ratios = tls_ratios;
             if of("mcpgate-baseline") > 0.0 {
@@ -337,6 +356,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         "mcpgate-tls-jwt",
         "mcpgate-governed",
         "mcpgate-content",
+        "mcpgate-audit",
         "mcpgate-baseline",
     ] {
         if let Some(Reach { proc: Some(p), .. }) = procs.get_mut(name) {
@@ -364,6 +384,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         "handshake_concurrency_count": HANDSHAKE_CONCURRENCY,
         "governed": "mcpgate-governed: mcpgate with [access] (a deny rule, then allow *), the upstream's catalogue pinned by `mcpgate pin` ([tools] lock_file, on_change = block) and validate_arguments: every tools/call judged by the access filter, looked up in the pins and its arguments validated against the pinned inputSchema; no response rule wants tools/call answers, so they are relayed unread",
         "content": "mcpgate-content: mcpgate with every content guard on ([content.poisoning] action = hide, [content.secrets] and [content.pii] redacting, in_arguments = true): every tools/call's arguments and every answer's text scanned (the echo text holds no keyword, the common case)",
+        "audit": "mcpgate-audit: mcpgate with the audit trail on ([audit] path in the run's work folder, defaults: argument digests, on_full = drop): one hash-chained JSON line per request, written by a thread of each worker",
         "nginx_version": super::rig::nginx_version(),
         "unavailable": unavailable,
     });

@@ -6,10 +6,12 @@
 //! tenants' identity keys (`auth`). Authorization: `[access]` (which tools,
 //! prompts and resources each tenant and scope may see and use). Tools:
 //! `[tools]` (validating call arguments against the listed schemas).
-//! Content guards: `[content]` (poisoned definitions).
+//! Content guards: `[content]` (poisoned definitions). Operations:
+//! `[audit]` (the audit trail).
 
 pub(crate) mod access;
 pub(crate) mod admission;
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod content;
 pub(crate) mod headers;
@@ -28,6 +30,7 @@ mod guard_tests;
 
 pub use access::{AccessAction, AccessKind, AccessPolicy, AccessRule, AccessVerdict, RuleMode};
 pub use admission::{Admission, Rate, RateLimits, TenantLimits};
+pub use audit::{AuditArguments, AuditPolicy, OnFull};
 pub use auth::{AuthMethod, OAuthResource, ScopeRule};
 pub use content::limits::{LimitsPolicy, ResultCaps, MAX_RESULT_BYTES};
 pub use content::{

@@ -34,6 +34,7 @@ use crate::accept::tls::{ClientIdentity, Terminator};
 use crate::exchange::handler::handle;
 use crate::gate::{until_stopped, McpGate};
 use crate::ops::admin::{write_plain, INTERNAL_METRICS_PATH};
+use crate::ops::audit;
 use crate::ops::metrics::outcome_label;
 use crate::upstream::held::{HeldStream, Served};
 
@@ -485,7 +486,20 @@ async fn serve_one(
     }
     let started = std::time::Instant::now();
     let mut method = "none";
-    let served = handle(gate, &mut ds, tap, internal, client, &mut method).await;
+    // With `[audit] on_full = "block"`, a request is handled only once its
+    // record has a place in the queue.
+    let slot = match &gate.audit {
+        Some(trail) => trail.slot().await,
+        None => None,
+    };
+    let handling = handle(gate, &mut ds, tap, internal, client, &mut method);
+    let (served, note) = audit::noting_if(gate.audit.is_some(), handling).await;
+    if let (Some(trail), Some(note)) = (&gate.audit, note) {
+        let status = ds.response_written().map(|h| h.status.as_u16());
+        let http_method = ds.req_header().method.as_str();
+        let elapsed = started.elapsed();
+        trail.write(&note, slot, &gate.identity, http_method, status, elapsed);
+    }
     // (A request handed over by a sibling is timed there, once.)
     if let Some(status) = ds
         .response_written()

@@ -79,6 +79,9 @@ pub(crate) fn admit(
         tracing::info!(filter = hit.filter, rule = %hit.rule, "shadow mode: would refuse {}", hit.detail);
     }
     let concealed = ex.concealed.take();
+    if gate.audit.is_some() {
+        note_message(&tenant, subject.as_deref(), sid, &messages);
+    }
     verdict.map_err(|r| Box::new((r, bare)))?;
     let disguise = match (concealed, messages.as_slice()) {
         (Some(c), [m]) => Some(disguise(gate, &tenant, m, c)),
@@ -131,6 +134,36 @@ pub(crate) fn admit(
     }
     admitted.session = session;
     Ok(admitted)
+}
+
+/// Tells the audit trail who sent what (the arguments as they go on:
+/// after any redaction).
+fn note_message(
+    tenant: &TenantName,
+    subject: Option<&str>,
+    sid: Option<&str>,
+    messages: &[Message],
+) {
+    crate::ops::audit::record::note(|n| {
+        n.tenant = Some(tenant.to_string());
+        n.subject = subject.map(str::to_string);
+        n.session = sid.map(str::to_string);
+        match messages {
+            [] => {}
+            [m] => {
+                n.method = Some(m.method().to_string());
+                n.request_id = m.id.clone();
+                let params = m.params();
+                n.target = filters::access::target_of(m.method(), params)
+                    .and_then(|t| t.name)
+                    .map(str::to_string);
+                if m.method() == "tools/call" {
+                    n.arguments = params.and_then(|p| p.get("arguments")).cloned();
+                }
+            }
+            _ => n.method = Some("batch".into()),
+        }
+    });
 }
 
 /// A request naming a target hidden from its caller goes upstream under a

@@ -95,6 +95,12 @@ pub(crate) async fn handle(
         Ok((None, i)) => (unreachable_tenant(), i),
         Err(r) => return refuse_head(gate, ds, r).await.into(),
     };
+    if gate.audit.is_some() {
+        crate::ops::audit::record::note(|n| {
+            n.tenant = Some(tenant.to_string());
+            n.subject = identity.as_ref().and_then(|i| i.subject.clone());
+        });
+    }
 
     let body = read_body(ds, policy.limits.max_body_bytes).await;
     if let Some(e) = tap.take_error() {
@@ -118,6 +124,7 @@ pub(crate) async fn handle(
     if !internal {
         if let Some(owner) = remote_owner(gate, ds) {
             if let Some(served) = hand_to_owner(gate, ds, owner, &body, client_cert).await {
+                crate::ops::audit::record::note(|n| n.handed_over = true);
                 return served;
             }
         }

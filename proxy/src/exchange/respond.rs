@@ -89,6 +89,7 @@ pub(crate) async fn refuse(
         .rejections
         .with_label_values(&[&format!("{:?}", r.kind), filter])
         .inc();
+    crate::ops::audit::record::note_refusal(r);
     tracing::info!(
         kind = ?r.kind, filter, rule = r.rule, at = r.at().unwrap_or("-"),
         status = wire.status, code = wire.code,

@@ -230,6 +230,12 @@ async fn serve(
         _ = int.recv() => "second signal",
     };
     stop_stdio_workers(&gate).await;
+    if let Some(trail) = &gate.audit {
+        // The last requests' records reach the file before the exit.
+        if !trail.flush(Duration::from_secs(5)) {
+            tracing::warn!(file = %trail.path.display(), "audit: records still queued at exit were lost");
+        }
+    }
     let left = connections.open();
     if left == 0 {
         tracing::info!(

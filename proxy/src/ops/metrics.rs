@@ -111,6 +111,9 @@ pub struct Metrics {
     /// `secrets`, `pii`, `output-schema`), rule and action (`flag`, `strip`,
     /// `hide`, `redact`, `block`, `shadow-*`).
     pub content_findings: IntCounterVec,
+    /// Audit records by outcome: `written`, `dropped` (the queue was full),
+    /// `failed` (the file could not be written).
+    pub audit_records: IntCounterVec,
 }
 
 impl Metrics {
@@ -273,7 +276,16 @@ impl Metrics {
             &["pool", "guard", "rule", "action"],
         )
         .expect("valid metric");
+        let audit_records = IntCounterVec::new(
+            Opts::new(
+                "mcpgate_audit_records_total",
+                "Audit trail records, by outcome: written, dropped (queue full), failed (write error)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for c in [
+            &audit_records,
             &content_findings,
             &access_hidden,
             &shadow,
@@ -312,6 +324,7 @@ impl Metrics {
             list_changed,
             stdio_workers,
             content_findings,
+            audit_records,
         }
     }
 

@@ -7,12 +7,15 @@
 //! - Beside the requests: the [`admin`] listener (metrics of every worker,
 //!   liveness, readiness, the JWKS of minted credentials) and the
 //!   [`background`] work (health checks, the idle-session sweep).
+//! - The [`audit`] trail: a record per request, noted by the stages as
+//!   it goes, written by a thread of each worker.
 //! - Shared by every stage: [`metrics`] and the [`clock`]. These two and
 //!   `worker_identity` import nothing from the crate, so any stage may use
 //!   them; `lifecycle`, `supervisor`, `admin` and `background` sit above
 //!   all the stages.
 
 pub(crate) mod admin;
+pub(crate) mod audit;
 mod background;
 pub(crate) mod clock;
 pub(crate) mod explain;

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::exchange::respond::{failure_event, timeout_event, WORKER_HEADER};
 use crate::gate::McpGate;
+use crate::ops::audit::record::{note_ending, Ending};
 use crate::sessions::session_id::Claims;
 use crate::sessions::store::{Pinned, Session};
 use crate::upstream::client::{
@@ -106,6 +107,8 @@ struct AnswerWatch {
     saw_event_id: bool,
     progress: bool,
     internal_error: bool,
+    /// How the request's answer ended, once seen.
+    ending: Option<Ending>,
     task_id: Option<String>,
     /// `notifications/{tools,prompts}/list_changed` seen, by kind.
     list_changed: [bool; 2],
@@ -120,6 +123,7 @@ impl AnswerWatch {
             saw_event_id: false,
             progress: false,
             internal_error: false,
+            ending: None,
             task_id: None,
             list_changed: [false; 2],
         }
@@ -177,13 +181,18 @@ impl AnswerWatch {
         if plan.request_id.as_ref() != Some(&id) {
             return;
         }
-        if v.get("error")
+        let code = v
+            .get("error")
             .and_then(|e| e.get("code"))
-            .and_then(Value::as_i64)
-            == Some(-32603)
-        {
+            .and_then(Value::as_i64);
+        if code == Some(-32603) {
             self.internal_error = true;
         }
+        self.ending.get_or_insert(match code {
+            Some(c) => Ending::Error(c),
+            None if v.pointer("/result/isError") == Some(&Value::Bool(true)) => Ending::ToolError,
+            None => Ending::Result,
+        });
         if let Some(t) = v.pointer("/result/task/taskId").and_then(Value::as_str) {
             self.task_id = Some(t.to_string());
         }
@@ -196,13 +205,22 @@ pub async fn relay_response(
     up: &mut Response,
     plan: RelayPlan<'_>,
 ) -> RelayOutcome {
-    let aborted = |endpoint, abandoned| RelayOutcome {
-        downstream_reusable: false,
-        upstream_reusable: false,
-        endpoint,
-        abandoned,
-        task_id: None,
-        handed_off: false,
+    let aborted = |endpoint, abandoned| {
+        note_ending(match abandoned {
+            Some(Abandoned::Deadline) => Ending::Deadline,
+            Some(Abandoned::ClientGone) => Ending::ClientGone,
+            Some(Abandoned::OverCap) => Ending::OverCap,
+            None if endpoint == Outcome::Failure => Ending::UpstreamFailed,
+            None => Ending::Relayed,
+        });
+        RelayOutcome {
+            downstream_reusable: false,
+            upstream_reusable: false,
+            endpoint,
+            abandoned,
+            task_id: None,
+            handed_off: false,
+        }
     };
     let Some(resp) = up.response_header() else {
         return aborted(Outcome::Failure, None);
@@ -485,6 +503,10 @@ pub async fn relay_response(
         }
     }
     let downstream_ok = ds.write_response_body(Bytes::new(), true).await.is_ok();
+    note_ending(match over_cap {
+        Some(_) => Ending::OverCap,
+        None => watch.ending.unwrap_or(Ending::Relayed),
+    });
     RelayOutcome {
         downstream_reusable: downstream_ok,
         upstream_reusable: up.response_done() && over_cap.is_none(),
