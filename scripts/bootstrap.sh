@@ -4,7 +4,7 @@
 # a component is redone only when its stamp or its key file is missing or the spec changed.
 #
 #   scripts/bootstrap.sh            # everything
-#   scripts/bootstrap.sh node npm   # only some components: cmake bwrap node npm venv bridges
+#   scripts/bootstrap.sh node npm   # only some components: cmake bwrap node npm venv bridges promtool
 #
 # Needs (present on a fresh machine of this project): bash, npm (+ the system node it runs on),
 # python3 >= 3.10 with venv, apt-get (as root) only if cmake is missing.
@@ -130,6 +130,23 @@ do_venv() {
 
 # PyPI mcp-proxy, the stdio bridge the stdio-workers benchmark measures
 # mcpgate against, in a venv of its own (it needs mcp<2, the tests mcp 2).
+# promtool (Debian's prometheus package, unpacked, never installed: no service starts),
+# which checks the alert rules in deploy/prometheus and the dashboard's queries.
+PROMETHEUS_DEB=2.42.0
+do_promtool() {
+  local dir="$CACHE/prometheus"
+  if ! fresh promtool "$PROMETHEUS_DEB" "$CACHE/bin/promtool"; then return; fi
+  say "unpacking promtool (apt-get download prometheus)"
+  rm -rf "$dir" && mkdir -p "$dir/deb"
+  if ! (cd "$dir/deb" && apt-get download -q prometheus 2>/dev/null); then
+    apt-get update -q && (cd "$dir/deb" && apt-get download -q prometheus)
+  fi
+  dpkg -x "$dir"/deb/prometheus_*.deb "$dir/root"
+  ln -sf "$dir/root/usr/bin/promtool" "$CACHE/bin/promtool"
+  "$CACHE/bin/promtool" --version | head -1
+  stamp promtool "$PROMETHEUS_DEB"
+}
+
 do_bridges() {
   venv_from bridges "$CACHE/venv-mcp-proxy" "$BRIDGE_REQS" bin/mcp-proxy
   if [[ -n "$VENV_SPEC" ]]; then
@@ -138,11 +155,11 @@ do_bridges() {
 }
 
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(cmake bwrap node npm venv bridges)
+[[ ${#components[@]} -gt 0 ]] || components=(cmake bwrap node npm venv bridges promtool)
 for c in "${components[@]}"; do
   case "$c" in
-    cmake | bwrap | node | npm | venv | bridges) "do_$c" ;;
-    *) echo "bootstrap: unknown component '$c' (cmake bwrap node npm venv bridges)" >&2; exit 2 ;;
+    cmake | bwrap | node | npm | venv | bridges | promtool) "do_$c" ;;
+    *) echo "bootstrap: unknown component '$c' (cmake bwrap node npm venv bridges promtool)" >&2; exit 2 ;;
   esac
 done
 say "ok ($(IFS=,; echo "${components[*]}"))"

@@ -129,6 +129,19 @@ impl McpGate {
             .streams
             .set(self.admission.streams_open() as i64);
         self.metrics.sessions.set(self.sessions.len() as i64);
+        for (name, pool) in &self.pools {
+            for ep in &pool.endpoints {
+                let labels = [name.as_str(), ep.url.as_str()];
+                self.metrics
+                    .breaker_open
+                    .with_label_values(&labels)
+                    .set(i64::from(ep.breaker_open()));
+                self.metrics
+                    .upstream_healthy
+                    .with_label_values(&labels)
+                    .set(i64::from(ep.is_healthy()));
+            }
+        }
         self.metrics.render()
     }
 

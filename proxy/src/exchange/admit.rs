@@ -79,8 +79,14 @@ pub(crate) fn admit(
         tracing::info!(filter = hit.filter, rule = %hit.rule, "shadow mode: would refuse {}", hit.detail);
     }
     let concealed = ex.concealed.take();
-    if gate.audit.is_some() {
-        note_message(&tenant, subject.as_deref(), sid, &messages);
+    if let Some(trail) = &gate.audit {
+        note_message(
+            &tenant,
+            subject.as_deref(),
+            sid,
+            &messages,
+            trail.argument_values,
+        );
     }
     verdict.map_err(|r| Box::new((r, bare)))?;
     let disguise = match (concealed, messages.as_slice()) {
@@ -143,6 +149,7 @@ fn note_message(
     subject: Option<&str>,
     sid: Option<&str>,
     messages: &[Message],
+    keep_values: bool,
 ) {
     crate::ops::audit::record::note(|n| {
         n.tenant = Some(tenant.to_string());
@@ -157,8 +164,12 @@ fn note_message(
                 n.target = filters::access::target_of(m.method(), params)
                     .and_then(|t| t.name)
                     .map(str::to_string);
-                if m.method() == "tools/call" {
-                    n.arguments = params.and_then(|p| p.get("arguments")).cloned();
+                let args = params
+                    .and_then(|p| p.get("arguments"))
+                    .filter(|_| m.method() == "tools/call");
+                if let Some(args) = args {
+                    n.arguments_sha256 = Some(crate::ops::audit::record::arguments_digest(args));
+                    n.arguments = keep_values.then(|| args.clone());
                 }
             }
             _ => n.method = Some("batch".into()),

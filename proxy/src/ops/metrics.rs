@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Buckets of the duration histograms, in seconds: 0.5 ms to 60 s.
@@ -114,6 +114,12 @@ pub struct Metrics {
     /// Audit records by outcome: `written`, `dropped` (the queue was full),
     /// `failed` (the file could not be written).
     pub audit_records: IntCounterVec,
+    /// 1 while this worker's breaker for an endpoint is open or probing,
+    /// by pool and endpoint (read when scraped).
+    pub breaker_open: IntGaugeVec,
+    /// 1 while an endpoint passes its health checks, by pool and endpoint
+    /// (read when scraped).
+    pub upstream_healthy: IntGaugeVec,
 }
 
 impl Metrics {
@@ -284,6 +290,27 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let breaker_open = IntGaugeVec::new(
+            Opts::new(
+                "mcpgate_upstream_breaker_open",
+                "1 while the worker's circuit breaker for an endpoint is open or probing",
+            ),
+            &["pool", "endpoint"],
+        )
+        .expect("valid metric");
+        let upstream_healthy = IntGaugeVec::new(
+            Opts::new(
+                "mcpgate_upstream_healthy",
+                "1 while an endpoint passes its health checks",
+            ),
+            &["pool", "endpoint"],
+        )
+        .expect("valid metric");
+        for g in [&breaker_open, &upstream_healthy] {
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+        }
         for c in [
             &audit_records,
             &content_findings,
@@ -325,6 +352,8 @@ impl Metrics {
             stdio_workers,
             content_findings,
             audit_records,
+            breaker_open,
+            upstream_healthy,
         }
     }
 

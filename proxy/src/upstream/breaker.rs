@@ -49,6 +49,11 @@ impl Breaker {
         self.state
     }
 
+    /// Open, or letting probes through (not yet closed again).
+    pub fn is_open(&self) -> bool {
+        !matches!(self.state, State::Closed)
+    }
+
     /// May a request go to the endpoint now? `Err` carries how long until
     /// the breaker will let a probe through (for `Retry-After`).
     pub fn try_acquire(&mut self, now: Instant) -> Result<Ticket, Duration> {

@@ -42,6 +42,11 @@ impl Endpoint {
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
     }
+
+    /// Whether this worker's breaker for the endpoint is open (or probing).
+    pub fn breaker_open(&self) -> bool {
+        self.breaker.lock().is_open()
+    }
 }
 
 pub struct Pool {

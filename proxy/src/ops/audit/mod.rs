@@ -36,6 +36,10 @@ pub(crate) use record::{Note, Writer};
 
 /// Most records written in one go.
 const MAX_BATCH: u64 = 1024;
+/// The writer rests this long after a write that emptied the queue: under
+/// load, one wake-up and one `write` carry many records instead of one
+/// each (a record reaches the file at most this much later).
+const BATCH_PAUSE: Duration = Duration::from_millis(5);
 
 /// Runs one request's handling, noting what it learns when `on` (the
 /// trail is on); the note is `None` otherwise.
@@ -134,6 +138,9 @@ impl AuditTrail {
                         }
                     }
                     thread_pending.fetch_sub(taken, Ordering::AcqRel);
+                    if taken < MAX_BATCH {
+                        std::thread::sleep(BATCH_PAUSE);
+                    }
                 }
             });
         if let Err(e) = spawned {

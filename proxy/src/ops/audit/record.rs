@@ -69,7 +69,9 @@ pub(crate) struct Note {
     /// The tool, prompt or resource a request names.
     pub target: Option<String>,
     pub request_id: Option<RequestId>,
-    /// `tools/call` arguments as sent.
+    /// The SHA-256 (hex) of the `tools/call` arguments as sent on.
+    pub arguments_sha256: Option<String>,
+    /// The arguments themselves (`[audit] arguments = "values"`).
     pub arguments: Option<Value>,
     /// The refusal the client got: kind, filter, rule, JSON-RPC code.
     pub refusal: Option<(String, &'static str, &'static str, i32)>,
@@ -197,17 +199,19 @@ pub(crate) fn record(
         "duration_ms",
         Value::from((elapsed.as_secs_f64() * 1e6).round() / 1e3),
     );
-    if let Some(args) = &note.arguments {
-        let bytes = serde_json::to_vec(args).unwrap_or_default();
-        put(
-            "args_sha256",
-            Value::from(hex::encode(Sha256::digest(&bytes))),
-        );
-        if by.argument_values {
-            put("arguments", args.clone());
-        }
+    if let Some(digest) = &note.arguments_sha256 {
+        put("args_sha256", Value::from(digest.as_str()));
+    }
+    if let (true, Some(args)) = (by.argument_values, &note.arguments) {
+        put("arguments", args.clone());
     }
     m
+}
+
+/// The SHA-256 (hex) of arguments as JSON.
+pub(crate) fn arguments_digest(args: &Value) -> String {
+    let bytes = serde_json::to_vec(args).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
 }
 
 fn opt(v: &Option<String>) -> Value {

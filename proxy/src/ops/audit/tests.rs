@@ -215,6 +215,7 @@ fn a_record_says_who_what_and_how_it_ended() {
         method: Some("tools/call".into()),
         target: Some("echo".into()),
         request_id: Some(filters::RequestId::Number(7.into())),
+        arguments_sha256: Some(super::record::arguments_digest(&json!({"text": "hi"}))),
         arguments: Some(json!({"text": "hi"})),
         ending: Some(Ending::ToolError),
         ..Note::default()
