@@ -117,10 +117,14 @@ impl ChainFile {
     /// ended, so `verify` shows the gap.
     pub(crate) fn flush(&mut self) -> Result<u64, (u64, std::io::Error)> {
         let n = std::mem::take(&mut self.buffered);
-        let buf = std::mem::take(&mut self.buf);
-        if n > 0 {
-            self.file.write_all(&buf).map_err(|e| (n, e))?;
-        }
+        // The buffer is kept for the next batch.
+        let written = if n > 0 {
+            self.file.write_all(&self.buf)
+        } else {
+            Ok(())
+        };
+        self.buf.clear();
+        written.map_err(|e| (n, e))?;
         if self.due() {
             if let Err(e) = self.rotate() {
                 tracing::error!(file = %self.path.display(), "audit: rotation failed, the file grows on: {e}");

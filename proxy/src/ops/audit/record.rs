@@ -208,10 +208,12 @@ pub(crate) fn record(
     m
 }
 
-/// The SHA-256 (hex) of arguments as JSON.
+/// The SHA-256 (hex) of arguments as JSON (serialized into the hash, not
+/// into a buffer).
 pub(crate) fn arguments_digest(args: &Value) -> String {
-    let bytes = serde_json::to_vec(args).unwrap_or_default();
-    hex::encode(Sha256::digest(&bytes))
+    let mut hash = Sha256::new();
+    let _ = serde_json::to_writer(&mut hash, args);
+    hex::encode(hash.finalize())
 }
 
 fn opt(v: &Option<String>) -> Value {
