@@ -291,6 +291,32 @@ def start_mcpgate(upstream_url: str, port: int | None = None, extra_toml: str = 
     return start_mcpgate_with(write_mcpgate_config(upstream_url, port, extra_toml), port, workers)
 
 
+def start_mcpgate_admin(upstream_url: str, extra_toml: str = "", workers: int | None = None) -> tuple[Upstream, int]:
+    """`start_mcpgate` with an admin listener (`[admin]` on a free port): the
+    gate and the admin port, for `scrape`."""
+    admin = free_port()
+    toml = f'[admin]\naddress = "127.0.0.1:{admin}"\n{extra_toml}'
+    return start_mcpgate(upstream_url, extra_toml=toml, workers=workers), admin
+
+
+def scrape(admin: int) -> str:
+    """The admin listener's /metrics text."""
+    import httpx
+
+    return httpx.get(f"http://127.0.0.1:{admin}/metrics", timeout=10).text
+
+
+def wait_for(pred: Callable[[], object], timeout: float = 10.0) -> object:
+    """`pred()` once it is truthy, polling every 50 ms; its last value after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if got := pred():
+            return got
+        time.sleep(0.05)
+    return pred()
+
+
 def start_mcpgate_example(upstream_url: str, port: int | None = None, workers: int | None = None) -> Upstream:
     """`mcpgate run` under config.example.toml as shipped, in front of `upstream_url`."""
     port = port or free_port()

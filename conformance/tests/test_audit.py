@@ -12,7 +12,6 @@ import fcntl
 import hashlib
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import anyio
@@ -33,13 +32,11 @@ def hostile():
 
 
 def gate(upstream_url: str, audit: str, workers: int = 1, more: str = ""):
-    admin = harness.free_port()
-    toml = f'[admin]\naddress = "127.0.0.1:{admin}"\n[audit]\n{audit}\n{more}'
-    return harness.start_mcpgate(upstream_url, extra_toml=toml, workers=workers), admin
+    return harness.start_mcpgate_admin(upstream_url, f"[audit]\n{audit}\n{more}", workers=workers)
 
 
-def metrics(admin: int) -> str:
-    return httpx.get(f"http://127.0.0.1:{admin}/metrics", timeout=10).text
+metrics = harness.scrape
+wait_for = harness.wait_for
 
 
 def trail(path: Path) -> list[dict]:
@@ -49,15 +46,6 @@ def trail(path: Path) -> list[dict]:
 def verify(*files: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(harness.mcpgate_bin()), "audit", "verify", *map(str, files)],
                           capture_output=True, text=True, timeout=30)
-
-
-def wait_for(pred, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if got := pred():
-            return got
-        time.sleep(0.05)
-    return pred()
 
 
 def stateless_echo(url: str, text: str, id_: int, timeout: float = 30) -> httpx.Response:

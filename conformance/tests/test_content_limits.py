@@ -35,14 +35,9 @@ def hostile():
     upstream.stop()
 
 
-def gate(upstream_url: str, content: str):
-    admin = harness.free_port()
-    toml = f'[admin]\naddress = "127.0.0.1:{admin}"\n{content}'
-    return harness.start_mcpgate(upstream_url, extra_toml=toml), admin
-
-
-def metrics(admin: int) -> str:
-    return httpx.get(f"http://127.0.0.1:{admin}/metrics", timeout=10).text
+gate = harness.start_mcpgate_admin
+metrics = harness.scrape
+wait_for = harness.wait_for
 
 
 def call(s: RawSession, tool: str, args: dict | None = None) -> tuple[httpx.Response, list[dict]]:
@@ -55,16 +50,6 @@ def call(s: RawSession, tool: str, args: dict | None = None) -> tuple[httpx.Resp
 
 def cancels(record, since: int) -> list[dict]:
     return [r for r in records(record)[since:] if r["method"] == "notifications/cancelled"]
-
-
-def wait_for(pred, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    return pred()
 
 
 def test_only_the_requests_one_answer_reaches_the_client(hostile):

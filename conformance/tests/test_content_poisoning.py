@@ -52,9 +52,7 @@ def gate(upstream_url: str, content: str):
     return g, admin
 
 
-def metrics(admin: int) -> str:
-    import httpx
-    return httpx.get(f"http://127.0.0.1:{admin}/metrics", timeout=10).text
+metrics = harness.scrape
 
 
 async def listing(c) -> tuple[dict, dict]:

@@ -18,7 +18,6 @@ import json
 import re
 
 import anyio
-import httpx
 import pytest
 
 import harness
@@ -38,14 +37,8 @@ def hostile():
     upstream.stop()
 
 
-def gate(upstream_url: str, content: str):
-    admin = harness.free_port()
-    toml = f'[admin]\naddress = "127.0.0.1:{admin}"\n{content}'
-    return harness.start_mcpgate(upstream_url, extra_toml=toml), admin
-
-
-def metrics(admin: int) -> str:
-    return httpx.get(f"http://127.0.0.1:{admin}/metrics", timeout=10).text
+gate = harness.start_mcpgate_admin
+metrics = harness.scrape
 
 
 async def calls(url: str, mode: str, *tools: tuple[str, dict]) -> list:
