@@ -42,6 +42,10 @@ use crate::upstream::held::{HeldStream, Served};
 const KEEPALIVE: Duration = Duration::from_secs(60);
 /// A client must start its first request within this time.
 const FIRST_REQUEST: Duration = Duration::from_secs(60);
+/// ...or, once a drain has begun, within this time: a client that just
+/// connected (its connection may have waited in the listener's queue) gets
+/// its request answered rather than a closed connection.
+const DRAIN_FIRST_REQUEST: Duration = Duration::from_secs(1);
 
 /// Where a lean listener accepts (bound before the worker reports that it
 /// listens, so a taken address is an error at start, never a warning).
@@ -197,7 +201,20 @@ async fn accept_until_stopped<T, A, F>(
 {
     loop {
         tokio::select! {
-            _ = until_stopped(&mut shutdown) => return,
+            _ = until_stopped(&mut shutdown) => {
+                // Connections the kernel already queued on this listener
+                // would be reset when it closes (with SO_REUSEPORT, an
+                // instance taking over gets the new ones): serve them.
+                while let Ok(Ok(conn)) = tokio::time::timeout(Duration::ZERO, accept()).await {
+                    let open = connections.enter();
+                    let served = serve(conn, shutdown.clone());
+                    tokio::spawn(async move {
+                        served.await;
+                        drop(open);
+                    });
+                }
+                return;
+            }
             accepted = accept() => match accepted {
                 Ok(conn) => {
                     let open = connections.enter();
@@ -230,13 +247,18 @@ async fn serve_tcp_connection(
     // spuriously: only a real first byte earns the per-request state.
     let mut probe = [0u8; 1];
     let mut stop = shutdown.clone();
-    tokio::select! {
-        first = tokio::time::timeout(FIRST_REQUEST, tcp.peek(&mut probe)) => match first {
-            Ok(Ok(n)) if n > 0 => {}
-            _ => return,
-        },
-        // Draining: a connection that has not started a request is closed.
-        _ = until_stopped(&mut stop) => return,
+    let first = tokio::select! {
+        first = tokio::time::timeout(FIRST_REQUEST, tcp.peek(&mut probe)) => Some(first),
+        _ = until_stopped(&mut stop) => None,
+    };
+    // Draining: a connection that does not start a request at once is
+    // closed.
+    let first = match first {
+        Some(first) => first,
+        None => tokio::time::timeout(DRAIN_FIRST_REQUEST, tcp.peek(&mut probe)).await,
+    };
+    if !matches!(first, Ok(Ok(n)) if n > 0) {
+        return;
     }
     // Boxed: a connection waiting for its first byte must not reserve room
     // for the handshake's and the exchange's state in its task (each task's

@@ -95,9 +95,12 @@ fn bind(policy: &policies::Policy, identity: &WorkerIdentity) -> Result<Bound, S
     let path = identity.socket_of(identity.index);
     let internal = lean::bind_internal(&path)
         .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    // Shared (SO_REUSEPORT) so that an instance started with `--takeover`
+    // binds it beside the one it replaces; the supervisor refuses a second
+    // instance there otherwise.
     let admin = match policy.admin.as_ref().filter(|_| identity.index == 0) {
         Some(a) => Some(
-            lean::listen_on(a.address, false, 128)
+            lean::listen_on(a.address, true, 128)
                 .map_err(|e| format!("cannot listen on {} (admin): {e}", a.address))?,
         ),
         None => None,

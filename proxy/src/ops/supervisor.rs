@@ -57,7 +57,9 @@ pub fn supervise(
             return ExitCode::from(1);
         }
     }
-    if let Some(admin) = &policy.admin {
+    // An upgrade shares the admin address too (workers bind it with
+    // SO_REUSEPORT): the old instance answers there until it has drained.
+    if let Some(admin) = policy.admin.as_ref().filter(|_| !takeover) {
         if let Err(e) = address_is_free(admin.address) {
             eprintln!("error: cannot listen on {} (admin): {e}", admin.address);
             return ExitCode::from(1);
