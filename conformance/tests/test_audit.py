@@ -181,27 +181,34 @@ def test_a_full_queue_drops_or_blocks(hostile):
             written = wait_for(lambda: metric(metrics(admin), "mcpgate_audit_records_total", outcome="written"))
         finally:
             g.stop()
-    assert (dropped, written) == (8, 4)
+    assert (dropped, written) == (8, 4), "drop: what does not fit the queue is lost, counted"
     assert verify(path).returncode == 0 and len(trail(path)) == 4
 
+    # "block": nothing is dropped. Each answer goes out; the record then
+    # waits for a place, and so does that connection's next request.
     path = folder / "blocking.jsonl"
     with open(path, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         g, admin = gate(hostile.url, f'path = "{path}"\nqueue = 2\non_full = "block"')
         try:
-            for i in range(2):
-                assert stateless_echo(g.url, "x", i).status_code == 200
-            # The queue is full: the next request waits for room.
-            with pytest.raises(httpx.ReadTimeout):
-                stateless_echo(g.url, "waits", 3, timeout=1.5)
+            # Two records fill the queue (2); three more wait.
+            for i in range(5):
+                assert stateless_echo(g.url, f"other {i}", i).status_code == 200
+            with httpx.Client(timeout=15) as keep_alive:
+                body = modern("tools/call", {"name": "echo", "arguments": {"text": "first"}}, id_=1)
+                headers = dict(modern_headers("tools/call", "echo"))
+                # Answered, then its record waits: so does the next request.
+                assert keep_alive.post(g.url, json=body, headers=headers).status_code == 200
+                with pytest.raises(httpx.ReadTimeout):
+                    keep_alive.post(g.url, json=body, headers=headers, timeout=1.5)
+            before = metrics(admin)
             fcntl.flock(held, fcntl.LOCK_UN)
-            assert stateless_echo(g.url, "after", 4).status_code == 200
-            m = wait_for(lambda: (metrics(admin), metric(metrics(admin), "mcpgate_audit_records_total",
-                                                          outcome="written") >= 4)[1] and metrics(admin))
+            m = wait_for(lambda: metric(metrics(admin), "mcpgate_audit_records_total", outcome="written") >= 6
+                         and metrics(admin))
         finally:
             g.stop()
+    assert metric(before, "mcpgate_audit_records_total", outcome="written") == 0
     assert metric(m, "mcpgate_audit_records_total", outcome="dropped") == 0
-    assert verify(path).returncode == 0
-    # The request whose client gave up was still handled and recorded.
-    texts = [rec.get("args_sha256") for rec in trail(path)]
-    assert hashlib.sha256(b'{"text":"waits"}').hexdigest() in texts
+    assert verify(path).returncode == 0 and len(trail(path)) >= 6
+    digests = {rec.get("args_sha256") for rec in trail(path)}
+    assert {hashlib.sha256(f'{{"text":"other {i}"}}'.encode()).hexdigest() for i in range(5)} <= digests

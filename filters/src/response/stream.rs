@@ -47,7 +47,9 @@ pub struct StreamStats {
     /// body, replaced).
     pub unsolicited: u64,
     /// The rule of the cap that ended the answer (`result-too-large`,
-    /// `too-many-events`); nothing was relayed after its error.
+    /// `too-many-events`); nothing was relayed after its error. A cap
+    /// passed after the request's answer went by cuts the stream without
+    /// an error: `after-answer`.
     pub over_cap: Option<&'static str>,
 }
 
@@ -108,7 +110,7 @@ impl MessageStream {
     pub fn with_caps(mut self, caps: ResultCaps) -> Self {
         if let Some(cap) = caps
             .max_result_bytes
-            .filter(|c| *c < self.max_message_bytes)
+            .filter(|c| *c <= self.max_message_bytes)
         {
             self.max_message_bytes = cap;
             self.bytes_capped = true;
@@ -294,6 +296,12 @@ impl MessageStream {
     /// was over `max_result_bytes` or, on a stream, past
     /// `max_stream_events`.
     fn cap_reached(&mut self, sse: bool, out: &mut Vec<u8>) {
+        if self.answered {
+            // The request has its answer: what the server sends after it
+            // is cut, and nobody is told of an error.
+            self.stats.over_cap = Some("after-answer");
+            return;
+        }
         let (rule, cap, limit, what) = match self.max_events {
             Some(max) if sse && self.stats.messages >= max => (
                 "too-many-events",
@@ -490,6 +498,16 @@ mod tests {
             (stats.messages, stats.over_cap, after),
             (2, Some("too-many-events"), 1)
         );
+        // Past the cap after the request's answer: the stream is cut, with
+        // no second answer.
+        let (out, stats, _) = capped(
+            true,
+            caps,
+            &[b"data: {\"p\":1}\n\ndata: {\"id\":5,\"result\":{}}\n\ndata: {\"p\":3}\n\n"],
+        );
+        assert_eq!(out.matches("\"id\":5").count(), 1, "{out}");
+        assert!(!out.contains("error") && !out.contains("\"p\":3"), "{out}");
+        assert_eq!(stats.over_cap, Some("after-answer"));
         // A JSON body is one message: the event cap does not apply.
         let (out, stats, _) = capped(false, caps, &[b"{\"id\":5,\"result\":1}"]);
         assert_eq!((out.len(), stats.over_cap), (19, None));

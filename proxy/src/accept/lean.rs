@@ -205,7 +205,11 @@ async fn accept_until_stopped<T, A, F>(
                 // Connections the kernel already queued on this listener
                 // would be reset when it closes (with SO_REUSEPORT, an
                 // instance taking over gets the new ones): serve them.
-                while let Ok(Ok(conn)) = tokio::time::timeout(Duration::ZERO, accept()).await {
+                // (Unconstrained: tokio's per-task budget would end the
+                // loop after about 128 accepts.)
+                while let Ok(Ok(conn)) =
+                    tokio::task::unconstrained(tokio::time::timeout(Duration::ZERO, accept())).await
+                {
                     let open = connections.enter();
                     let served = serve(conn, shutdown.clone());
                     tokio::spawn(async move {
@@ -508,19 +512,15 @@ async fn serve_one(
     }
     let started = std::time::Instant::now();
     let mut method = "none";
-    // With `[audit] on_full = "block"`, a request is handled only once its
-    // record has a place in the queue.
-    let slot = match &gate.audit {
-        Some(trail) => trail.slot().await,
-        None => None,
-    };
     let handling = handle(gate, &mut ds, tap, internal, client, &mut method);
     let (served, note) = audit::noting_if(gate.audit.is_some(), handling).await;
     if let (Some(trail), Some(note)) = (&gate.audit, note) {
         let status = ds.response_written().map(|h| h.status.as_u16());
         let http_method = ds.req_header().method.as_str();
         let elapsed = started.elapsed();
-        trail.write(&note, slot, &gate.identity, http_method, status, elapsed);
+        trail
+            .write(&note, &gate.identity, http_method, status, elapsed)
+            .await;
     }
     // (A request handed over by a sibling is timed there, once.)
     if let Some(status) = ds

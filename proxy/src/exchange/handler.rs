@@ -124,7 +124,6 @@ pub(crate) async fn handle(
     if !internal {
         if let Some(owner) = remote_owner(gate, ds) {
             if let Some(served) = hand_to_owner(gate, ds, owner, &body, client_cert).await {
-                crate::ops::audit::record::note(|n| n.handed_over = true);
                 return served;
             }
         }

@@ -94,6 +94,8 @@ pub(crate) async fn hand_to_owner(
     let Some(head) = up.response_header() else {
         return Some(fail_handoff(gate, ds).await.into());
     };
+    // The owner answered: its audit trail records the request.
+    crate::ops::audit::record::note(|n| n.handed_over = true);
     let mut out: ResponseHeader = head.clone();
     for h in RESPONSE_HOP_HEADERS {
         out.remove_header(*h);

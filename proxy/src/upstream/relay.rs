@@ -316,17 +316,20 @@ pub async fn relay_response(
     let read_by_chain = stdio_listing || gate.responses.wants(&gate.policy, &facts);
     // `[content.limits]` caps hold an answer to one request; a stream
     // nobody asked for (a GET) has no request to answer with an error.
+    // A long-lived stream (GET, `subscriptions/listen`: no deadline) is not
+    // an answer to hold to a size; it stays free to be handed off.
+    let long_lived = plan.deadline.is_none();
     let caps = match plan.request_id {
-        Some(_) => gate
+        Some(_) if !long_lived => gate
             .policy
             .content
             .limits
             .caps_for(facts.method, facts.target),
-        None => ResultCaps::default(),
+        _ => ResultCaps::default(),
     };
     // With `[content]` present every answer to a request goes through the
     // response phase, so that only its one answer reaches the client.
-    let guarded = plan.request_id.is_some() && gate.policy.content.present;
+    let guarded = plan.request_id.is_some() && !long_lived && gate.policy.content.present;
     let mut judged = (!matches!(status, 204 | 304) && (read_by_chain || guarded)).then(|| {
         // A message no filter parses may be as large as its cap.
         let most = match caps.max_result_bytes {
@@ -484,8 +487,13 @@ pub async fn relay_response(
         let mut rest = Vec::new();
         stream.finish(&mut judge, &mut rest);
         count_judged(gate, &stream.stats);
-        if let Some(rule) = over_cap {
-            report_over_cap(gate, &plan, rule, caps);
+        match over_cap {
+            Some("after-answer") => tracing::info!(
+                pool = %plan.pinned.pool,
+                "content: the server went on after its answer, past a limits cap; the stream was cut"
+            ),
+            Some(rule) => report_over_cap(gate, &plan, rule, caps),
+            None => {}
         }
         if let Some(pool) = pool.filter(|_| content_book.is_some()) {
             report_findings(gate, pool);
@@ -503,6 +511,9 @@ pub async fn relay_response(
         }
     }
     let downstream_ok = ds.write_response_body(Bytes::new(), true).await.is_ok();
+    // A cap passed after the answer cut the stream: the request itself
+    // was answered, and nobody upstream needs telling.
+    let over_cap = over_cap.filter(|rule| *rule != "after-answer");
     note_ending(match over_cap {
         Some(_) => Ending::OverCap,
         None => watch.ending.unwrap_or(Ending::Relayed),

@@ -188,11 +188,26 @@ fn open_locked(
         .open(path)?;
     let mut file = Flock::lock(file, FlockArg::LockExclusive)
         .map_err(|(_, e)| std::io::Error::other(format!("locking {}: {e}", path.display())))?;
+    // While this waited for the lock, the holder may have rotated the file
+    // away: the lock is then on the rotated file. Start over on `path`.
+    if !same_file(&file, path) {
+        drop(file);
+        return open_locked(path, known);
+    }
     let (head, len, warning) = match known {
         Some(h) => (h, file.metadata()?.len(), None),
         None => resume(&mut file, path)?,
     };
     Ok((file, head, len, warning))
+}
+
+/// Whether the open `file` is the one at `path` now.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// The head of the chain in `file` (at `path`): its last complete
@@ -209,7 +224,14 @@ fn resume(file: &mut File, path: &Path) -> std::io::Result<(ChainHead, u64, Opti
         };
         return Ok((head, 0, None));
     }
-    let (head, torn) = last_record(file)?;
+    let (mut head, torn) = last_record(file)?;
+    if torn == len {
+        // Nothing but a torn record: the chain goes on from the file
+        // rotated away before it, if any.
+        if let Some(older) = latest_rotated(path) {
+            head = last_record(&mut File::open(&older)?)?.0;
+        }
+    }
     let mut warning = None;
     if torn > 0 {
         // The file is in append mode: cutting needs the length only.

@@ -11,9 +11,9 @@
 //! Writing never blocks a request: each worker hands its records to a
 //! bounded queue that one thread of its own drains into its own file. A
 //! record over the queue is dropped and counted (`on_full = "drop"`), or,
-//! with `"block"`, a request is not handled until its record has a place
-//! in the queue ([`AuditTrail::slot`]), so no record is ever lost. Counted
-//! in `mcpgate_audit_records_total{outcome}`.
+//! with `"block"`, waits for a place (the answer has gone out; the
+//! connection's next request waits with it), so no record is ever lost.
+//! Counted in `mcpgate_audit_records_total{outcome}`.
 
 mod chain;
 pub(crate) mod record;
@@ -87,7 +87,8 @@ pub(crate) fn worker_path(path: &Path, index: usize, workers: usize) -> PathBuf 
 impl AuditTrail {
     /// Starts the writer thread of `file`. The file is opened (and its lock
     /// awaited) by that thread, so a start beside a draining instance does
-    /// not wait here; records queue meanwhile.
+    /// not wait here; meanwhile records fill the queue, and what does not
+    /// fit is dropped or waits, as `on_full` says.
     pub(crate) fn start(policy: &AuditPolicy, file: PathBuf, counts: IntCounterVec) -> Self {
         let (tx, mut rx) = mpsc::channel::<Map<String, Value>>(policy.queue);
         let rotation = chain::Rotation {
@@ -156,22 +157,12 @@ impl AuditTrail {
         }
     }
 
-    /// With `on_full = "block"`, a place in the queue for the record of the
-    /// request about to be handled (waiting for one); `None` otherwise.
-    pub(crate) async fn slot(&self) -> Option<mpsc::Permit<'_, Map<String, Value>>> {
-        match self.on_full {
-            OnFull::Block => self.queue.reserve().await.ok(),
-            OnFull::Drop => None,
-        }
-    }
-
     /// Writes the record of one request (none for a request handed to the
-    /// worker owning its session: that worker writes it), into `slot` when
-    /// one was taken.
-    pub(crate) fn write(
+    /// worker owning its session: that worker writes it); with
+    /// `on_full = "block"` waits for a place in the queue.
+    pub(crate) async fn write(
         &self,
         note: &Note,
-        slot: Option<mpsc::Permit<'_, Map<String, Value>>>,
         me: &crate::ops::worker_identity::WorkerIdentity,
         http_method: &str,
         status: Option<u16>,
@@ -194,12 +185,9 @@ impl AuditTrail {
             std::time::SystemTime::now(),
         );
         self.pending.fetch_add(1, Ordering::AcqRel);
-        let sent = match slot {
-            Some(permit) => {
-                permit.send(rec);
-                Ok(())
-            }
-            None => self.queue.try_send(rec).map_err(|_| ()),
+        let sent = match self.on_full {
+            OnFull::Block => self.queue.send(rec).await.map_err(|_| ()),
+            OnFull::Drop => self.queue.try_send(rec).map_err(|_| ()),
         };
         if sent.is_err() {
             self.pending.fetch_sub(1, Ordering::AcqRel);

@@ -202,6 +202,28 @@ fn a_torn_last_line_is_cut_and_the_chain_resumes_before_it() {
 }
 
 #[test]
+fn a_file_holding_only_a_torn_record_resumes_from_the_rotated_one() {
+    let dir = scratch("alltorn");
+    let path = dir.join("audit.jsonl");
+    let rotation = Rotation {
+        bytes: 100,
+        age: None,
+    };
+    write(&path, 2, rotation);
+    // The last flush rotated; then a crash tore the first write.
+    std::fs::write(&path, b"{\"seq\":3,\"pr").unwrap();
+    let (mut f, warning) = ChainFile::open(&path, NO_ROTATION).unwrap();
+    assert!(warning.is_some());
+    assert_eq!(f.head().seq, 2);
+    f.append(rec(3)).unwrap();
+    f.flush().unwrap();
+    let mut files = rotated(&dir, "audit.jsonl");
+    files.push(path);
+    let v = verify(&files).unwrap();
+    assert_eq!((v.records, v.broken), (3, None));
+}
+
+#[test]
 fn a_record_says_who_what_and_how_it_ended() {
     let by = Writer {
         instance: "ab12",
