@@ -317,6 +317,23 @@ def wait_for(pred: Callable[[], object], timeout: float = 10.0) -> object:
     return pred()
 
 
+async def sdk_calls(url: str, mode: str, *tools: tuple[str, dict]) -> list:
+    """Through the official Python SDK client (`mode` "legacy" or "auto"):
+    list the tools, then call each; each result, or the MCPError it raised."""
+    from mcp import Client
+    from mcp.shared.exceptions import MCPError
+
+    out = []
+    async with Client(url, mode=mode) as c:
+        await c.list_tools()
+        for name, args in tools:
+            try:
+                out.append(await c.call_tool(name, args))
+            except MCPError as e:
+                out.append(e)
+    return out
+
+
 def start_mcpgate_example(upstream_url: str, port: int | None = None, workers: int | None = None) -> Upstream:
     """`mcpgate run` under config.example.toml as shipped, in front of `upstream_url`."""
     port = port or free_port()

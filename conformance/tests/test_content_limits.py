@@ -187,25 +187,11 @@ def test_secrets_cut_across_writes_and_data_lines(hostile):
                       action="redact") == 1
 
 
-async def sdk_calls(url: str, *tools: tuple[str, dict]) -> list:
-    from mcp import Client
-    from mcp.shared.exceptions import MCPError
-
-    out = []
-    async with Client(url, mode="legacy") as c:
-        for name, args in tools:
-            try:
-                out.append(await c.call_tool(name, args))
-            except MCPError as e:
-                out.append(e)
-    return out
-
-
 def test_sdk_clients_get_an_error_for_the_capped_request_and_go_on(hostile):
     upstream, _ = hostile
     g, _ = gate(upstream.url, LIMITS + "[content.secrets]\n")
     try:
-        stray, chatty, big, echo = anyio.run(sdk_calls, g.url, ("stray_sse", {}), ("chatty", {"events": 100}),
+        stray, chatty, big, echo = anyio.run(harness.sdk_calls, g.url, "legacy", ("stray_sse", {}), ("chatty", {"events": 100}),
                                               ("big", {"bytes": 300000}), ("echo", {"text": "after"}))
         ts = {}
         for tool in ("chatty", "stray_sse", "split_secret"):

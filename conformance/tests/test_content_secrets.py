@@ -41,20 +41,7 @@ gate = harness.start_mcpgate_admin
 metrics = harness.scrape
 
 
-async def calls(url: str, mode: str, *tools: tuple[str, dict]) -> list:
-    """Each tool's result, or the MCPError it raised."""
-    from mcp import Client
-    from mcp.shared.exceptions import MCPError
-
-    out = []
-    async with Client(url, mode=mode) as c:
-        await c.list_tools()
-        for name, args in tools:
-            try:
-                out.append(await c.call_tool(name, args))
-            except MCPError as e:
-                out.append(e)
-    return out
+calls = harness.sdk_calls
 
 
 def text(result) -> str:

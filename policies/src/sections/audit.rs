@@ -87,6 +87,16 @@ mod tests {
     use super::*;
     use crate::testutil::{error_at, ok};
 
+    fn settings(a: &AuditPolicy) -> (OnFull, usize, u64, u64, AuditArguments) {
+        (
+            a.on_full,
+            a.queue,
+            a.rotate_bytes,
+            a.rotate_secs,
+            a.arguments,
+        )
+    }
+
     #[test]
     fn absent_is_off_and_defaults_are_bounded() {
         assert!(ok("").audit.is_none());
@@ -95,13 +105,7 @@ mod tests {
             .unwrap();
         assert_eq!(a.path, PathBuf::from("/var/log/mcpgate/audit.jsonl"));
         assert_eq!(
-            (
-                a.on_full,
-                a.queue,
-                a.rotate_bytes,
-                a.rotate_secs,
-                a.arguments
-            ),
+            settings(&a),
             (OnFull::Drop, 8192, 100 << 20, 0, AuditArguments::Digest)
         );
         let a = ok(
@@ -111,13 +115,7 @@ mod tests {
         .audit
         .unwrap();
         assert_eq!(
-            (
-                a.on_full,
-                a.queue,
-                a.rotate_bytes,
-                a.rotate_secs,
-                a.arguments
-            ),
+            settings(&a),
             (OnFull::Block, 16, 0, 3600, AuditArguments::Values)
         );
     }
