@@ -212,3 +212,22 @@ def test_a_full_queue_drops_or_blocks(hostile):
     assert verify(path).returncode == 0 and len(trail(path)) >= 6
     digests = {rec.get("args_sha256") for rec in trail(path)}
     assert {hashlib.sha256(f'{{"text":"other {i}"}}'.encode()).hexdigest() for i in range(5)} <= digests
+
+
+def test_an_answer_the_response_phase_replaced_is_recorded_as_refused():
+    upstream, _ = harness.start_hostile("--leaky")
+    path = harness.scratch_dir() / "replaced.jsonl"
+    try:
+        g, _ = gate(upstream.url, f'path = "{path}"', more='[content.secrets]\naction = "block"\n')
+        try:
+            blocked, passed = anyio.run(harness.sdk_calls, g.url, "legacy", ("leak_text", {}), ("contract_ok", {}))
+        finally:
+            g.stop()
+    finally:
+        upstream.stop()
+    assert blocked.error.code == -32017 and passed.structured_content == {"n": 3}
+    calls = {rec["tool"]: rec for rec in trail(path) if rec["method"] == "tools/call"}
+    leak = calls["leak_text"]
+    assert (leak["decision"], leak["filter"], leak["code"], leak["status"]) == ("refused", "content-data", -32017, 200), leak
+    assert leak["rule"] in ("aws-access-key", "github-token", "private-key"), leak
+    assert (calls["contract_ok"]["decision"], calls["contract_ok"]["outcome"]) == ("admitted", "result")

@@ -40,7 +40,8 @@ pub struct StreamStats {
     pub rewritten: u64,
     /// Messages replaced by an error, with the rule of the first.
     pub replaced: u64,
-    pub first_replaced: Option<(&'static str, &'static str)>,
+    /// `(filter, rule, kind)` of the first replacement.
+    pub first_replaced: Option<(&'static str, &'static str, RejectionKind)>,
     /// Messages over the size limit (also counted in `replaced`).
     pub oversize: u64,
     /// Responses to another id, or second answers, dropped (or, as a JSON
@@ -332,7 +333,9 @@ impl MessageStream {
 
     fn count_replaced(&mut self, r: &Rejection) {
         self.stats.replaced += 1;
-        self.stats.first_replaced.get_or_insert((r.filter, r.rule));
+        self.stats
+            .first_replaced
+            .get_or_insert((r.filter, r.rule, r.kind));
     }
 }
 

@@ -266,7 +266,7 @@ fn run(policy: &Policy, args: &ExplainArgs) -> Result<bool, String> {
             stream.finish(&mut judge, &mut sent);
             let stats = &stream.stats;
             match stats.first_replaced {
-                Some((_, rule)) => println!("response: replaced (rule {rule})"),
+                Some((_, rule, _)) => println!("response: replaced (rule {rule})"),
                 None if stats.rewritten > 0 => println!("response: rewritten"),
                 None => println!("response: unchanged"),
             }

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::exchange::respond::{failure_event, timeout_event, WORKER_HEADER};
 use crate::gate::McpGate;
-use crate::ops::audit::record::{note_ending, Ending};
+use crate::ops::audit::record::{note_ending, note_replaced, Ending};
 use crate::sessions::session_id::Claims;
 use crate::sessions::store::{Pinned, Session};
 use crate::upstream::client::{
@@ -703,7 +703,9 @@ fn count_judged(gate: &McpGate, stats: &filters::StreamStats) {
             "response phase dropped server responses to another request id, or second answers"
         );
     }
-    if let Some((filter, rule)) = stats.first_replaced {
+    if let Some((filter, rule, kind)) = stats.first_replaced {
+        // What the client got in place of a server message was mcpgate's.
+        note_replaced(kind, filter, rule);
         tracing::info!(
             filter,
             rule,

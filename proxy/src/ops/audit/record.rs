@@ -117,6 +117,20 @@ pub(crate) fn note_refusal(r: &Rejection) {
     });
 }
 
+/// Notes that the response phase sent the client an error of `kind` in
+/// place of a server message (a blocked secret, a broken contract, an
+/// answer to another id, a message too large): the record says refused.
+pub(crate) fn note_replaced(
+    kind: filters::RejectionKind,
+    filter: &'static str,
+    rule: &'static str,
+) {
+    note(|n| {
+        n.refusal
+            .get_or_insert((format!("{kind:?}"), filter, rule, kind.wire().code));
+    });
+}
+
 /// Notes how the answer ended (the first word stands).
 pub(crate) fn note_ending(e: Ending) {
     note(|n| {
