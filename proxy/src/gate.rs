@@ -22,7 +22,7 @@ use policies::Policy;
 use crate::admission::caps::AdmissionControl;
 use crate::admission::ratelimit::RateLimits;
 use crate::exchange::tokens::Tokens;
-use crate::ops::audit::{worker_path, AuditTrail};
+use crate::ops::audit::AuditTrail;
 use crate::ops::clock::{Clock, SystemClock};
 use crate::ops::metrics::Metrics;
 use crate::ops::worker_identity::WorkerIdentity;
@@ -92,13 +92,10 @@ impl McpGate {
                 Ok((p.name.clone(), Arc::new(pool)))
             })
             .collect::<std::io::Result<_>>()?;
-        let audit = policy.audit.as_ref().map(|a| {
-            AuditTrail::start(
-                a,
-                worker_path(&a.path, identity.index, identity.workers),
-                metrics.audit_records.clone(),
-            )
-        });
+        let audit = policy
+            .audit
+            .as_ref()
+            .map(|a| AuditTrail::start(a, &identity, metrics.audit_records.clone()));
         let gate = Self {
             audit,
             pin_files: PinFiles::new(&policy),

@@ -199,6 +199,14 @@ async fn accept_until_stopped<T, A, F>(
     A: std::future::Future<Output = std::io::Result<T>>,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    let spawn_served = |conn: T, shutdown: ShutdownWatch| {
+        let open = connections.enter();
+        let served = serve(conn, shutdown);
+        tokio::spawn(async move {
+            served.await;
+            drop(open);
+        });
+    };
     loop {
         tokio::select! {
             _ = until_stopped(&mut shutdown) => {
@@ -210,24 +218,12 @@ async fn accept_until_stopped<T, A, F>(
                 while let Ok(Ok(conn)) =
                     tokio::task::unconstrained(tokio::time::timeout(Duration::ZERO, accept())).await
                 {
-                    let open = connections.enter();
-                    let served = serve(conn, shutdown.clone());
-                    tokio::spawn(async move {
-                        served.await;
-                        drop(open);
-                    });
+                    spawn_served(conn, shutdown.clone());
                 }
                 return;
             }
             accepted = accept() => match accepted {
-                Ok(conn) => {
-                    let open = connections.enter();
-                    let served = serve(conn, shutdown.clone());
-                    tokio::spawn(async move {
-                        served.await;
-                        drop(open);
-                    });
-                }
+                Ok(conn) => spawn_served(conn, shutdown.clone()),
                 Err(e) => accept_failed(e).await,
             }
         }
@@ -518,9 +514,7 @@ async fn serve_one(
         let status = ds.response_written().map(|h| h.status.as_u16());
         let http_method = ds.req_header().method.as_str();
         let elapsed = started.elapsed();
-        trail
-            .write(&note, &gate.identity, http_method, status, elapsed)
-            .await;
+        trail.write(&note, http_method, status, elapsed).await;
     }
     // (A request handed over by a sibling is timed there, once.)
     if let Some(status) = ds

@@ -19,11 +19,6 @@ pub struct WorkerIdentity {
 }
 
 impl WorkerIdentity {
-    /// The instance id as logs and audit records show it.
-    pub fn instance_hex(&self) -> String {
-        self.instance.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     /// The internal socket of worker `index`, over which other workers hand
     /// it requests for sessions it owns.
     pub fn socket_of(&self, index: usize) -> PathBuf {

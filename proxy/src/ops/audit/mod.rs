@@ -65,6 +65,9 @@ pub(crate) struct AuditTrail {
     pub(crate) argument_values: bool,
     /// The file this worker writes.
     pub(crate) path: PathBuf,
+    /// Who writes: the instance id (hex) and the worker's index.
+    instance: String,
+    worker: usize,
 }
 
 /// The file worker `index` of `workers` writes: `path` itself for a single
@@ -85,11 +88,17 @@ pub(crate) fn worker_path(path: &Path, index: usize, workers: usize) -> PathBuf 
 }
 
 impl AuditTrail {
-    /// Starts the writer thread of `file`. The file is opened (and its lock
-    /// awaited) by that thread, so a start beside a draining instance does
-    /// not wait here; meanwhile records fill the queue, and what does not
-    /// fit is dropped or waits, as `on_full` says.
-    pub(crate) fn start(policy: &AuditPolicy, file: PathBuf, counts: IntCounterVec) -> Self {
+    /// Starts the writer thread of worker `me`'s file ([`worker_path`]).
+    /// The file is opened (and its lock awaited) by that thread, so a start
+    /// beside a draining instance does not wait here; meanwhile records fill
+    /// the queue, and what does not fit is dropped or waits, as `on_full`
+    /// says.
+    pub(crate) fn start(
+        policy: &AuditPolicy,
+        me: &crate::ops::worker_identity::WorkerIdentity,
+        counts: IntCounterVec,
+    ) -> Self {
+        let file = worker_path(&policy.path, me.index, me.workers);
         let (tx, mut rx) = mpsc::channel::<Map<String, Value>>(policy.queue);
         let rotation = chain::Rotation {
             bytes: policy.rotate_bytes,
@@ -154,6 +163,8 @@ impl AuditTrail {
             pending,
             argument_values: policy.arguments == policies::AuditArguments::Values,
             path: file,
+            instance: hex::encode(me.instance),
+            worker: me.index,
         }
     }
 
@@ -163,7 +174,6 @@ impl AuditTrail {
     pub(crate) async fn write(
         &self,
         note: &Note,
-        me: &crate::ops::worker_identity::WorkerIdentity,
         http_method: &str,
         status: Option<u16>,
         elapsed: Duration,
@@ -172,8 +182,8 @@ impl AuditTrail {
             return;
         }
         let by = Writer {
-            instance: &me.instance_hex(),
-            worker: me.index,
+            instance: &self.instance,
+            worker: self.worker,
             argument_values: self.argument_values,
         };
         let rec = record::record(
