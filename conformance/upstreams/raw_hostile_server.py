@@ -26,6 +26,8 @@ Tools (`tools/call` params.name; arguments optional):
                 result "chatty done".
   endless       SSE: a notifications/message every 10 ms until the peer
                 closes the stream (or 30 s pass), then the result.
+  slow          JSON body, after `ms` (default 1000) milliseconds: `bytes`
+                (default 10) bytes of "x".
   split_secret  SSE: a notifications/message whose data carries an AWS access
                 key id, then the result, whose text carries a GitHub token and
                 a private key block. The JSON is written with line breaks
@@ -51,7 +53,7 @@ GITHUB_TOKEN = "ghp_" + "x7Hk2mP9qR4tW8yZ3bN6cV1dF5gJ0sLaE2uI"
 PRIVATE_KEY = ("-----BEGIN RSA PRIVATE KEY-----\n"
                "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
                "-----END RSA PRIVATE KEY-----")
-TOOLS = ["echo", "stray_sse", "stray_json", "big", "big_stream", "chatty", "endless", "split_secret"]
+TOOLS = ["echo", "stray_sse", "stray_json", "big", "big_stream", "chatty", "endless", "slow", "split_secret"]
 
 record_path: str | None = None
 
@@ -123,6 +125,9 @@ async def call(conn: Conn, id_, name: str, args: dict) -> None:
         return await conn.json(result(424242, "wrong id"))
     if name == "big":
         return await conn.json(result(id_, "x" * int(args.get("bytes", 65536))))
+    if name == "slow":
+        await asyncio.sleep(int(args.get("ms", 1000)) / 1000)
+        return await conn.json(result(id_, "x" * int(args.get("bytes", 10))))
     await conn.sse_start()
     sent = 0
     try:

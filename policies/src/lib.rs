@@ -11,9 +11,11 @@ mod compile;
 mod error;
 mod model;
 mod reader;
+mod reload;
 mod schema;
 mod sections;
 mod share;
+pub use reload::{differs, keep_restart_only, RESTART_ONLY};
 pub use schema::{accepted_keys, table_pattern};
 pub use share::share;
 

@@ -96,6 +96,17 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         era: ops::pin::EraChoice,
     },
+    /// Ask the running instance to reload its policy (`POST /reload` on its
+    /// admin listener) and print every worker's report. An invalid file is
+    /// reported as `check` does and never sent. Exit 0 when every worker
+    /// reloaded, 1 when one did not, 2 when the instance could not be asked.
+    Reload {
+        #[arg(long)]
+        config: PathBuf,
+        /// The admin listener to ask (default: the file's `[admin] address`).
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+    },
     /// The audit trail (`[audit]`).
     Audit {
         #[command(subcommand)]
@@ -152,6 +163,7 @@ fn main() -> ExitCode {
         | Command::Run { config, .. }
         | Command::Explain { config, .. }
         | Command::Pin { config, .. }
+        | Command::Reload { config, .. }
         | Command::Worker { config, .. } => config,
         Command::Audit { .. } => return ExitCode::from(2),
     };
@@ -162,7 +174,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let keys = match session_keys(&policy) {
+    let keys = match ops::policy_file::session_keys(&policy) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("error: {e}");
@@ -171,7 +183,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { .. } => {
-            if let Err(e) = runnable(&policy) {
+            if let Err(e) = ops::policy_file::runnable(&policy) {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);
             }
@@ -203,7 +215,7 @@ fn main() -> ExitCode {
                 eprintln!("error: --workers must be 1..=256");
                 return ExitCode::from(1);
             }
-            if let Err(e) = runnable(&policy) {
+            if let Err(e) = ops::policy_file::runnable(&policy) {
                 eprintln!("error: {e}");
                 return ExitCode::from(1);
             }
@@ -228,37 +240,19 @@ fn main() -> ExitCode {
                 tools,
             },
         ),
+        Command::Reload { admin, .. } => {
+            if let Err(e) = ops::policy_file::runnable(&policy) {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+            ops::reload::command(config, &policy, admin)
+        }
         Command::Worker { index, workers, .. } => {
             init_logging();
-            worker(policy, index, workers, keys)
+            worker(policy, config, index, workers, keys)
         }
         Command::Audit { .. } => ExitCode::from(2),
     }
-}
-
-/// Session keys, newest first: `[sessions] keys`, then `key_file`, else
-/// the key the supervisor generated for this run (`MCPGATE_SESSION_KEYS`).
-fn session_keys(policy: &policies::Policy) -> Result<Vec<[u8; 32]>, String> {
-    let mut keys = policy.sessions.keys.clone();
-    if let Some(path) = &policy.sessions.key_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("sessions.key_file {}: {e}", path.display()))?;
-        for (n, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            keys.push(policies::decode_session_key(line).ok_or_else(|| {
-                format!("{}:{}: not the base64 of 32 bytes", path.display(), n + 1)
-            })?);
-        }
-    }
-    if keys.is_empty() {
-        if let Ok(v) = std::env::var(worker_identity::ENV_SESSION_KEYS) {
-            keys.extend(v.split(',').filter_map(policies::decode_session_key));
-        }
-    }
-    Ok(keys)
 }
 
 fn init_logging() {
@@ -288,7 +282,13 @@ fn identity_from_env(index: usize, workers: usize) -> Option<worker_identity::Wo
     })
 }
 
-fn worker(policy: policies::Policy, index: usize, workers: usize, keys: Vec<[u8; 32]>) -> ExitCode {
+fn worker(
+    policy: policies::Policy,
+    config: &std::path::Path,
+    index: usize,
+    workers: usize,
+    keys: Vec<[u8; 32]>,
+) -> ExitCode {
     let Some(identity) = identity_from_env(index, workers) else {
         eprintln!("error: `mcpgate worker` is started by `mcpgate run`");
         return ExitCode::from(1);
@@ -298,21 +298,5 @@ fn worker(policy: policies::Policy, index: usize, workers: usize, keys: Vec<[u8;
         return ExitCode::from(1);
     }
     let policy = Arc::new(policy.for_worker(index, workers));
-    ops::lifecycle::run(policy, identity, &keys)
-}
-
-/// What a valid policy still needs from this machine: a lock file that
-/// reads and matches its hashes, and what stdio pools ask for (bubblewrap).
-fn runnable(policy: &policies::Policy) -> Result<(), String> {
-    upstream::pins::books(policy)?;
-    for pool in &policy.upstreams {
-        for ep in &pool.endpoints {
-            if let policies::Transport::Stdio(spec) = &ep.transport {
-                if let Some(why) = upstream::stdio::launch::unavailable(spec) {
-                    return Err(format!("upstreams.{}: {why}", pool.name));
-                }
-            }
-        }
-    }
-    Ok(())
+    ops::lifecycle::run(policy, config, identity, &keys)
 }

@@ -32,10 +32,11 @@ use tokio::sync::Notify;
 use crate::accept::tap::{Tap, Tapped};
 use crate::accept::tls::{ClientIdentity, Terminator};
 use crate::exchange::handler::handle;
-use crate::gate::{until_stopped, McpGate};
+use crate::gate::{until_stopped, Live, McpGate};
 use crate::ops::admin::{write_plain, INTERNAL_METRICS_PATH};
 use crate::ops::audit;
 use crate::ops::metrics::outcome_label;
+use crate::ops::reload::{self, INTERNAL_RELOAD_PATH};
 use crate::upstream::held::{HeldStream, Served};
 
 /// How long an idle keep-alive connection is kept.
@@ -59,7 +60,8 @@ pub enum Bind {
 }
 
 pub struct LeanListener {
-    pub gate: Arc<McpGate>,
+    /// The worker's current generation, taken afresh for each request.
+    pub live: Arc<Live>,
     pub bind: Bind,
     pub connections: Arc<Connections>,
     /// TLS termination of the public listener (`[listen.tls]`).
@@ -148,11 +150,11 @@ impl LeanListener {
     pub async fn run(self, shutdown: ShutdownWatch) {
         match self.bind {
             Bind::Tcp(l) => match TcpListener::from_std(l) {
-                Ok(l) => serve_tcp(self.gate, l, self.connections, self.tls, shutdown).await,
+                Ok(l) => serve_tcp(self.live, l, self.connections, self.tls, shutdown).await,
                 Err(e) => tracing::error!("cannot listen: {e}"),
             },
             Bind::Internal(l) => match UnixListener::from_std(l) {
-                Ok(l) => serve_internal(self.gate, l, self.connections, shutdown).await,
+                Ok(l) => serve_internal(self.live, l, self.connections, shutdown).await,
                 Err(e) => tracing::error!("cannot listen on the internal socket: {e}"),
             },
         }
@@ -160,7 +162,7 @@ impl LeanListener {
 }
 
 async fn serve_tcp(
-    gate: Arc<McpGate>,
+    live: Arc<Live>,
     listener: TcpListener,
     connections: Arc<Connections>,
     tls: Option<Arc<Terminator>>,
@@ -168,13 +170,13 @@ async fn serve_tcp(
 ) {
     let serve = move |(tcp, _): (TcpStream, _), shutdown| {
         let _ = tcp.set_nodelay(true);
-        serve_tcp_connection(gate.clone(), tcp, tls.clone(), shutdown)
+        serve_tcp_connection(live.clone(), tcp, tls.clone(), shutdown)
     };
     accept_until_stopped(|| listener.accept(), connections, shutdown, serve).await;
 }
 
 async fn serve_internal(
-    gate: Arc<McpGate>,
+    live: Arc<Live>,
     listener: UnixListener,
     connections: Arc<Connections>,
     shutdown: ShutdownWatch,
@@ -183,7 +185,7 @@ async fn serve_internal(
         let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(unix));
         let tap = Arc::new(Tap::default());
         let stream = Tapped::wrap(stream, tap.clone());
-        serve_connection(gate.clone(), stream, tap, None, true, shutdown)
+        serve_connection(live.clone(), stream, tap, None, true, shutdown)
     };
     accept_until_stopped(|| listener.accept(), connections, shutdown, serve).await;
 }
@@ -238,7 +240,7 @@ async fn accept_failed(e: std::io::Error) {
 
 /// Serves one public client connection, request after request.
 async fn serve_tcp_connection(
-    gate: Arc<McpGate>,
+    live: Arc<Live>,
     tcp: TcpStream,
     tls: Option<Arc<Terminator>>,
     shutdown: ShutdownWatch,
@@ -263,13 +265,13 @@ async fn serve_tcp_connection(
     // Boxed: a connection waiting for its first byte must not reserve room
     // for the handshake's and the exchange's state in its task (each task's
     // future is allocated whole when it is spawned).
-    Box::pin(serve_started(gate, tcp, tls, probe[0], shutdown)).await;
+    Box::pin(serve_started(live, tcp, tls, probe[0], shutdown)).await;
 }
 
 /// A connection whose first byte arrived: the TLS handshake if any, then
 /// request after request.
 async fn serve_started(
-    gate: Arc<McpGate>,
+    live: Arc<Live>,
     tcp: TcpStream,
     tls: Option<Arc<Terminator>>,
     first_byte: u8,
@@ -281,7 +283,7 @@ async fn serve_started(
         None => (Box::new(plain), None),
         // Boxed: the handshake's state is freed once it is done, not kept
         // for the connection's life.
-        Some(tls) => match Box::pin(handshake(&gate, &tls, plain, first_byte)).await {
+        Some(tls) => match Box::pin(handshake(&live.load(), &tls, plain, first_byte)).await {
             Some(s) => s,
             None => return,
         },
@@ -294,7 +296,7 @@ async fn serve_started(
     if tls_used && !wait_for_request(&mut stream, FIRST_REQUEST, &shutdown).await {
         return;
     }
-    serve_connection(gate, stream, tap, client, false, shutdown).await;
+    serve_connection(live, stream, tap, client, false, shutdown).await;
 }
 
 /// Completes a client's TLS handshake within the handshake deadline; `None`
@@ -362,7 +364,7 @@ async fn refuse_plain(mut plain: pingora::protocols::l4::stream::Stream, first_b
 /// Serves a connection whose first request is arriving (or, for the
 /// internal socket, about to), request after request.
 async fn serve_connection(
-    gate: Arc<McpGate>,
+    live: Arc<Live>,
     mut stream: Stream,
     tap: Arc<Tap>,
     client: Option<Vec<String>>,
@@ -370,6 +372,7 @@ async fn serve_connection(
     shutdown: ShutdownWatch,
 ) {
     let conn = Conn {
+        live: &live,
         tap: &tap,
         client: client.as_deref(),
         internal,
@@ -378,6 +381,8 @@ async fn serve_connection(
     let mut settings: Option<HttpPersistentSettings> = None;
     let mut pipelined = false;
     loop {
+        // Each request is served by the generation current when it starts.
+        let gate = live.load();
         // Boxed: the session and handler state live only while serving.
         let next = match Box::pin(serve_one(&gate, stream, settings.take(), pipelined, &conn)).await
         {
@@ -439,6 +444,8 @@ async fn wait_for_request(stream: &mut Stream, limit: Duration, shutdown: &Shutd
 
 /// What a connection's requests share.
 struct Conn<'c> {
+    /// The worker's generations (a sibling's reload request swaps them).
+    live: &'c Live,
     tap: &'c Tap,
     /// Identities of the client certificate its TLS handshake verified.
     client: Option<&'c [String]>,
@@ -455,6 +462,7 @@ async fn serve_one(
     conn: &Conn<'_>,
 ) -> Next {
     let Conn {
+        live,
         tap,
         client,
         internal,
@@ -504,6 +512,13 @@ async fn serve_one(
     if internal && ds.req_header().uri.path() == INTERNAL_METRICS_PATH {
         ds.set_keepalive(None);
         write_plain(&mut ds, 200, "text/plain", gate.render_metrics()).await;
+        return Next::Close;
+    }
+    if internal && ds.req_header().uri.path() == INTERNAL_RELOAD_PATH {
+        // Worker 0 asks, for `POST /reload` on the admin listener.
+        ds.set_keepalive(None);
+        let report = reload::reload(live).await.to_json();
+        write_plain(&mut ds, 200, "application/json", report.to_string()).await;
         return Next::Close;
     }
     let started = std::time::Instant::now();
@@ -575,7 +590,7 @@ mod tests {
             runtime_dir: std::env::temp_dir(),
         };
         let gate =
-            Arc::new(McpGate::new(Arc::new(policy), identity, &[[7; 32]], None).expect("gate"));
+            Live::new(McpGate::new(Arc::new(policy), identity, &[[7; 32]], None).expect("gate"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let client = TcpStream::connect(listener.local_addr().expect("addr"))
             .await

@@ -10,7 +10,7 @@
 //!   requests too).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Debug)]
 pub struct Cap {
     current: AtomicUsize,
-    max: usize,
+    /// Changed by a reload: a maximum lowered below the current use
+    /// refuses new slots until enough are given back.
+    max: AtomicUsize,
 }
 
 /// One held slot of a [`Cap`]; dropping it frees the slot.
@@ -33,7 +35,7 @@ impl Cap {
     pub fn new(max: usize) -> Arc<Self> {
         Arc::new(Self {
             current: AtomicUsize::new(0),
-            max,
+            max: AtomicUsize::new(max),
         })
     }
 
@@ -41,7 +43,7 @@ impl Cap {
     pub fn try_acquire(self: &Arc<Self>) -> Option<CapGuard> {
         self.current
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
-                (c < self.max).then_some(c + 1)
+                (c < self.max.load(Ordering::Acquire)).then_some(c + 1)
             })
             .ok()
             .map(|_| CapGuard(self.clone()))
@@ -53,7 +55,12 @@ impl Cap {
 
     #[cfg(test)]
     pub fn max(&self) -> usize {
-        self.max
+        self.max.load(Ordering::Acquire)
+    }
+
+    /// A new maximum; slots already held stay held.
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Release);
     }
 }
 
@@ -94,7 +101,39 @@ pub struct Admitted {
 
 struct TenantState {
     cap: Arc<Cap>,
-    bulkheads: HashMap<String, Arc<Semaphore>>,
+    bulkheads: HashMap<String, Bulkhead>,
+}
+
+/// One tenant's concurrency towards one pool, and its configured size.
+struct Bulkhead {
+    permits: Arc<Semaphore>,
+    size: usize,
+}
+
+impl Bulkhead {
+    fn new(size: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+        }
+    }
+
+    /// Grows at once; shrinks by taking the surplus permits out of use as
+    /// they are given back (requests holding one finish; new ones queue,
+    /// first in first out, behind the shrink).
+    fn resize(&mut self, size: usize) {
+        if size > self.size {
+            self.permits.add_permits(size - self.size);
+        } else if size < self.size {
+            let (permits, surplus) = (self.permits.clone(), (self.size - size) as u32);
+            tokio::spawn(async move {
+                if let Ok(p) = permits.acquire_many_owned(surplus).await {
+                    p.forget();
+                }
+            });
+        }
+        self.size = size;
+    }
 }
 
 /// A held admission slot (request or stream), freed on drop.
@@ -125,7 +164,8 @@ pub struct AdmissionControl {
     global: Arc<Cap>,
     streams: Arc<Cap>,
     tenants: Mutex<HashMap<TenantName, TenantState>>,
-    queue_timeout: Duration,
+    /// Milliseconds (changed by a reload).
+    queue_timeout_ms: AtomicU64,
 }
 
 impl AdmissionControl {
@@ -135,7 +175,25 @@ impl AdmissionControl {
             global: Cap::new(a.global_max_in_flight),
             streams: Cap::new(a.max_streams),
             tenants: Mutex::new(HashMap::new()),
-            queue_timeout: Duration::from_millis(a.queue_timeout_ms),
+            queue_timeout_ms: AtomicU64::new(a.queue_timeout_ms),
+        }
+    }
+
+    /// Takes the caps of a reloaded policy (this worker's share). The slots
+    /// in use stay held: a cap lowered below its use refuses only new work.
+    pub fn reconfigure(&self, policy: &Policy) {
+        let a = &policy.admission;
+        self.global.set_max(a.global_max_in_flight);
+        self.streams.set_max(a.max_streams);
+        self.queue_timeout_ms
+            .store(a.queue_timeout_ms, Ordering::Release);
+        let mut map = self.tenants.lock();
+        for (tenant, state) in map.iter_mut() {
+            let (cap, permits) = tenant_sizes(policy, tenant);
+            state.cap.set_max(cap);
+            for bulkhead in state.bulkheads.values_mut() {
+                bulkhead.resize(permits);
+            }
         }
     }
 
@@ -145,23 +203,17 @@ impl AdmissionControl {
         tenant: &TenantName,
         pool: &str,
     ) -> (Arc<Cap>, Arc<Semaphore>) {
-        let limits = policy.tenant_limits(tenant);
+        let (cap, permits) = tenant_sizes(policy, tenant);
         let mut map = self.tenants.lock();
         let state = map.entry(tenant.clone()).or_insert_with(|| TenantState {
-            cap: Cap::new(
-                limits
-                    .and_then(|l| l.max_in_flight)
-                    .unwrap_or(policy.admission.tenant_max_in_flight),
-            ),
+            cap: Cap::new(cap),
             bulkheads: HashMap::new(),
         });
-        let permits = limits
-            .and_then(|l| l.max_concurrent_upstream)
-            .unwrap_or(policy.admission.tenant_max_concurrent_upstream);
         let bulkhead = state
             .bulkheads
             .entry(pool.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(permits)))
+            .or_insert_with(|| Bulkhead::new(permits))
+            .permits
             .clone();
         (state.cap.clone(), bulkhead)
     }
@@ -179,10 +231,13 @@ impl AdmissionControl {
         let tenant_slot = cap.try_acquire().ok_or(Shed::Tenant)?;
         let permit = match bulkhead.clone().try_acquire_owned() {
             Ok(p) => p,
-            Err(_) => tokio::time::timeout(self.queue_timeout, bulkhead.acquire_owned())
-                .await
-                .map_err(|_| Shed::Bulkhead)?
-                .map_err(|_| Shed::Bulkhead)?,
+            Err(_) => {
+                let wait = Duration::from_millis(self.queue_timeout_ms.load(Ordering::Acquire));
+                tokio::time::timeout(wait, bulkhead.acquire_owned())
+                    .await
+                    .map_err(|_| Shed::Bulkhead)?
+                    .map_err(|_| Shed::Bulkhead)?
+            }
         };
         Ok(Admitted {
             _global: global,
@@ -204,6 +259,19 @@ impl AdmissionControl {
     pub fn streams_open(&self) -> usize {
         self.streams.current()
     }
+}
+
+/// A tenant's in-flight cap and its bulkhead size per pool.
+fn tenant_sizes(policy: &Policy, tenant: &TenantName) -> (usize, usize) {
+    let limits = policy.tenant_limits(tenant);
+    (
+        limits
+            .and_then(|l| l.max_in_flight)
+            .unwrap_or(policy.admission.tenant_max_in_flight),
+        limits
+            .and_then(|l| l.max_concurrent_upstream)
+            .unwrap_or(policy.admission.tenant_max_concurrent_upstream),
+    )
 }
 
 #[cfg(test)]

@@ -101,7 +101,8 @@ impl Tokens {
     }
 
     /// Keeps the keys fresh: the file when it changed, the URL every
-    /// `jwks_refresh_secs`. Runs until the process ends.
+    /// `jwks_refresh_secs`. Runs until nothing else holds these keys (a
+    /// reload replaced them) or the process ends.
     pub async fn keep_fresh(self: Arc<Self>) {
         let every = match self.source {
             Source::File(_) => Duration::from_secs(2),
@@ -112,6 +113,9 @@ impl Tokens {
         tick.tick().await;
         loop {
             tick.tick().await;
+            if Arc::strong_count(&self) == 1 {
+                return;
+            }
             match &self.source {
                 Source::File(f) => {
                     let now = stamp(f);

@@ -9,6 +9,8 @@
 //! - `/livez`: the process serves (also `/healthz`, its older name).
 //! - `/readyz`: not draining, and every upstream pool has at least one
 //!   healthy endpoint; 503 with the reason otherwise.
+//! - `POST /reload`: reload the policy in every worker
+//!   ([`crate::ops::reload`]); only from a loopback address (403 otherwise).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,9 @@ use pingora::protocols::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixStream};
 
-use crate::gate::McpGate;
+use std::net::SocketAddr;
+
+use crate::gate::{Live, McpGate};
 
 /// Path on a worker's private socket that answers its own metrics.
 pub const INTERNAL_METRICS_PATH: &str = "/_mcpgate/metrics";
@@ -34,7 +38,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the admin listener until the process exits (it keeps answering
 /// during a drain, so `/readyz` can say so).
-pub async fn serve(gate: Arc<McpGate>, listener: std::net::TcpListener) {
+pub async fn serve(live: Arc<Live>, listener: std::net::TcpListener) {
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -44,12 +48,12 @@ pub async fn serve(gate: Arc<McpGate>, listener: std::net::TcpListener) {
     };
     loop {
         match listener.accept().await {
-            Ok((tcp, _)) => {
-                let gate = gate.clone();
+            Ok((tcp, peer)) => {
+                let live = live.clone();
                 tokio::spawn(async move {
                     let stream: Stream =
                         Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
-                    serve_one(&gate, stream).await;
+                    serve_one(&live, stream, peer).await;
                 });
             }
             Err(e) => {
@@ -61,15 +65,30 @@ pub async fn serve(gate: Arc<McpGate>, listener: std::net::TcpListener) {
 }
 
 /// One request per connection: scrapes and probes are rare.
-async fn serve_one(gate: &McpGate, stream: Stream) {
+async fn serve_one(live: &Live, stream: Stream, peer: SocketAddr) {
     let mut ds = ServerSession::new_http1(stream);
     match tokio::time::timeout(READ_TIMEOUT, ds.read_request()).await {
         Ok(Ok(true)) => {}
         _ => return,
     }
     ds.set_keepalive(None);
+    let gate = &live.load();
     let path = ds.req_header().uri.path().to_string();
+    let post = ds.req_header().method == http::Method::POST;
     let (status, ctype, body) = match path.as_str() {
+        "/reload" if !post => (405, "text/plain", "use POST\n".to_string()),
+        "/reload" if !peer.ip().is_loopback() => {
+            tracing::warn!(%peer, "admin: POST /reload refused: not from a loopback address");
+            (
+                403,
+                "text/plain",
+                "reload is allowed from loopback only\n".to_string(),
+            )
+        }
+        "/reload" => {
+            let (status, body) = crate::ops::reload::everywhere(live).await;
+            (status, "application/json", body)
+        }
         "/metrics" => (
             200,
             "text/plain; version=0.0.4",
@@ -130,12 +149,28 @@ async fn instance_metrics(gate: &McpGate) -> String {
 }
 
 async fn sibling_metrics(gate: &McpGate, index: usize) -> Option<String> {
+    let text = ask_sibling(gate, index, "GET", INTERNAL_METRICS_PATH, SIBLING_TIMEOUT).await;
+    if text.is_none() {
+        tracing::warn!(worker = index, "metrics of a worker could not be read");
+    }
+    text
+}
+
+/// One request to a sibling worker's private socket: the body of its 200
+/// answer, `None` when it gave none within `limit`.
+pub(crate) async fn ask_sibling(
+    gate: &McpGate,
+    index: usize,
+    method: &str,
+    target: &str,
+    limit: Duration,
+) -> Option<String> {
     let path = gate.identity.socket_of(index);
     let fetch = async {
         let mut s = UnixStream::connect(&path).await.ok()?;
         s.write_all(
             format!(
-                "GET {INTERNAL_METRICS_PATH} HTTP/1.1\r\nHost: worker\r\nConnection: close\r\n\r\n"
+                "{method} {target} HTTP/1.1\r\nHost: worker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             )
             .as_bytes(),
         )
@@ -150,11 +185,5 @@ async fn sibling_metrics(gate: &McpGate, index: usize) -> Option<String> {
         let (head, body) = text.split_once("\r\n\r\n")?;
         head.starts_with("HTTP/1.1 200").then(|| body.to_string())
     };
-    match tokio::time::timeout(SIBLING_TIMEOUT, fetch).await {
-        Ok(Some(t)) => Some(t),
-        _ => {
-            tracing::warn!(worker = index, "metrics of a worker could not be read");
-            None
-        }
-    }
+    tokio::time::timeout(limit, fetch).await.ok().flatten()
 }

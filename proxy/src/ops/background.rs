@@ -11,11 +11,13 @@ use pingora::services::background::BackgroundService;
 
 use bytes::Bytes;
 
-use crate::gate::McpGate;
+use crate::gate::{Live, McpGate};
 use crate::upstream::client::OWN_MESSAGE_TIMEOUT;
 use crate::upstream::pool::Pool;
 
-pub(crate) struct Maintenance(pub Arc<McpGate>);
+/// Follows the worker's current generation: each round works on the one
+/// current then.
+pub(crate) struct Maintenance(pub Arc<Live>);
 
 /// How often idle sessions are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -23,13 +25,17 @@ const SWEEP_EVERY: Duration = Duration::from_secs(5);
 #[async_trait]
 impl BackgroundService for Maintenance {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let gate = &self.0;
+        let live = &self.0;
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         // Pins and changes other workers wrote to the state file.
         let mut pins = tokio::time::interval(Duration::from_secs(1));
-        let mut since_check: Vec<u64> = gate.pools.values().map(|_| 0).collect();
+        // Milliseconds since each pool's last check, by pool (a pool a
+        // reload carried over keeps its count; a new one starts at 0).
+        let mut since_check: Vec<(Arc<Pool>, u64)> = Vec::new();
         loop {
+            let gate = live.load();
+            let gate = &gate;
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = sweep.tick() => sweep_sessions(gate).await,
@@ -44,14 +50,25 @@ impl BackgroundService for Maintenance {
                     }
                 }
                 _ = tick.tick() => {
-                    for (i, pool) in gate.pools.values().enumerate() {
+                    since_check = gate
+                        .pools
+                        .values()
+                        .map(|pool| {
+                            let since = since_check
+                                .iter()
+                                .find(|(p, _)| Arc::ptr_eq(p, pool))
+                                .map_or(0, |(_, since)| *since);
+                            (pool.clone(), since)
+                        })
+                        .collect();
+                    for (pool, since) in &mut since_check {
                         let every = pool.config.health.interval_ms;
                         if every == 0 {
                             continue;
                         }
-                        since_check[i] += 100;
-                        if since_check[i] >= every {
-                            since_check[i] = 0;
+                        *since += 100;
+                        if *since >= every {
+                            *since = 0;
                             let pool = pool.clone();
                             tokio::spawn(async move { check_pool(&pool).await });
                         }

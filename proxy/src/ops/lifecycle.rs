@@ -6,10 +6,11 @@
 //! cleanly (their last chunk; a legacy client resumes through its sealed
 //! session id), lets every request in flight finish for up to
 //! `[shutdown] grace_secs`, logs what it drained and exits 0. A second
-//! signal ends it at once. SIGHUP is logged and ignored until reload exists.
+//! signal ends it at once. SIGHUP reloads the policy ([`crate::ops::reload`]).
 //! If the supervisor dies, the kernel sends the worker SIGTERM
 //! (`PR_SET_PDEATHSIG`), so no worker outlives its instance.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::accept::lean::{self, Bind, Connections, LeanListener};
 use crate::accept::tls::Terminator;
 use crate::exchange::tokens::Tokens;
-use crate::gate::McpGate;
+use crate::gate::{Live, McpGate, ReloadSource};
 use crate::ops::clock::SystemClock;
 use crate::ops::worker_identity::WorkerIdentity;
 
@@ -38,7 +39,12 @@ struct Bound {
 }
 
 /// Runs worker `identity.index` until it has drained.
-pub fn run(policy: Arc<policies::Policy>, identity: WorkerIdentity, keys: &[[u8; 32]]) -> ExitCode {
+pub fn run(
+    policy: Arc<policies::Policy>,
+    config: &Path,
+    identity: WorkerIdentity,
+    keys: &[[u8; 32]],
+) -> ExitCode {
     if let Err(why) = die_with_supervisor() {
         eprintln!("error: {why}");
         return ExitCode::from(1);
@@ -62,7 +68,7 @@ pub fn run(policy: Arc<policies::Policy>, identity: WorkerIdentity, keys: &[[u8;
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(serve(policy, identity, keys, bound));
+    let code = runtime.block_on(serve(policy, config, identity, keys, bound));
     runtime.shutdown_timeout(Duration::from_millis(200));
     code
 }
@@ -115,6 +121,7 @@ fn bind(policy: &policies::Policy, identity: &WorkerIdentity) -> Result<Bound, S
 
 async fn serve(
     policy: Arc<policies::Policy>,
+    config: &Path,
     identity: WorkerIdentity,
     keys: &[[u8; 32]],
     bound: Bound,
@@ -135,12 +142,19 @@ async fn serve(
         tokio::spawn(t.keep_fresh());
     }
     let gate = match McpGate::new(policy.clone(), identity, keys, tokens) {
-        Ok(g) => Arc::new(g),
+        Ok(g) => g,
         Err(e) => {
             tracing::error!(worker = index, "upstream: {e}");
             return ExitCode::from(1);
         }
     };
+    let live = Live::reloading_from(
+        gate,
+        Some(ReloadSource {
+            config: config.to_path_buf(),
+            tls: bound.tls.clone(),
+        }),
+    );
     let (mut term, mut int, mut hup) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -153,14 +167,13 @@ async fn serve(
         }
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let bound_tls = bound.tls.clone();
     let connections = Arc::new(Connections::default());
     for (bind, tls) in [
         (Bind::Tcp(bound.public), bound.tls.clone()),
         (Bind::Internal(bound.internal), None),
     ] {
         let listener = LeanListener {
-            gate: gate.clone(),
+            live: live.clone(),
             bind,
             connections: connections.clone(),
             tls,
@@ -179,13 +192,13 @@ async fn serve(
     {
         use pingora::services::background::BackgroundService;
         let (maintenance, stopped) = (
-            crate::ops::background::Maintenance(gate.clone()),
+            crate::ops::background::Maintenance(live.clone()),
             stopped.clone(),
         );
         tokio::spawn(async move { maintenance.start(stopped).await });
     }
     if let Some(admin) = bound.admin {
-        tokio::spawn(crate::ops::admin::serve(gate.clone(), admin));
+        tokio::spawn(crate::ops::admin::serve(live.clone(), admin));
     }
     tracing::info!(
         worker = index, workers, listen = %policy.listen.address, path = %policy.listen.path,
@@ -198,18 +211,16 @@ async fn serve(
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                tracing::info!(
-                    worker = index,
-                    "SIGHUP: TLS certificates re-read (policy reload is not supported yet)"
-                );
-                if let Some(tls) = &bound_tls {
-                    tls.reload(true);
-                }
+                tracing::info!(worker = index, "SIGHUP: reloading the policy");
+                let live = live.clone();
+                // Off this loop: a second signal must still be heard.
+                tokio::spawn(async move { crate::ops::reload::reload(&live).await });
             }
         }
     }
 
-    let grace = Duration::from_secs(policy.shutdown.grace_secs);
+    let gate = live.load();
+    let grace = Duration::from_secs(gate.policy.shutdown.grace_secs);
     let began = Instant::now();
     let (open, in_flight, streams) = (
         connections.open(),

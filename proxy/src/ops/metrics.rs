@@ -120,6 +120,13 @@ pub struct Metrics {
     /// 1 while an endpoint passes its health checks, by pool and endpoint
     /// (read when scraped).
     pub upstream_healthy: IntGaugeVec,
+    /// Policy reloads by outcome: `ok`, `failed` (the running policy stayed).
+    pub reloads: IntCounterVec,
+    /// 0 after a reload that failed, 1 after one that worked (and at start).
+    pub reload_success: IntGauge,
+    /// Which generation of the policy this worker runs (0: the one it
+    /// started with).
+    pub policy_generation: IntGauge,
 }
 
 impl Metrics {
@@ -306,12 +313,37 @@ impl Metrics {
             &["pool", "endpoint"],
         )
         .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "mcpgate_config_reloads_total",
+                "Policy reloads, by outcome: ok, failed (the running policy stayed)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let reload_success = IntGauge::new(
+            "mcpgate_config_last_reload_successful",
+            "1 when the last policy reload worked (or none was tried), 0 when it failed",
+        )
+        .expect("valid metric");
+        reload_success.set(1);
+        let policy_generation = IntGauge::new(
+            "mcpgate_config_generation",
+            "The generation of the policy a worker runs: 0 at start, one more per reload",
+        )
+        .expect("valid metric");
+        for g in [&reload_success, &policy_generation] {
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+        }
         for g in [&breaker_open, &upstream_healthy] {
             registry
                 .register(Box::new(g.clone()))
                 .expect("unique metric");
         }
         for c in [
+            &reloads,
             &audit_records,
             &content_findings,
             &access_hidden,
@@ -354,6 +386,9 @@ impl Metrics {
             audit_records,
             breaker_open,
             upstream_healthy,
+            reloads,
+            reload_success,
+            policy_generation,
         }
     }
 

@@ -7,6 +7,8 @@
 //! - Beside the requests: the [`admin`] listener (metrics of every worker,
 //!   liveness, readiness, the JWKS of minted credentials) and the
 //!   [`background`] work (health checks, the idle-session sweep).
+//! - The policy while serving: [`reload`] re-reads and swaps it;
+//!   [`policy_file`] is what every reading of the file checks.
 //! - The [`audit`] trail: a record per request, noted by the stages as
 //!   it goes, written by a thread of each worker.
 //! - Shared by every stage: [`metrics`] and the [`clock`]. These two and
@@ -22,5 +24,7 @@ pub(crate) mod explain;
 pub(crate) mod lifecycle;
 pub(crate) mod metrics;
 pub(crate) mod pin;
+pub(crate) mod policy_file;
+pub(crate) mod reload;
 pub(crate) mod supervisor;
 pub(crate) mod worker_identity;

@@ -14,7 +14,8 @@
 //!   (`PR_SET_PDEATHSIG`, see [`crate::ops::lifecycle`]).
 //! - SIGTERM/SIGINT: SIGTERM to every worker, which drains (up to
 //!   `[shutdown] grace_secs`); a second signal kills them at once.
-//! - SIGHUP: logged and ignored until reload exists.
+//! - SIGHUP: passed to every worker, which reloads the policy
+//!   ([`crate::ops::reload`]); a worker restarted later reads the file too.
 
 use std::path::Path;
 use std::process::{Child, Command, ExitCode};
@@ -151,7 +152,12 @@ pub fn supervise(
         let h = hangups.load(Ordering::SeqCst);
         if h != hangups_seen {
             hangups_seen = h;
-            tracing::warn!("SIGHUP ignored: reloading the policy is not supported yet");
+            tracing::info!("SIGHUP: every worker reloads the policy");
+            for (child, _) in &children {
+                if let Some(c) = child {
+                    let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGHUP);
+                }
+            }
         }
         for (i, (slot, started)) in children.iter_mut().enumerate() {
             let exited = match slot.as_mut().map(Child::try_wait) {

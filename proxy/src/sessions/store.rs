@@ -6,6 +6,7 @@
 //! presenting the id gets the same 404 as for an id that never existed.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,8 +118,11 @@ impl Session {
 pub struct SessionStore {
     shards: Vec<Mutex<HashMap<String, Arc<Session>>>>,
     clock: Arc<dyn Clock>,
-    idle: Duration,
-    max_sessions: usize,
+    /// Idle time before expiry, in milliseconds (changed by a reload).
+    idle_ms: AtomicU64,
+    /// Changed by a reload: lowered below the count, it refuses only new
+    /// sessions.
+    max_sessions: AtomicUsize,
     count: std::sync::atomic::AtomicUsize,
     /// Sessions that expired and still owe their upstream a DELETE.
     expired: Mutex<Vec<Arc<Session>>>,
@@ -132,12 +136,24 @@ impl SessionStore {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             clock,
-            idle,
-            max_sessions,
+            idle_ms: AtomicU64::new(idle.as_millis() as u64),
+            max_sessions: AtomicUsize::new(max_sessions),
             count: Default::default(),
             expired: Mutex::new(Vec::new()),
             ended: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes a reloaded policy's idle timeout and session cap; the sessions
+    /// open stay open.
+    pub fn reconfigure(&self, idle: Duration, max_sessions: usize) {
+        self.idle_ms
+            .store(idle.as_millis() as u64, Ordering::Release);
+        self.max_sessions.store(max_sessions, Ordering::Release);
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_millis(self.idle_ms.load(Ordering::Acquire))
     }
 
     fn shard(&self, id: &str) -> &Mutex<HashMap<String, Arc<Session>>> {
@@ -178,9 +194,9 @@ impl SessionStore {
         upstream_id: Option<String>,
         negotiated_version: String,
     ) -> Result<Arc<Session>, CreateError> {
-        if self.len() >= self.max_sessions {
+        if self.len() >= self.max_sessions.load(Ordering::Acquire) {
             self.sweep();
-            if self.len() >= self.max_sessions {
+            if self.len() >= self.max_sessions.load(Ordering::Acquire) {
                 return Err(CreateError::Full);
             }
         }
@@ -209,7 +225,7 @@ impl SessionStore {
         let mut shard = self.shard(id).lock();
         let session = shard.get(id)?.clone();
         let mut g = session.inner.lock();
-        if now.saturating_duration_since(g.last_used) > self.idle && g.in_flight.is_empty() {
+        if now.saturating_duration_since(g.last_used) > self.idle() && g.in_flight.is_empty() {
             drop(g);
             if let Some(gone) = shard.remove(id) {
                 self.count
@@ -232,7 +248,7 @@ impl SessionStore {
     pub fn bury(&self, id: &str) {
         let mut ended = self.ended.lock();
         if ended.len() >= MAX_ENDED {
-            let horizon = self.clock.now().checked_sub(self.idle);
+            let horizon = self.clock.now().checked_sub(self.idle());
             ended.retain(|_, t| horizon.is_none_or(|h| *t > h));
             if ended.len() >= MAX_ENDED {
                 ended.clear();
@@ -263,7 +279,7 @@ impl SessionStore {
             let mut gone = Vec::new();
             s.retain(|_, sess| {
                 let g = sess.inner.lock();
-                let keep = now.saturating_duration_since(g.last_used) <= self.idle
+                let keep = now.saturating_duration_since(g.last_used) <= self.idle()
                     || !g.in_flight.is_empty();
                 if !keep {
                     gone.push(sess.clone());

@@ -162,3 +162,71 @@ async fn bulkhead_queues_then_sheds() {
     let _again = ac.admit(&p, &a, "default").await.unwrap();
     assert_eq!(ac.in_flight(), 2);
 }
+
+fn caps_policy(global: usize, tenant: usize, bulkhead: usize) -> Policy {
+    let src = format!(
+        "[upstream]\nurl = \"http://127.0.0.1:1/mcp\"\n[admission]\nglobal_max_in_flight = {global}\n\
+         tenant_max_in_flight = {tenant}\ntenant_max_concurrent_upstream = {bulkhead}\nqueue_timeout_ms = 50\n"
+    );
+    policies::parse_policy("t.toml", &src).unwrap()
+}
+
+#[tokio::test]
+async fn a_lowered_cap_keeps_what_is_held_and_refuses_only_new_work() {
+    let before = caps_policy(4, 4, 4);
+    let ac = AdmissionControl::new(&before);
+    let a: TenantName = "a".into();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(ac.admit(&before, &a, "default").await.unwrap());
+    }
+    let after = caps_policy(2, 4, 4);
+    ac.reconfigure(&after);
+    // The three admitted requests stay admitted; a fourth is shed.
+    assert_eq!(ac.in_flight(), 3);
+    assert_eq!(
+        ac.admit(&after, &a, "default").await.unwrap_err(),
+        Shed::Global
+    );
+    // Once use is below the new cap, work is admitted again.
+    held.truncate(1);
+    let _next = ac.admit(&after, &a, "default").await.unwrap();
+    assert_eq!(
+        ac.admit(&after, &a, "default").await.unwrap_err(),
+        Shed::Global
+    );
+    // Raised again: admitted at once.
+    ac.reconfigure(&before);
+    let _more = ac.admit(&before, &a, "default").await.unwrap();
+    assert_eq!(ac.in_flight(), 3);
+}
+
+#[tokio::test]
+async fn a_shrunk_bulkhead_waits_for_its_surplus_and_a_grown_one_admits_at_once() {
+    let wide = caps_policy(100, 100, 3);
+    let ac = AdmissionControl::new(&wide);
+    let a: TenantName = "a".into();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(ac.admit(&wide, &a, "default").await.unwrap());
+    }
+    let narrow = caps_policy(100, 100, 1);
+    ac.reconfigure(&narrow);
+    // Two given back: both taken out of use, so the bulkhead stays full.
+    held.truncate(1);
+    tokio::task::yield_now().await;
+    assert_eq!(
+        ac.admit(&narrow, &a, "default").await.unwrap_err(),
+        Shed::Bulkhead
+    );
+    // The last one given back: one permit, as configured.
+    held.clear();
+    let one = ac.admit(&narrow, &a, "default").await.unwrap();
+    assert_eq!(
+        ac.admit(&narrow, &a, "default").await.unwrap_err(),
+        Shed::Bulkhead
+    );
+    ac.reconfigure(&caps_policy(100, 100, 2));
+    let _two = ac.admit(&narrow, &a, "default").await.unwrap();
+    drop(one);
+}
