@@ -140,6 +140,10 @@ pub struct LoadReport {
     pub lost_counts: Counts,
     pub setup_error_counts: Counts,
     pub timeline: Option<Vec<TimelinePoint>>,
+    /// Each timeline interval's successful latencies (not written out: for
+    /// percentiles over windows, [`stats::window_latency`]).
+    #[serde(skip)]
+    pub timeline_histograms: Option<Vec<hdrhistogram::Histogram<u64>>>,
 }
 
 /// Half of tokio's timer resolution.
@@ -259,6 +263,7 @@ pub async fn run(cfg: LoadConfig) -> LoadReport {
         lost_counts: total.lost,
         setup_error_counts: total.setup_errors,
         timeline: shared.timeline.as_ref().map(Timeline::points),
+        timeline_histograms: shared.timeline.as_ref().map(Timeline::histograms),
     }
 }
 

@@ -111,13 +111,53 @@ pub struct Timeline {
     buckets: Vec<Bucket>,
 }
 
-#[derive(Default)]
 struct Bucket {
     ok: AtomicU64,
     rejected: AtomicU64,
     lost: AtomicU64,
     latency_sum_us: AtomicU64,
     latency_max_us: AtomicU64,
+    /// Latencies of the successful requests, for percentiles over any
+    /// window of buckets ([`window_latency`]).
+    ok_latency: std::sync::Mutex<Histogram<u64>>,
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Self {
+            ok: AtomicU64::default(),
+            rejected: AtomicU64::default(),
+            lost: AtomicU64::default(),
+            latency_sum_us: AtomicU64::default(),
+            latency_max_us: AtomicU64::default(),
+            ok_latency: std::sync::Mutex::new(coarse_histogram()),
+        }
+    }
+}
+
+/// A small latency histogram (µs, 1 µs .. 60 s, 2 significant digits:
+/// about 20 KB), one per timeline interval.
+fn coarse_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 2).unwrap_or_else(|_| histogram())
+}
+
+/// Percentiles of the successful requests in the timeline intervals that
+/// start in `[from, to)` (`histograms` as [`Timeline::histograms`] gives
+/// them, `bucket` their interval).
+pub fn window_latency(
+    histograms: &[Histogram<u64>],
+    bucket: Duration,
+    from: Duration,
+    to: Duration,
+) -> Latency {
+    let mut merged = coarse_histogram();
+    for (i, h) in histograms.iter().enumerate() {
+        let start = bucket * i as u32;
+        if start >= from && start < to {
+            let _ = merged.add(h);
+        }
+    }
+    Latency::of(&merged)
 }
 
 /// One interval of a timeline, as reported.
@@ -154,6 +194,23 @@ impl Timeline {
         let us = latency.as_micros() as u64;
         b.latency_sum_us.fetch_add(us, Ordering::Relaxed);
         b.latency_max_us.fetch_max(us, Ordering::Relaxed);
+        if *outcome == Outcome::Ok {
+            if let Ok(mut h) = b.ok_latency.lock() {
+                let _ = h.record(us.clamp(1, 60_000_000));
+            }
+        }
+    }
+
+    /// Each interval's histogram of successful latencies, in order.
+    pub fn histograms(&self) -> Vec<Histogram<u64>> {
+        self.buckets
+            .iter()
+            .map(|b| {
+                b.ok_latency
+                    .lock()
+                    .map_or_else(|_| coarse_histogram(), |h| h.clone())
+            })
+            .collect()
     }
 
     pub fn points(&self) -> Vec<TimelinePoint> {

@@ -277,6 +277,43 @@ pub fn report(b: &Value) -> String {
             num(&r["recovered_after_restart_ms"]), r["failure_kind_counts"], num(&r["lost_without_answer_count"]));
     }
 
+    let rl = &sc["reload"];
+    if !rl.is_null() {
+        let r = &rl["results"];
+        let _ = writeln!(s, "## Policy reloads under load (`reload`)\n\nMade by {}. {} requests/s (half of mcpgate's measured maximum), mixed eras, 4 KB; {} reloads with `mcpgate reload`, one every {} s, alternating a change that keeps the upstream pool and one that rebuilds it. {} of {} reloaded; **{} failed requests** of {} answered.\n",
+            cmd(&rl["command"]), num(&rl["parameters"]["rate_per_s"]), num(&r["reloads_count"]), num(&rl["parameters"]["reload_every_s"]),
+            num(&r["reloaded_count"]), num(&r["reloads_count"]), num(&r["failed_requests_count"]), num(&r["ok_requests_count"]));
+        let _ = writeln!(
+            s,
+            "| window | p50 µs | p99 µs | p99.9 µs | samples |\n|---|---|---|---|---|"
+        );
+        for w in ["before", "during", "after"] {
+            let l = &r[w];
+            let _ = writeln!(
+                s,
+                "| {w} | {} | {} | {} | {} |",
+                num(&l["p50_us"]),
+                num(&l["p99_us"]),
+                num(&l["p999_us"]),
+                num(&l["samples_count"])
+            );
+        }
+        let _ = writeln!(s, "\n| reload | changed | took ms | p99 before µs | p99 during µs | p99 after µs |\n|---|---|---|---|---|---|");
+        for x in r["reloads"].as_array().cloned().unwrap_or_default() {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                num(&x["reload"]),
+                x["changed"].as_str().unwrap_or(""),
+                num(&x["took_ms"]),
+                num(&x["p99_before_us"]),
+                num(&x["p99_during_us"]),
+                num(&x["p99_after_us"])
+            );
+        }
+        s.push('\n');
+    }
+
     let c = &sc["connections-100k"];
     if !c.is_null() {
         let _ = writeln!(

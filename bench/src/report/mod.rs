@@ -132,6 +132,7 @@ fn headline(sc: &Map<String, Value>, fuzz: &Value, supply: &Value) -> Value {
     let ov = sc.get("overload").unwrap_or(&null);
     let iso = sc.get("isolation").unwrap_or(&null);
     let br = sc.get("breaker").unwrap_or(&null);
+    let rl = sc.get("reload").unwrap_or(&null);
     let fuzz_execs: Map<String, Value> = fuzz["targets"]
         .as_array()
         .map(|ts| {
@@ -193,6 +194,14 @@ fn headline(sc: &Map<String, Value>, fuzz: &Value, supply: &Value) -> Value {
             "failure_p99_us": br["results"]["failure_latency"]["p99_us"],
             "recovered_after_restart_ms": br["results"]["recovered_after_restart_ms"],
         },
+        "reload": {
+            "reloads_count": rl["results"]["reloads_count"],
+            "reloaded_count": rl["results"]["reloaded_count"],
+            "failed_requests_count": rl["results"]["failed_requests_count"],
+            "p99_before_us": rl["results"]["p99_before_us"],
+            "p99_during_us": rl["results"]["p99_during_us"],
+            "p99_after_us": rl["results"]["p99_after_us"],
+        },
         "fuzz_executions_counts": fuzz_execs,
         "fuzz_crashes_count": fuzz["total_crashes_count"],
         "audit_vulnerabilities_count": supply["audit"]["vulnerabilities_count"],
@@ -242,6 +251,14 @@ fn goals(h: &Value) -> Value {
             "0",
             at(h, &["overload", "lost_without_answer_count"]),
             f(&["overload", "lost_without_answer_count"]).map(|n| n == 0.0)
+        ),
+        goal(
+            "no failed request across 10 reloads under load",
+            "0 failed, 10 reloaded",
+            at(h, &["reload", "failed_requests_count"]),
+            f(&["reload", "failed_requests_count"])
+                .zip(f(&["reload", "reloaded_count"]))
+                .map(|(failed, done)| failed == 0.0 && done >= 10.0)
         ),
         goal(
             "no known vulnerability",

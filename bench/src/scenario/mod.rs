@@ -10,6 +10,7 @@ pub mod isolation;
 pub mod latency;
 pub mod overload;
 pub mod procs;
+pub mod reload;
 pub mod rig;
 pub mod stdio;
 pub mod throughput;
@@ -25,12 +26,13 @@ use procs::Proc;
 use rig::Rig;
 
 /// Every scenario, in the order `mcpbench run` runs them.
-pub const ALL: [&str; 7] = [
+pub const ALL: [&str; 8] = [
     "throughput-4k",
     "latency",
     "overload",
     "isolation",
     "breaker",
+    "reload",
     "connections-100k",
     "stdio-workers",
 ];
@@ -201,6 +203,7 @@ pub async fn run_one(ctx: &mut Ctx, name: &str) -> Result<Value, String> {
         "overload" => overload::run(ctx).await,
         "isolation" => isolation::run(ctx).await,
         "breaker" => breaker::run(ctx).await,
+        "reload" => reload::run(ctx).await,
         "connections-100k" => connections::run(ctx).await,
         "stdio-workers" => stdio::run(ctx).await,
         other => Err(format!("unknown scenario {other}")),
