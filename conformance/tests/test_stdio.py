@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -61,7 +62,8 @@ class StdioGate:
         toml = (f'[listen]\naddress = "127.0.0.1:{port}"\n{listen_keys}[admin]\naddress = "127.0.0.1:{self.admin}"\n'
                 f'[upstreams.default]\ncommand = {json.dumps(command)}\n{pool_keys}\n'
                 f'[upstreams.default.env]\n' + "".join(f'{k} = {json.dumps(v)}\n' for k, v in env.items()) + tables)
-        self.gate = harness.start_mcpgate_with(harness.write_config_text(toml), port, workers=workers)
+        self.config = harness.write_config_text(toml)
+        self.gate = harness.start_mcpgate_with(self.config, port, workers=workers)
         self.url = self.gate.url
 
     def metrics(self) -> str:
@@ -510,3 +512,36 @@ def test_check_and_run_refuse_a_sandbox_that_is_not_installed():
         r = subprocess.run([str(harness.mcpgate_bin()), *cmd], capture_output=True, text=True, env=env, timeout=30)
         assert r.returncode == 1, (cmd, r.stdout, r.stderr)
         assert "upstreams.default: sandbox = \"bwrap\" asks for bubblewrap, which is not installed" in r.stderr, r.stderr
+
+
+def test_a_reload_that_changes_the_pool_replaces_its_processes_after_their_calls():
+    """A reload that changes a stdio pool's settings builds it anew: a call
+    in flight on the old processes finishes there, then they exit; the
+    next call spawns new ones."""
+    g = python_gate(env={"ROUND": "first"})
+    try:
+        _, before = modern(g.url, "tools/call", {"name": "whoami", "arguments": {}}, name="whoami")
+        slow: dict = {}
+
+        def slow_call():
+            slow["answer"] = modern(g.url, "tools/call", {"name": "slow", "arguments": {"seconds": 2}},
+                                    name="slow", rid=7)[1]
+
+        t = threading.Thread(target=slow_call)
+        t.start()
+        time.sleep(0.5)
+        g.config.write_text(g.config.read_text().replace('ROUND = "first"', 'ROUND = "second"'))
+        done = subprocess.run([str(harness.mcpgate_bin()), "reload", "--config", str(g.config)],
+                              capture_output=True, text=True, timeout=60)
+        _, after = modern(g.url, "tools/call", {"name": "whoami", "arguments": {}}, name="whoami", rid=8)
+        t.join(timeout=30)
+        exited = harness.wait_for(lambda: metric(g.metrics(), "mcpgate_stdio_workers_total", event="exited") >= 1)
+        log = g.log()
+    finally:
+        g.stop()
+    assert done.returncode == 0, done.stderr
+    pid = lambda a: json.loads(a["result"]["content"][0]["text"])["pid"]  # noqa: E731
+    assert pid(before) != pid(after)
+    assert "result" in slow["answer"], slow
+    assert exited
+    assert "the replaced pool's stdio workers stopped" in log

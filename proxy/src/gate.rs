@@ -76,6 +76,10 @@ pub(crate) struct Shared {
     pub(crate) draining: AtomicBool,
     /// This worker's audit trail (`[audit]`, restart-only).
     pub(crate) audit: Option<AuditTrail>,
+    /// Stdio pools a reload replaced whose processes may still serve
+    /// requests of the old generation: stopped when those finish, or by
+    /// the drain.
+    pub(crate) retired: parking_lot::Mutex<Vec<Arc<Pool>>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -115,6 +119,7 @@ impl McpGate {
             owner_link: Connector::new(None),
             draining: AtomicBool::new(false),
             audit,
+            retired: parking_lot::Mutex::new(Vec::new()),
             clock,
         });
         let rate_limits = Arc::new(RateLimits::new(
@@ -235,6 +240,11 @@ impl McpGate {
             Duration::from_secs(self.policy.sessions.idle_timeout_secs),
             self.policy.sessions.max_sessions,
         );
+    }
+
+    /// What outlives this generation.
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// The pools of this generation that `next` does not carry over.

@@ -5,9 +5,9 @@
 //! upstream's `max_request_ms` (the pool is built anew: new connections,
 //! closed breakers). Reports failed requests and, around each reload, the
 //! p99 of successful requests before (the second before it), during (from
-//! its start to 200 ms after it returned) and after (the second after
-//! that; quick runs: 400 ms windows), from a 100 ms timeline of latency
-//! histograms.
+//! its start to 200 ms after it returned) and after (800 ms before and
+//! after; quick runs: 400 ms; an after window stops where the next before
+//! window starts), from a 100 ms timeline of latency histograms.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,12 +49,17 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
     for k in 1..=RELOADS {
         tokio::time::sleep_until((t0 + first + every * (k - 1)).into()).await;
         let (text, changed) = variant(&base, k);
+        let unchanged = text == variant(&base, k - 1).0;
         std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
         let began = t0.elapsed();
         let (bin, path) = (rig.bin("mcpgate"), config.clone());
-        let outcome = tokio::task::spawn_blocking(move || reload(&bin, &path))
+        let mut outcome = tokio::task::spawn_blocking(move || reload(&bin, &path))
             .await
             .map_err(|e| e.to_string())?;
+        if unchanged && outcome.is_ok() {
+            // A policy template without the keys the variants flip.
+            outcome = Err("the file did not change (its base lacks the keys flipped)".into());
+        }
         let ended = t0.elapsed();
         reloads.push((k, changed, began, ended, outcome));
     }
@@ -64,19 +69,26 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
     drop(mock);
 
     let hists = report.timeline_histograms.clone().unwrap_or_default();
-    let window = Duration::from_millis(ctx.pick(400, 1000));
-    let windows = |r: &(u32, &str, Duration, Duration, Result<String, String>)| {
-        let (began, ended) = (floor(r.2), r.3 + Duration::from_millis(200));
+    let window = Duration::from_millis(ctx.pick(400, 800));
+    // No interval counts twice: an "after" window ends where the next
+    // reload's "before" window begins.
+    let starts: Vec<Duration> = reloads.iter().map(|r| floor(r.2)).collect();
+    let windows = |k: usize, r: &(u32, &str, Duration, Duration, Result<String, String>)| {
+        let (began, ended) = (starts[k], r.3 + Duration::from_millis(200));
+        let next_before = starts
+            .get(k + 1)
+            .map_or(Duration::MAX, |n| n.saturating_sub(window));
+        let after_end = (ended + window).min(next_before).max(ended);
         [
             (began.saturating_sub(window), began),
             (began, ended),
-            (ended, ended + window),
+            (ended, after_end),
         ]
     };
     let mut per_reload = Vec::new();
     let mut all: [Vec<(Duration, Duration)>; 3] = Default::default();
-    for r in &reloads {
-        let w = windows(r);
+    for (k, r) in reloads.iter().enumerate() {
+        let w = windows(k, r);
         for (i, span) in w.iter().enumerate() {
             all[i].push(*span);
         }
@@ -142,7 +154,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         stopped,
         &[
             "Latency from each request's intended send time (fixed rate, no coordinated omission); percentiles of successful requests only, at 2 significant digits, over 100 ms intervals.",
-            "before: the second (quick: 400 ms) before a reload; during: from its start to 200 ms after `mcpgate reload` returned; after: the following second. p99_*_us at the top merge the windows of all ten reloads.",
+            "before: the 800 ms (quick: 400 ms) before a reload; during: from its start to 200 ms after `mcpgate reload` returned; after: the 800 ms (400 ms) after that, cut where the next reload's before window starts. p99_*_us at the top merge the windows of all ten reloads.",
             "failed_requests_count: answers that were not successes plus requests without an answer, over the whole run.",
         ],
     ))

@@ -387,11 +387,20 @@ async fn serve_connection(
         let next = match Box::pin(serve_one(&gate, stream, settings.take(), pipelined, &conn)).await
         {
             Next::Close => return,
-            Next::Reuse(next) => next,
+            Next::Reuse(next) => {
+                // Idle until the next request, which takes the generation
+                // current then.
+                drop(gate);
+                next
+            }
             Next::Hold(mut client, held) => {
                 // The handler is gone; only the stream's own small state stays
                 // (boxed: an idle connection's task must not reserve room for it).
-                if !Box::pin(held.run(&gate.metrics, &mut client, &shutdown)).await
+                // A stream may last hours: it keeps what outlives reloads, not
+                // this generation.
+                let shared = gate.shared();
+                drop(gate);
+                if !Box::pin(held.run(&shared.metrics, &mut client, &shutdown)).await
                     || *shutdown.borrow()
                 {
                     return;

@@ -37,6 +37,16 @@ pub(crate) fn admit(
         gate.sessions
             .get(id, &principal)
             .or_else(|| revive(gate, id, &principal))
+            .filter(|s| {
+                // A reload removed (or renamed) the session's pool: the
+                // session ends (404), it is not sent to another upstream.
+                let served = gate.pools.contains_key(&*s.pool);
+                if !served {
+                    tracing::info!(pool = %s.pool, "session ended: a reload removed its pool");
+                    gate.sessions.remove(id);
+                }
+                served
+            })
     });
     let snapshot = session.as_ref().map(|s| s.snapshot());
     let mut ex = Exchange::new(&gate.policy, method, path, headers, body);

@@ -10,7 +10,8 @@
 //! - `/readyz`: not draining, and every upstream pool has at least one
 //!   healthy endpoint; 503 with the reason otherwise.
 //! - `POST /reload`: reload the policy in every worker
-//!   ([`crate::ops::reload`]); only from a loopback address (403 otherwise).
+//!   ([`crate::ops::reload`]); only from this host: a loopback address, or
+//!   the address the listener was reached on (403 otherwise).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use pingora::protocols::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixStream};
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::gate::{Live, McpGate};
 
@@ -50,10 +51,13 @@ pub async fn serve(live: Arc<Live>, listener: std::net::TcpListener) {
         match listener.accept().await {
             Ok((tcp, peer)) => {
                 let live = live.clone();
+                let local = tcp
+                    .local_addr()
+                    .is_ok_and(|l| from_this_host(peer.ip(), l.ip()));
                 tokio::spawn(async move {
                     let stream: Stream =
                         Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
-                    serve_one(&live, stream, peer).await;
+                    serve_one(&live, stream, peer, local).await;
                 });
             }
             Err(e) => {
@@ -65,7 +69,7 @@ pub async fn serve(live: Arc<Live>, listener: std::net::TcpListener) {
 }
 
 /// One request per connection: scrapes and probes are rare.
-async fn serve_one(live: &Live, stream: Stream, peer: SocketAddr) {
+async fn serve_one(live: &Live, stream: Stream, peer: SocketAddr, local: bool) {
     let mut ds = ServerSession::new_http1(stream);
     match tokio::time::timeout(READ_TIMEOUT, ds.read_request()).await {
         Ok(Ok(true)) => {}
@@ -77,13 +81,16 @@ async fn serve_one(live: &Live, stream: Stream, peer: SocketAddr) {
     let post = ds.req_header().method == http::Method::POST;
     let (status, ctype, body) = match path.as_str() {
         "/reload" if !post => (405, "text/plain", "use POST\n".to_string()),
-        "/reload" if !peer.ip().is_loopback() => {
+        "/reload" if !local => {
             tracing::warn!(%peer, "admin: POST /reload refused: not from a loopback address");
             (
                 403,
                 "text/plain",
                 "reload is allowed from loopback only\n".to_string(),
             )
+        }
+        "/reload" if gate.draining.load(std::sync::atomic::Ordering::Acquire) => {
+            (503, "text/plain", "draining: not reloading\n".to_string())
         }
         "/reload" => {
             let (status, body) = crate::ops::reload::everywhere(live).await;
@@ -104,6 +111,15 @@ async fn serve_one(live: &Live, stream: Stream, peer: SocketAddr) {
         _ => (404, "text/plain", "not found\n".to_string()),
     };
     write_plain(&mut ds, status, ctype, body).await;
+}
+
+/// Whether a client at `peer` that reached the listener at `local` runs on
+/// this host: a loopback address (IPv4-mapped included), or the very
+/// address it connected to (a listener bound to one interface's address,
+/// asked from this host, sees its own address as the peer's).
+fn from_this_host(peer: IpAddr, local: IpAddr) -> bool {
+    let peer = peer.to_canonical();
+    peer.is_loopback() || peer == local.to_canonical()
 }
 
 /// Writes a whole response with a known length.
@@ -186,4 +202,26 @@ pub(crate) async fn ask_sibling(
         head.starts_with("HTTP/1.1 200").then(|| body.to_string())
     };
     tokio::time::timeout(limit, fetch).await.ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_this_host;
+
+    #[test]
+    fn only_this_host_may_reload() {
+        let ip = |s: &str| s.parse().expect("an address");
+        assert!(from_this_host(ip("127.0.0.1"), ip("127.0.0.1")));
+        assert!(from_this_host(ip("127.0.0.2"), ip("0.0.0.0")));
+        assert!(from_this_host(ip("::1"), ip("::")));
+        assert!(from_this_host(ip("::ffff:127.0.0.1"), ip("::")));
+        assert!(from_this_host(ip("192.0.2.2"), ip("192.0.2.2")));
+        assert!(from_this_host(
+            ip("::ffff:192.0.2.2"),
+            ip("::ffff:192.0.2.2")
+        ));
+        assert!(!from_this_host(ip("192.0.2.9"), ip("192.0.2.2")));
+        assert!(!from_this_host(ip("10.1.2.3"), ip("0.0.0.0")));
+        assert!(!from_this_host(ip("::ffff:10.1.2.3"), ip("::")));
+    }
 }

@@ -128,6 +128,20 @@ async fn serve(
 ) -> ExitCode {
     let index = identity.index;
     let workers = identity.workers;
+    // First: the supervisor passes SIGHUP on to every worker, and its
+    // default action would end one still starting (a signal that arrives
+    // before the loop below waits is kept for it).
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        _ => {
+            tracing::error!(worker = index, "cannot install signal handlers");
+            return ExitCode::from(1);
+        }
+    };
     let tokens = match &policy.auth.jwt {
         Some(jwt) => match Tokens::load(jwt, Arc::new(SystemClock)).await {
             Ok(t) => Some(Arc::new(t)),
@@ -155,17 +169,6 @@ async fn serve(
             tls: bound.tls.clone(),
         }),
     );
-    let (mut term, mut int, mut hup) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) {
-        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
-        _ => {
-            tracing::error!(worker = index, "cannot install signal handlers");
-            return ExitCode::from(1);
-        }
-    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let connections = Arc::new(Connections::default());
     for (bind, tls) in [
@@ -278,9 +281,11 @@ async fn serve(
 /// Stops every stdio worker of this process and waits (a few seconds at
 /// most) until they exited: none is left behind.
 async fn stop_stdio_workers(gate: &McpGate) {
+    let retired = gate.retired.lock().clone();
     let pools: Vec<_> = gate
         .pools
         .values()
+        .chain(&retired)
         .flat_map(|p| p.endpoints.iter().filter_map(|e| e.client.stdio().cloned()))
         .collect();
     for p in &pools {

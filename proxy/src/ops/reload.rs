@@ -30,11 +30,11 @@ use crate::upstream::pool::Pool;
 
 /// Path on a worker's private socket that reloads it and answers its report.
 pub const INTERNAL_RELOAD_PATH: &str = "/_mcpgate/reload";
-/// How long a retired stdio pool may finish the requests it serves before
-/// its processes are stopped.
-const RETIRE_WAIT: Duration = Duration::from_secs(60);
-/// How long `mcpgate reload` waits for the instance's answer.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long worker 0 waits for a sibling's reload report.
+const SIBLING_RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `mcpgate reload` waits for the instance's answer (more than a
+/// sibling may take: siblings are asked at once).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// How one worker's reload went.
 pub(crate) struct Report {
@@ -80,6 +80,10 @@ pub(crate) async fn reload(live: &Live) -> Report {
         pools_rebuilt: Vec::new(),
     };
     let began = Instant::now();
+    // The certificates are re-read whatever becomes of the policy.
+    if let Some(tls) = live.source.as_ref().and_then(|s| s.tls.as_ref()) {
+        tls.reload(true);
+    }
     match attempt(live, &running).await {
         Ok((next, restart_required)) => {
             let next = Arc::new(next);
@@ -103,10 +107,10 @@ pub(crate) async fn reload(live: &Live) -> Report {
                 }
             }
             live.store(next.clone());
-            if let Some(tls) = live.source.as_ref().and_then(|s| s.tls.as_ref()) {
-                tls.reload(true);
-            }
-            retire(retired);
+            // Caps again: a request of the old generation may have added a
+            // tenant sized by the old policy meanwhile.
+            next.take_caps();
+            retire(&next, retired);
             report.reloaded = true;
             report.generation = next.generation;
             report.restart_required = restart_required;
@@ -196,20 +200,37 @@ async fn attempt(
     Ok((next, restart_required))
 }
 
-/// Stops the processes of stdio pools a reload replaced, once the requests
-/// they serve have finished (or after [`RETIRE_WAIT`]).
-fn retire(pools: Vec<Arc<Pool>>) {
+/// Stops the processes of stdio pools a reload replaced once no request of
+/// an older generation holds the pool (connections drop their generation
+/// between requests), or after the pool's `max_request_ms`. Until then
+/// they are listed in [`crate::gate::Shared::retired`], so a drain stops
+/// them too.
+fn retire(gate: &McpGate, pools: Vec<Arc<Pool>>) {
     for pool in pools.into_iter().filter(|p| p.spawns_workers()) {
+        gate.retired.lock().push(pool.clone());
+        let shared = gate.shared();
         tokio::spawn(async move {
-            let deadline = Instant::now() + RETIRE_WAIT;
-            while Arc::strong_count(&pool) > 1 && Instant::now() < deadline {
+            let longest = Duration::from_millis(pool.config.timeouts.max_request_ms);
+            let deadline = Instant::now() + longest;
+            // Held here, in `retired`, and by each request still using it.
+            while Arc::strong_count(&pool) > 2 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            for ep in &pool.endpoints {
-                if let Some(stdio) = ep.client.stdio() {
-                    stdio.shutdown();
-                }
+            let stdio: Vec<_> = pool
+                .endpoints
+                .iter()
+                .filter_map(|e| e.client.stdio().cloned())
+                .collect();
+            for p in &stdio {
+                p.shutdown();
             }
+            // Until they exited (a few seconds at most): their ends are
+            // logged and counted before the pool is let go.
+            let gone = Instant::now() + Duration::from_secs(5);
+            while stdio.iter().any(|p| p.live() > 0) && Instant::now() < gone {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            shared.retired.lock().retain(|p| !Arc::ptr_eq(p, &pool));
             tracing::info!(pool = %pool.config.name, "reload: the replaced pool's stdio workers stopped");
         });
     }
@@ -227,11 +248,30 @@ pub(crate) async fn everywhere(live: &Live) -> (u16, String) {
         return (422, format!("{body:#}\n"));
     }
     let mut workers = vec![own.to_json()];
-    for i in (0..gate.identity.workers).filter(|&i| i != gate.identity.index) {
-        let answer =
-            crate::ops::admin::ask_sibling(&gate, i, "POST", INTERNAL_RELOAD_PATH, COMMAND_TIMEOUT)
+    // Every sibling at once, each within its own limit.
+    let asks: Vec<_> = (0..gate.identity.workers)
+        .filter(|&i| i != gate.identity.index)
+        .map(|i| {
+            let gate = gate.clone();
+            let ask = tokio::spawn(async move {
+                crate::ops::admin::ask_sibling(
+                    &gate,
+                    i,
+                    "POST",
+                    INTERNAL_RELOAD_PATH,
+                    SIBLING_RELOAD_TIMEOUT,
+                )
                 .await
-                .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+            });
+            (i, ask)
+        })
+        .collect();
+    for (i, ask) in asks {
+        let answer = ask
+            .await
+            .ok()
+            .flatten()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok());
         workers.push(answer.unwrap_or_else(|| json!({ "worker": i, "outcome": "unreachable" })));
     }
     let all = workers.iter().all(|w| w["outcome"] == "reloaded");
