@@ -241,6 +241,23 @@ impl Conn {
         }
     }
 
+    /// Reads a held chunked stream until the peer closes; whether it ended
+    /// cleanly, with the last chunk (`0\r\n\r\n`), rather than cut off.
+    pub async fn read_to_end_clean(&mut self) -> io::Result<bool> {
+        const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+        let mut tail: Vec<u8> = self.buf[self.start..self.end].to_vec();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = self.stream.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(tail.ends_with(LAST_CHUNK));
+            }
+            tail.extend_from_slice(&buf[..n]);
+            let keep = tail.len().saturating_sub(LAST_CHUNK.len());
+            tail.drain(..keep);
+        }
+    }
+
     /// Local address of the connection.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match &self.stream {

@@ -59,8 +59,9 @@ struct State {
     errors: Mutex<BTreeMap<String, u64>>,
 }
 
-async fn open_one(st: Arc<State>, n: u64) -> Result<Conn, String> {
-    let cfg = &st.cfg;
+/// Opens held stream number `n` (its era by `cfg.eras` and `n`): the
+/// connection, its response head read, the stream's events to come.
+pub async fn open_one(cfg: &HoldConfig, n: u64) -> Result<Conn, String> {
     let source =
         (!cfg.source_ips.is_empty()).then(|| cfg.source_ips[(n as usize) % cfg.source_ips.len()]);
     let mut conn = with_timeout(cfg.timeout, Conn::connect(cfg.addr, source))
@@ -127,7 +128,7 @@ async fn open_many(st: &Arc<State>, count: u64) {
         let st = st.clone();
         let n = st.opened.fetch_add(1, Ordering::Relaxed);
         tasks.push(tokio::spawn(async move {
-            let result = open_one(st.clone(), n).await;
+            let result = open_one(&st.cfg, n).await;
             drop(permit);
             match result {
                 Ok(mut conn) => {

@@ -314,6 +314,17 @@ pub fn report(b: &Value) -> String {
         s.push('\n');
     }
 
+    let up = &sc["upgrade"];
+    if !up.is_null() {
+        let r = &up["results"];
+        let _ = writeln!(s, "## Upgrade under load (`upgrade`)\n\nMade by {}. {} requests/s (half of mcpgate's measured maximum), mixed eras, 4 KB, 64 keep-alive connections, and {} held streams on the old instance; at {} ms a new instance starts with `--takeover` (listening {} ms later), then the old one gets SIGTERM and drains in {} ms (exit `{}`).\n",
+            cmd(&up["command"]), num(&up["parameters"]["rate_per_s"]), num(&r["held_streams_count"]), num(&r["takeover_started_at_ms"]),
+            num(&r["new_listening_after_ms"]), num(&r["old_drained_ms"]), r["old_exit_status"].as_str().unwrap_or("none"));
+        let _ = writeln!(s, "| failed requests | answered | held streams ended cleanly | cut | p99 before µs | p99 during µs | p99 after µs |\n|---|---|---|---|---|---|---|\n| {} | {} | {} | {} | {} | {} | {} |\n",
+            num(&r["failed_requests_count"]), num(&r["ok_requests_count"]), num(&r["held_streams_clean_end_count"]), num(&r["held_streams_cut_count"]),
+            num(&r["p99_before_us"]), num(&r["p99_during_us"]), num(&r["p99_after_us"]));
+    }
+
     let c = &sc["connections-100k"];
     if !c.is_null() {
         let _ = writeln!(

@@ -133,6 +133,7 @@ fn headline(sc: &Map<String, Value>, fuzz: &Value, supply: &Value) -> Value {
     let iso = sc.get("isolation").unwrap_or(&null);
     let br = sc.get("breaker").unwrap_or(&null);
     let rl = sc.get("reload").unwrap_or(&null);
+    let up = sc.get("upgrade").unwrap_or(&null);
     let fuzz_execs: Map<String, Value> = fuzz["targets"]
         .as_array()
         .map(|ts| {
@@ -202,6 +203,13 @@ fn headline(sc: &Map<String, Value>, fuzz: &Value, supply: &Value) -> Value {
             "p99_during_us": rl["results"]["p99_during_us"],
             "p99_after_us": rl["results"]["p99_after_us"],
         },
+        "upgrade": {
+            "failed_requests_count": up["results"]["failed_requests_count"],
+            "held_streams_count": up["results"]["held_streams_count"],
+            "held_streams_cut_count": up["results"]["held_streams_cut_count"],
+            "old_drained_ms": up["results"]["old_drained_ms"],
+            "p99_during_us": up["results"]["p99_during_us"],
+        },
         "fuzz_executions_counts": fuzz_execs,
         "fuzz_crashes_count": fuzz["total_crashes_count"],
         "audit_vulnerabilities_count": supply["audit"]["vulnerabilities_count"],
@@ -259,6 +267,14 @@ fn goals(h: &Value) -> Value {
             f(&["reload", "failed_requests_count"])
                 .zip(f(&["reload", "reloaded_count"]))
                 .map(|(failed, done)| failed == 0.0 && done >= 10.0)
+        ),
+        goal(
+            "no failed request and no cut held stream across an upgrade",
+            "0 failed, 0 cut",
+            at(h, &["upgrade", "failed_requests_count"]),
+            f(&["upgrade", "failed_requests_count"])
+                .zip(f(&["upgrade", "held_streams_cut_count"]))
+                .map(|(failed, cut)| failed == 0.0 && cut == 0.0)
         ),
         goal(
             "no known vulnerability",

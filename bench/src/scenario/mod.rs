@@ -14,6 +14,7 @@ pub mod reload;
 pub mod rig;
 pub mod stdio;
 pub mod throughput;
+pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,13 +27,14 @@ use procs::Proc;
 use rig::Rig;
 
 /// Every scenario, in the order `mcpbench run` runs them.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     "throughput-4k",
     "latency",
     "overload",
     "isolation",
     "breaker",
     "reload",
+    "upgrade",
     "connections-100k",
     "stdio-workers",
 ];
@@ -204,6 +206,7 @@ pub async fn run_one(ctx: &mut Ctx, name: &str) -> Result<Value, String> {
         "isolation" => isolation::run(ctx).await,
         "breaker" => breaker::run(ctx).await,
         "reload" => reload::run(ctx).await,
+        "upgrade" => upgrade::run(ctx).await,
         "connections-100k" => connections::run(ctx).await,
         "stdio-workers" => stdio::run(ctx).await,
         other => Err(format!("unknown scenario {other}")),

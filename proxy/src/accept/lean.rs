@@ -437,18 +437,24 @@ enum Next {
 }
 
 /// Idle: waits for the next request's first byte, keeping nothing but the
-/// stream; `false` when the client left, was silent for `limit`, or a drain
-/// began.
+/// stream; `false` when the client left or was silent for `limit`. Once a
+/// drain has begun the wait is cut to [`DRAIN_FIRST_REQUEST`]: a client
+/// that was about to send on its keep-alive connection gets its answer
+/// (with `Connection: close`) instead of a connection closed under its
+/// request, and one that stays silent is closed.
 async fn wait_for_request(stream: &mut Stream, limit: Duration, shutdown: &ShutdownWatch) -> bool {
-    if *shutdown.borrow() {
-        return false;
-    }
     let mut probe = [0u8; 1];
-    let mut stop = shutdown.clone();
-    tokio::select! {
-        next = tokio::time::timeout(limit, stream.try_peek(&mut probe)) => matches!(next, Ok(Ok(true))),
-        _ = until_stopped(&mut stop) => false,
+    if !*shutdown.borrow() {
+        let mut stop = shutdown.clone();
+        tokio::select! {
+            next = tokio::time::timeout(limit, stream.try_peek(&mut probe)) => {
+                return matches!(next, Ok(Ok(true)));
+            }
+            _ = until_stopped(&mut stop) => {}
+        }
     }
+    let next = tokio::time::timeout(DRAIN_FIRST_REQUEST, stream.try_peek(&mut probe)).await;
+    matches!(next, Ok(Ok(true)))
 }
 
 /// What a connection's requests share.
