@@ -287,7 +287,7 @@ pub fn report(b: &Value) -> String {
             s,
             "| window | p50 µs | p99 µs | p99.9 µs | samples |\n|---|---|---|---|---|"
         );
-        for w in ["before", "during", "after"] {
+        for w in ["without_reloads", "before", "during", "after"] {
             let l = &r[w];
             let _ = writeln!(
                 s,
@@ -303,7 +303,7 @@ pub fn report(b: &Value) -> String {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {} |",
-                num(&x["reload"]),
+                num(&x["reload_index"]),
                 x["changed"].as_str().unwrap_or(""),
                 num(&x["took_ms"]),
                 num(&x["p99_before_us"]),

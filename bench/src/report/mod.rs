@@ -199,6 +199,7 @@ fn headline(sc: &Map<String, Value>, fuzz: &Value, supply: &Value) -> Value {
             "reloads_count": rl["results"]["reloads_count"],
             "reloaded_count": rl["results"]["reloaded_count"],
             "failed_requests_count": rl["results"]["failed_requests_count"],
+            "p99_without_reloads_us": rl["results"]["p99_without_reloads_us"],
             "p99_before_us": rl["results"]["p99_before_us"],
             "p99_during_us": rl["results"]["p99_during_us"],
             "p99_after_us": rl["results"]["p99_after_us"],

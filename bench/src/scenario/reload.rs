@@ -4,10 +4,11 @@
 //! `[admission]` value (the upstream pool is carried over), even ones the
 //! upstream's `max_request_ms` (the pool is built anew: new connections,
 //! closed breakers). Reports failed requests and, around each reload, the
-//! p99 of successful requests before (the second before it), during (from
-//! its start to 200 ms after it returned) and after (800 ms before and
-//! after; quick runs: 400 ms; an after window stops where the next before
-//! window starts), from a 100 ms timeline of latency histograms.
+//! p99 of successful requests before it (800 ms), during it (from its start
+//! to 200 ms after `mcpgate reload` returned) and after it (800 ms, cut
+//! where the next reload's before window starts; quick runs: 400 ms
+//! windows), from a 100 ms timeline of latency histograms; and, as the
+//! control, the same p99 of the load alone before the first reload.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,7 +33,8 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
     let max = ctx.mcpgate_max(gate_addr).await;
     let rate = (max * 0.5).max(1.0).round();
     let every = Duration::from_millis(ctx.pick(1000, 2000));
-    let first = Duration::from_millis(ctx.pick(1000, 2000));
+    // The load runs alone first: the control the reload windows compare with.
+    let first = Duration::from_millis(ctx.pick(2000, 6000));
     let total = first + every * RELOADS + Duration::from_millis(ctx.pick(1000, 2000));
 
     let mut cfg = LoadConfig::new("reload", gate_addr);
@@ -94,7 +96,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         }
         let lat = |i: usize| window_latency(&hists, BUCKET, w[i].0, w[i].1);
         per_reload.push(json!({
-            "reload": r.0,
+            "reload_index": r.0,
             "changed": r.1,
             "started_at_ms": r.2.as_millis() as u64,
             "took_ms": (r.3 - r.2).as_millis() as u64,
@@ -106,6 +108,12 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
     }
     let merged = |i: usize| merged_windows(&hists, &all[i]);
     let (before, during, after) = (merged(0), merged(1), merged(2));
+    let alone = window_latency(
+        &hists,
+        BUCKET,
+        Duration::ZERO,
+        floor(first).saturating_sub(window),
+    );
     let failed = report.rejected_count + report.lost_count;
     let reloaded = reloads.iter().filter(|r| r.4.is_ok()).count();
     let results = json!({
@@ -113,9 +121,11 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         "reloaded_count": reloaded,
         "failed_requests_count": failed,
         "ok_requests_count": report.ok_count,
+        "p99_without_reloads_us": alone.p99_us,
         "p99_before_us": before.p99_us,
         "p99_during_us": during.p99_us,
         "p99_after_us": after.p99_us,
+        "without_reloads": alone,
         "before": before,
         "during": during,
         "after": after,
@@ -156,6 +166,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
             "Latency from each request's intended send time (fixed rate, no coordinated omission); percentiles of successful requests only, at 2 significant digits, over 100 ms intervals.",
             "before: the 800 ms (quick: 400 ms) before a reload; during: from its start to 200 ms after `mcpgate reload` returned; after: the 800 ms (400 ms) after that, cut where the next reload's before window starts. p99_*_us at the top merge the windows of all ten reloads.",
             "failed_requests_count: answers that were not successes plus requests without an answer, over the whole run.",
+            "without_reloads: the same load before the first reload (its first 5.2 s; quick: 1.6 s), the control for the windows around reloads.",
         ],
     ))
 }

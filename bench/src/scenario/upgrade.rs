@@ -188,7 +188,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         "held_streams_count": streams_count,
         "takeover_after_s": takeover_at.as_secs_f64(),
         "duration_s": total.as_secs_f64(),
-        "grace_secs": 20,
+        "grace_s": 20,
         "how": "`mcpgate run --takeover` with the same policy beside the running instance; once its workers log `mcpgate listening`, SIGTERM to the old supervisor",
     });
     let stopped = (!new_alive).then(|| "the new instance exited during the scenario".to_owned());
