@@ -43,6 +43,7 @@ TS_SDK_V1_DIR = NPM / "sdk-1.32.2"
 REFERENCE_SERVER = ROOT / "conformance/upstreams/reference_server.py"
 HOSTILE_SERVER = ROOT / "conformance/upstreams/hostile_server.py"
 RAW_HOSTILE_SERVER = ROOT / "conformance/upstreams/raw_hostile_server.py"
+OTLP_RECEIVER = ROOT / "conformance/upstreams/otlp_receiver.py"
 CLIENTS = ROOT / "conformance/clients"
 
 
@@ -199,6 +200,18 @@ def start_raw_hostile(port: int | None = None) -> tuple[Upstream, Path]:
     fd, record = scratch_file("raw-hostile-record-", ".jsonl")
     os.close(fd)
     proc = Proc("raw-hostile", [VENV_PY, RAW_HOSTILE_SERVER, "--port", str(port), "--record", record])
+    proc.wait_port(port)
+    return Upstream(proc, port), record
+
+
+def start_otlp_receiver(*args: str, port: int | None = None) -> tuple[Upstream, Path]:
+    """The OTLP/HTTP trace receiver (conformance/upstreams/otlp_receiver.py,
+    on the official OpenTelemetry protobuf definitions) with `args`, and the
+    file where it records every span it receives, one JSON line each."""
+    port = port or free_port()
+    fd, record = scratch_file("otlp-spans-", ".jsonl")
+    os.close(fd)
+    proc = Proc("otlp-receiver", [VENV_PY, OTLP_RECEIVER, "--port", str(port), "--record", record, *args])
     proc.wait_port(port)
     return Upstream(proc, port), record
 

@@ -9,7 +9,8 @@ oversized results and endless streams, and cut its bytes wherever it likes.
 It speaks 2025-11-25 only (one session per initialize, `Mcp-Session-Id`), on
 any path, with keep-alive. Every JSON-RPC message it receives (requests and
 notifications alike) is appended to `--record` as one JSON line
-`{"method", "id", "params"}`, flushed at once; when a stream it is writing is
+`{"method", "id", "params"}` (and `"trace_headers"`: the W3C `traceparent`
+and `tracestate` headers it got, if any), flushed at once; when a stream it is writing is
 cut off by its peer it appends `{"method": "(stream closed by peer)",
 "tool": NAME, "sent": EVENTS}`.
 
@@ -175,7 +176,11 @@ async def handle(conn: Conn, method: str, headers: dict[str, str], body: bytes) 
         await conn.head(405, {"content-length": "0", "allow": "POST, DELETE"})
         return
     msg = json.loads(body)
-    record({"method": msg.get("method"), "id": msg.get("id"), "params": msg.get("params")})
+    entry = {"method": msg.get("method"), "id": msg.get("id"), "params": msg.get("params")}
+    trace = {k: headers[k] for k in ("traceparent", "tracestate") if k in headers}
+    if trace:
+        entry["trace_headers"] = trace
+    record(entry)
     if "id" not in msg:
         await conn.head(202, {"content-length": "0"})
         return

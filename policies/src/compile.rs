@@ -104,6 +104,8 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
     let content = read_content(&mut r, content_t);
     let audit_t = r.table(root, "audit", "");
     let audit = crate::sections::audit::read_audit(&mut r, audit_t);
+    let traces_t = r.table(root, "traces", "");
+    let traces = crate::sections::traces::read_traces(&mut r, traces_t);
     let mut errors = r.into_errors();
     errors.sort_by_key(|e| (e.line, e.column));
     if !errors.is_empty() {
@@ -128,6 +130,7 @@ pub fn parse_policy(file: &str, src: &str) -> Result<Policy, PolicyErrors> {
         tools,
         content,
         audit,
+        traces,
     })
 }
 

@@ -13,7 +13,7 @@ pub use crate::sections::{
     Rate, RateLimits, RootGlob, SsrfPolicy, TenantLimits, Timeouts, Transport, UpstreamPool,
     UriScope, DEFAULT_POOL, DEFAULT_UPSTREAM,
 };
-pub use crate::sections::{AuditArguments, AuditPolicy, OnFull};
+pub use crate::sections::{AuditArguments, AuditPolicy, OnFull, TracesPolicy};
 pub use crate::sections::{AuthMethod, JwtAlgorithm, JwtPolicy, OAuthResource, ScopeRule};
 pub use crate::sections::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
 pub use crate::sections::{
@@ -63,6 +63,8 @@ pub struct Policy {
     pub content: ContentPolicy,
     /// The audit trail (`[audit]`; off when absent).
     pub audit: Option<AuditPolicy>,
+    /// OpenTelemetry spans over OTLP (`[traces]`; off when absent).
+    pub traces: Option<TracesPolicy>,
 }
 
 /// Where mcpgate accepts clients.

@@ -193,6 +193,36 @@ impl<'s> Reader<'s> {
         }
     }
 
+    /// A number in `0.0..=1.0` (an integer 0 or 1 too), `default` when
+    /// absent or invalid (reported).
+    pub(crate) fn ratio(&mut self, t: &dyn TableLike, key: &str, path: &str, default: f64) -> f64 {
+        let Some(item) = self.value(t, key) else {
+            return default;
+        };
+        let n = item
+            .as_float()
+            .or_else(|| item.as_integer().map(|i| i as f64));
+        match n {
+            Some(n) if (0.0..=1.0).contains(&n) => n,
+            Some(n) => {
+                self.error(
+                    item_span(item),
+                    &join(path, key),
+                    format!("{n} is out of range (0.0..=1.0)"),
+                );
+                default
+            }
+            None => {
+                self.error(
+                    item_span(item),
+                    &join(path, key),
+                    format!("expected a number, found {}", item.type_name()),
+                );
+                default
+            }
+        }
+    }
+
     /// A boolean, `default` when absent or invalid (reported).
     pub(crate) fn boolean(
         &mut self,

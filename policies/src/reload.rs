@@ -3,8 +3,8 @@
 //!
 //! A reload swaps in a newly compiled [`Policy`]; everything in it takes
 //! effect for the next request, except what was fixed when the process
-//! started: the sockets it listens on, its event-loop threads and its audit
-//! writer. [`keep_restart_only`] puts the running values of those keys back
+//! started: the sockets it listens on, its event-loop threads, its audit
+//! writer and its trace exporter. [`keep_restart_only`] puts the running values of those keys back
 //! into the new policy (so the policy a worker runs says what it really
 //! does) and returns the key paths that changed in the file.
 
@@ -17,6 +17,7 @@ pub const RESTART_ONLY: &[&str] = &[
     "listen.tls",
     "admin",
     "audit",
+    "traces",
 ];
 
 /// Restores in `next` the running value of every restart-only key and
@@ -46,6 +47,8 @@ pub fn keep_restart_only(running: &Policy, next: &mut Policy) -> Vec<&'static st
     next.admin = running.admin.clone();
     keep("audit", differs(&running.audit, &next.audit));
     next.audit = running.audit.clone();
+    keep("traces", differs(&running.traces, &next.traces));
+    next.traces = running.traces.clone();
     changed
 }
 

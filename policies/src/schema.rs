@@ -34,6 +34,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "tools",
             "content",
             "audit",
+            "traces",
         ],
     ),
     (
@@ -303,6 +304,16 @@ const TABLES: &[(&str, &[&str])] = &[
     (
         "content",
         &["poisoning", "output_schema", "secrets", "pii", "limits"],
+    ),
+    (
+        "traces",
+        &[
+            "endpoint",
+            "service_name",
+            "sample_ratio",
+            "queue",
+            "export_timeout_ms",
+        ],
     ),
     (
         "audit",

@@ -52,6 +52,8 @@ impl Policy {
             content: _,
             // Each worker has its own queue and file.
             audit: _,
+            // A ratio and an endpoint: every worker exports its own spans.
+            traces: _,
         } = &mut p;
         let Admission {
             // Instance-wide counts of requests, upstream requests, streams.

@@ -29,6 +29,7 @@ use crate::exchange::tokens::Tokens;
 use crate::ops::audit::AuditTrail;
 use crate::ops::clock::{Clock, SystemClock};
 use crate::ops::metrics::Metrics;
+use crate::ops::traces::Traces;
 use crate::ops::worker_identity::WorkerIdentity;
 use crate::sessions::session_id::SessionCodec;
 use crate::sessions::store::SessionStore;
@@ -76,6 +77,8 @@ pub(crate) struct Shared {
     pub(crate) draining: AtomicBool,
     /// This worker's audit trail (`[audit]`, restart-only).
     pub(crate) audit: Option<AuditTrail>,
+    /// This worker's tracer (`[traces]`, restart-only).
+    pub(crate) traces: Option<Traces>,
     /// Stdio pools a reload replaced whose processes may still serve
     /// requests of the old generation: stopped when those finish, or by
     /// the drain.
@@ -111,6 +114,10 @@ impl McpGate {
             .audit
             .as_ref()
             .map(|a| AuditTrail::start(a, &identity, metrics.audit_records.clone()));
+        let traces = match &policy.traces {
+            Some(t) => Some(Traces::start(t, &identity).map_err(std::io::Error::other)?),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             sessions,
             admission: AdmissionControl::new(&policy),
@@ -119,6 +126,7 @@ impl McpGate {
             owner_link: Connector::new(None),
             draining: AtomicBool::new(false),
             audit,
+            traces,
             retired: parking_lot::Mutex::new(Vec::new()),
             clock,
         });

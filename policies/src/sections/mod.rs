@@ -7,7 +7,7 @@
 //! prompts and resources each tenant and scope may see and use). Tools:
 //! `[tools]` (validating call arguments against the listed schemas).
 //! Content guards: `[content]` (poisoned definitions). Operations:
-//! `[audit]` (the audit trail).
+//! `[audit]` (the audit trail), `[traces]` (OpenTelemetry spans).
 
 pub(crate) mod access;
 pub(crate) mod admission;
@@ -22,6 +22,7 @@ pub(crate) mod ssrf;
 pub(crate) mod stdio;
 pub(crate) mod tls;
 pub(crate) mod tools;
+pub(crate) mod traces;
 pub(crate) mod upstream_auth;
 pub(crate) mod upstreams;
 
@@ -44,6 +45,7 @@ pub use ssrf::{Cidr, HostRule, SsrfPolicy};
 pub use stdio::{Sandbox, StdioLimits, StdioMode, StdioSpec};
 pub use tls::{ClientAuth, TlsCertificate, TlsListen, TlsVersion};
 pub use tools::{OnChange, OnUncompilable, PinMode, ToolsPolicy};
+pub use traces::TracesPolicy;
 pub use upstream_auth::{MintAlgorithm, UpstreamCredential};
 pub use upstreams::{
     BreakerPolicy, Endpoint, HealthCheck, Timeouts, Transport, UpstreamPool, DEFAULT_POOL,

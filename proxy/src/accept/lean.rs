@@ -537,14 +537,22 @@ async fn serve_one(
         return Next::Close;
     }
     let started = std::time::Instant::now();
+    let began = std::time::SystemTime::now();
     let mut method = "none";
     let handling = handle(gate, &mut ds, tap, internal, client, &mut method);
-    let (served, note) = audit::noting_if(gate.audit.is_some(), handling).await;
-    if let (Some(trail), Some(note)) = (&gate.audit, note) {
+    let noting = gate.audit.is_some() || gate.traces.is_some();
+    let (served, note) = audit::noting_if(noting, handling).await;
+    if let Some(note) = note {
         let status = ds.response_written().map(|h| h.status.as_u16());
-        let http_method = ds.req_header().method.as_str();
-        let elapsed = started.elapsed();
-        trail.write(&note, http_method, status, elapsed).await;
+        if let Some(traces) = gate.traces.as_ref().filter(|_| !note.handed_over) {
+            crate::ops::traces::record(traces, &gate.metrics, &note, began, status);
+        }
+        if let Some(trail) = &gate.audit {
+            let http_method = ds.req_header().method.as_str();
+            trail
+                .write(&note, http_method, status, started.elapsed())
+                .await;
+        }
     }
     // (A request handed over by a sibling is timed there, once.)
     if let Some(status) = ds

@@ -70,16 +70,18 @@ pub(crate) fn admit(
         (Some(_), None) => SessionLookup::Unknown,
         (Some(_), Some(s)) => SessionLookup::Found(s),
     };
+    let chain_began = std::time::SystemTime::now();
     let verdict = gate.chain.check_message(&mut ex);
+    let chain_ended = std::time::SystemTime::now();
     if ex.content_book.is_some() {
         // What the request filters found (secrets in arguments).
         crate::upstream::report_findings(gate, pool);
     }
-    let rewritten = ex.rewritten;
+    let mut rewritten = ex.rewritten;
     let bare =
         !ex.messages.is_empty() && ex.messages.iter().all(|m| m.kind != MessageKind::Request);
     let echo = ex.echo_id();
-    let (era, messages) = (ex.era, std::mem::take(&mut ex.messages));
+    let (era, mut messages) = (ex.era, std::mem::take(&mut ex.messages));
     let scopes = ex.identity.take().map(|i| i.scopes).unwrap_or_default();
     for hit in &ex.shadowed {
         gate.metrics
@@ -89,16 +91,28 @@ pub(crate) fn admit(
         tracing::info!(filter = hit.filter, rule = %hit.rule, "shadow mode: would refuse {}", hit.detail);
     }
     let concealed = ex.concealed.take();
-    if let Some(trail) = &gate.audit {
-        note_message(
-            &tenant,
-            subject.as_deref(),
-            sid,
-            &messages,
-            trail.argument_values,
-        );
+    if gate.audit.is_some() || gate.traces.is_some() {
+        let keep_values = gate.audit.as_ref().is_some_and(|t| t.argument_values);
+        note_message(&tenant, subject.as_deref(), sid, &messages, keep_values);
+    }
+    let trace = gate
+        .traces
+        .as_ref()
+        .map(|t| begin_trace(t, headers, &messages));
+    if let Some(ids) = &trace {
+        let version = protocol_version(headers, &messages);
+        crate::ops::audit::record::note(|n| {
+            n.trace = Some(ids.clone());
+            n.protocol_version = version;
+            n.timings.chain = Some((chain_began, chain_ended));
+        });
     }
     verdict.map_err(|r| Box::new((r, bare)))?;
+    // The upstream joins the trace: in `_meta` (SEP-414) as well as in the
+    // HTTP headers (see forwarding).
+    if let (Some(ids), [m]) = (&trace, messages.as_mut_slice()) {
+        rewritten |= carry_trace(m, ids);
+    }
     let disguise = match (concealed, messages.as_slice()) {
         (Some(c), [m]) => Some(disguise(gate, &tenant, m, c)),
         _ => None,
@@ -127,6 +141,7 @@ pub(crate) fn admit(
         scopes,
         disguise,
         body_override,
+        trace,
     };
     if era == Era::Legacy {
         if let Some(s) = &session {
@@ -150,6 +165,74 @@ pub(crate) fn admit(
     }
     admitted.session = session;
     Ok(admitted)
+}
+
+/// The trace context of a request: the caller's from its message's
+/// `_meta`, else from the HTTP headers.
+fn begin_trace(
+    traces: &crate::ops::traces::Traces,
+    headers: &http::HeaderMap,
+    messages: &[Message],
+) -> crate::ops::traces::TraceIds {
+    let meta = match messages {
+        [m] => m
+            .params()
+            .and_then(|p| p.get("_meta"))
+            .and_then(|v| v.as_object()),
+        _ => None,
+    };
+    let from_meta = |k: &str| meta.and_then(|m| m.get(k)).and_then(|v| v.as_str());
+    traces.begin(
+        [from_meta("traceparent"), from_meta("tracestate")],
+        [
+            single_str(headers, "traceparent"),
+            single_str(headers, "tracestate"),
+        ],
+    )
+}
+
+/// The protocol revision a request spoke: its `MCP-Protocol-Version`
+/// header, else the one its `_meta` names (2026-07-28), else the one an
+/// `initialize` asks for.
+fn protocol_version(headers: &http::HeaderMap, messages: &[Message]) -> Option<String> {
+    single_str(headers, "mcp-protocol-version")
+        .map(str::to_string)
+        .or_else(|| {
+            let [m] = messages else { return None };
+            let params = m.params()?;
+            params
+                .get("_meta")
+                .and_then(|meta| meta.get("io.modelcontextprotocol/protocolVersion"))
+                .or_else(|| {
+                    m.is_request("initialize")
+                        .then(|| params.get("protocolVersion"))
+                        .flatten()
+                })?
+                .as_str()
+                .map(str::to_string)
+        })
+}
+
+/// Puts mcpgate's exchange span in the message's `params._meta` as the
+/// upstream's parent (`traceparent`, and the caller's `tracestate`);
+/// whether the message changed. A message without params (a bare
+/// notification) gets none: `_meta` lives in params.
+fn carry_trace(m: &mut Message, ids: &crate::ops::traces::TraceIds) -> bool {
+    let Some(params) = m.body.get_mut("params").and_then(|p| p.as_object_mut()) else {
+        return false;
+    };
+    let meta = params
+        .entry("_meta")
+        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    let Some(meta) = meta.as_object_mut() else {
+        return false;
+    };
+    meta.insert("traceparent".into(), ids.traceparent().into());
+    match ids.tracestate() {
+        Some(s) => meta.insert("tracestate".into(), s.into()),
+        None => meta.remove("tracestate"),
+    };
+    true
 }
 
 /// Tells the audit trail who sent what (the arguments as they go on:

@@ -247,6 +247,17 @@ async fn serve(
         _ = int.recv() => "second signal",
     };
     stop_stdio_workers(&gate).await;
+    if gate.traces.is_some() {
+        // The last requests' spans reach the collector (or are given up
+        // after the export timeout), off the event loop.
+        let g = gate.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(t) = &g.traces {
+                t.shutdown();
+            }
+        })
+        .await;
+    }
     if let Some(trail) = &gate.audit {
         // The last requests' records reach the file before the exit.
         if !trail.flush(Duration::from_secs(5)) {

@@ -17,6 +17,12 @@ const DURATION_BUCKETS: &[f64] = &[
     60.0,
 ];
 
+/// Buckets of `mcp.server.operation.duration`, as the MCP semantic
+/// conventions advise, in seconds.
+const MCP_DURATION_BUCKETS: &[f64] = &[
+    0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
 /// The JSON-RPC methods of both protocol revisions: the only values the
 /// `method` label takes (anything else is `other`, so a client cannot grow
 /// the number of series).
@@ -120,6 +126,10 @@ pub struct Metrics {
     /// 1 while an endpoint passes its health checks, by pool and endpoint
     /// (read when scraped).
     pub upstream_healthy: IntGaugeVec,
+    /// `mcp.server.operation.duration` of the OpenTelemetry MCP conventions
+    /// (`[traces]` on): seconds from a request's arrival to its answer, by
+    /// method and `error.type` (empty when it succeeded).
+    pub mcp_operation_duration: HistogramVec,
     /// Policy reloads by outcome: `ok`, `failed` (the running policy stayed).
     pub reloads: IntCounterVec,
     /// 0 after a reload that failed, 1 after one that worked (and at start).
@@ -313,6 +323,15 @@ impl Metrics {
             &["pool", "endpoint"],
         )
         .expect("valid metric");
+        let mcp_operation_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "mcp_server_operation_duration_seconds",
+                "mcp.server.operation.duration: seconds from an MCP request's arrival to its answer, by method and error type",
+            )
+            .buckets(MCP_DURATION_BUCKETS.to_vec()),
+            &["mcp_method_name", "error_type"],
+        )
+        .expect("valid metric");
         let reloads = IntCounterVec::new(
             Opts::new(
                 "mcpgate_config_reloads_total",
@@ -357,7 +376,11 @@ impl Metrics {
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
         }
-        for h in [&request_duration, &upstream_duration] {
+        for h in [
+            &request_duration,
+            &upstream_duration,
+            &mcp_operation_duration,
+        ] {
             registry
                 .register(Box::new(h.clone()))
                 .expect("unique metric");
@@ -386,6 +409,7 @@ impl Metrics {
             audit_records,
             breaker_open,
             upstream_healthy,
+            mcp_operation_duration,
             reloads,
             reload_success,
             policy_generation,

@@ -9,6 +9,7 @@
 //!   [`background`] work (health checks, the idle-session sweep).
 //! - The policy while serving: [`reload`] re-reads and swaps it;
 //!   [`policy_file`] is what every reading of the file checks.
+//! - [`traces`]: OpenTelemetry spans of each request, over OTLP.
 //! - The [`audit`] trail: a record per request, noted by the stages as
 //!   it goes, written by a thread of each worker.
 //! - Shared by every stage: [`metrics`] and the [`clock`]. These two and
@@ -27,4 +28,5 @@ pub(crate) mod pin;
 pub(crate) mod policy_file;
 pub(crate) mod reload;
 pub(crate) mod supervisor;
+pub(crate) mod traces;
 pub(crate) mod worker_identity;

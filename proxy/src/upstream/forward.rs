@@ -54,6 +54,10 @@ pub(crate) struct Admitted {
     /// The request as a filter changed it (a secret redacted from its
     /// arguments), sent instead of the client's bytes.
     pub(crate) body_override: Option<Bytes>,
+    /// Its trace context (`[traces]`): the upstream gets the exchange span
+    /// as its parent in the HTTP headers (and in `_meta`, already in the
+    /// body).
+    pub(crate) trace: Option<crate::ops::traces::TraceIds>,
 }
 
 /// A request naming a hidden target, as it goes upstream: under a
@@ -157,6 +161,14 @@ pub(crate) async fn forward(
         (None, None) => body,
     };
     let served = forward_inner(gate, ds, method, body, &a).await;
+    if a.trace.is_some() {
+        let ended = std::time::SystemTime::now();
+        crate::ops::audit::record::note(|n| {
+            if let Some(u) = &mut n.timings.upstream {
+                u.1 = ended;
+            }
+        });
+    }
     finish_in_flight(&a);
     gate.metrics.sessions.set(gate.sessions.len() as i64);
     served
@@ -349,6 +361,21 @@ async fn connect(
                     if req.headers.contains_key("mcp-name") {
                         let _ = req.insert_header("mcp-name", &d.placeholder);
                     }
+                }
+                if let Some(t) = &a.trace {
+                    let _ = req.insert_header("traceparent", t.traceparent());
+                    match t.tracestate() {
+                        Some(s) => {
+                            let _ = req.insert_header("tracestate", s);
+                        }
+                        None => {
+                            req.remove_header("tracestate");
+                        }
+                    }
+                    let (began, url) = (std::time::SystemTime::now(), ep.url.clone());
+                    crate::ops::audit::record::note(|n| {
+                        n.timings.upstream = Some((began, began, url));
+                    });
                 }
                 ep.client
                     .send(

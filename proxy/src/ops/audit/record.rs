@@ -7,7 +7,8 @@
 //! ended). The note lives in a task-local slot for the length of one
 //! request ([`noting`]), so stages report to it without every signature
 //! between the accept loop and the refusal carrying it; outside that scope
-//! (tests, `explain`) reporting does nothing.
+//! (tests, `explain`) reporting does nothing. The same note feeds the
+//! request's trace spans (`[traces]`).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -79,6 +80,13 @@ pub(crate) struct Note {
     /// The request was handed to the worker owning its session, which
     /// writes its record.
     pub handed_over: bool,
+    /// The protocol revision the request spoke (`MCP-Protocol-Version`, or
+    /// its `_meta`), for traces.
+    pub protocol_version: Option<String>,
+    /// Its trace context (`[traces]`), fixed when the message was read.
+    pub trace: Option<crate::ops::traces::TraceIds>,
+    /// When its stages ran (`[traces]`).
+    pub timings: crate::ops::traces::Timings,
 }
 
 /// Runs one request's handling with a fresh note; returns its output and
