@@ -25,6 +25,7 @@ from negative.cases import modern, modern_headers
 from raw_session import RawSession, messages
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+BIG = 123456789012345678901234567890
 CALLER_SPAN = "00f067aa0ba902b7"
 
 
@@ -83,7 +84,7 @@ def test_a_call_joins_the_callers_trace_from_meta_and_passes_it_on(raw):
     g, admin = traced(upstream.url, receiver.port)
     try:
         s = RawSession(g.url)
-        answer = call_with_meta(s, "echo", {"text": "traced"}, {
+        answer = call_with_meta(s, "echo", {"text": "traced", "n": BIG, "z": 1, "a": 2.5}, {
             "traceparent": f"00-{TRACE}-{CALLER_SPAN}-01", "tracestate": "vendor=abc"})
         got = spans_of(spans, TRACE, 3)
         seen = upstream_saw(up_record, "echo", "traced")
@@ -116,6 +117,9 @@ def test_a_call_joins_the_callers_trace_from_meta_and_passes_it_on(raw):
     assert seen["params"]["_meta"]["traceparent"] == parent, seen
     assert seen["params"]["_meta"]["tracestate"] == "vendor=abc"
     assert seen["trace_headers"] == {"traceparent": parent, "tracestate": "vendor=abc"}
+    # Only _meta changed: the arguments arrive as written (no integer
+    # re-encoded as a float).
+    assert seen["params"]["arguments"] == {"text": "traced", "n": BIG, "z": 1, "a": 2.5}
     assert metric(m, "mcp_server_operation_duration_seconds_count", mcp_method_name="tools/call") >= 1
 
 
@@ -142,6 +146,27 @@ def test_the_http_header_carries_the_context_when_meta_does_not(raw):
     assert seen["params"]["_meta"]["traceparent"] == f"00-{trace}-{client['span_id']}-01"
     assert seen["trace_headers"]["traceparent"] == f"00-{trace}-{client['span_id']}-01"
     assert "tracestate" not in seen["trace_headers"]
+
+
+def test_a_call_without_context_starts_a_trace_the_upstream_joins(raw):
+    upstream, up_record = raw
+    receiver, spans = harness.start_otlp_receiver()
+    g, _ = traced(upstream.url, receiver.port)
+    try:
+        s = RawSession(g.url)
+        call_with_meta(s, "echo", {"text": "no context"}, {})
+        seen = upstream_saw(up_record, "echo", "no context")
+        _, trace, client_span, flags = seen["params"]["_meta"]["traceparent"].split("-")
+        got = spans_of(spans, trace, 3)
+    finally:
+        g.stop()
+        receiver.stop()
+    kinds = by_kind(got)
+    assert flags == "01"
+    assert kinds["SERVER"]["parent_span_id"] == ""
+    assert kinds["CLIENT"]["span_id"] == client_span
+    assert kinds["CLIENT"]["parent_span_id"] == kinds["SERVER"]["span_id"]
+    assert seen["trace_headers"]["traceparent"] == seen["params"]["_meta"]["traceparent"]
 
 
 def test_a_server_error_is_the_spans_error_type(raw):
@@ -200,15 +225,15 @@ def test_sampling_ratio_zero_records_only_what_a_caller_sampled(raw):
         call_with_meta(s, "echo", {"text": "caller sampled"}, {"traceparent": f"00-{sampled}-7777777777777777-01"})
         call_with_meta(s, "echo", {"text": "caller did not"}, {"traceparent": f"00-{unsampled}-8888888888888888-00"})
         got = spans_of(spans, sampled, 3)
-        everything = records(spans)
         not_sampled = upstream_saw(up_record, "echo", "caller did not")
         fresh = upstream_saw(up_record, "echo", "new trace")
     finally:
+        # The drain exports whatever is still queued.
         g.stop()
+        everything = records(spans)
         receiver.stop()
     assert len(got) == 3
-    # Only the caller-sampled trace was exported (the SDK exports every
-    # finished span it recorded; the drain flushed the rest).
+    # Only the caller-sampled trace was recorded and exported.
     assert {sp["trace_id"] for sp in everything} == {sampled}, everything
     # Unsampled traces still go on upstream, flagged 00.
     assert not_sampled["params"]["_meta"]["traceparent"].startswith(f"00-{unsampled}-")

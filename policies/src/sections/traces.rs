@@ -23,7 +23,8 @@ pub struct TracesPolicy {
     /// Share of new traces recorded (0.0..=1.0); a request whose caller
     /// sampled its trace is always recorded, one whose caller did not never.
     pub sample_ratio: f64,
-    /// Spans each worker holds for export; more are dropped (counted).
+    /// Spans each worker holds for export; more are dropped (the SDK's
+    /// queue, allocated whole at start: hence the bound of 65536).
     pub queue: usize,
     /// Longest an export may take before it is abandoned.
     pub export_timeout_ms: u64,
@@ -54,7 +55,7 @@ pub(crate) fn read_traces(r: &mut Reader, t: Option<&dyn TableLike>) -> Option<T
         endpoint: endpoint.clone().unwrap_or_default(),
         service_name: r.string(t, "service_name", P, "mcpgate"),
         sample_ratio: r.ratio(t, "sample_ratio", P, 1.0),
-        queue: r.integer(t, "queue", P, 2048, 1..=1 << 20) as usize,
+        queue: r.integer(t, "queue", P, 2048, 1..=1 << 16) as usize,
         export_timeout_ms: r.integer(t, "export_timeout_ms", P, 5000, 100..=60_000) as u64,
     };
     endpoint

@@ -77,11 +77,11 @@ pub(crate) fn admit(
         // What the request filters found (secrets in arguments).
         crate::upstream::report_findings(gate, pool);
     }
-    let mut rewritten = ex.rewritten;
+    let rewritten = ex.rewritten;
     let bare =
         !ex.messages.is_empty() && ex.messages.iter().all(|m| m.kind != MessageKind::Request);
     let echo = ex.echo_id();
-    let (era, mut messages) = (ex.era, std::mem::take(&mut ex.messages));
+    let (era, messages) = (ex.era, std::mem::take(&mut ex.messages));
     let scopes = ex.identity.take().map(|i| i.scopes).unwrap_or_default();
     for hit in &ex.shadowed {
         gate.metrics
@@ -92,8 +92,9 @@ pub(crate) fn admit(
     }
     let concealed = ex.concealed.take();
     if gate.audit.is_some() || gate.traces.is_some() {
-        let keep_values = gate.audit.as_ref().is_some_and(|t| t.argument_values);
-        note_message(&tenant, subject.as_deref(), sid, &messages, keep_values);
+        // Arguments only for the audit trail (traces do not carry them).
+        let arguments = gate.audit.as_ref().map(|t| t.argument_values);
+        note_message(&tenant, subject.as_deref(), sid, &messages, arguments);
     }
     let trace = gate
         .traces
@@ -108,18 +109,13 @@ pub(crate) fn admit(
         });
     }
     verdict.map_err(|r| Box::new((r, bare)))?;
-    // The upstream joins the trace: in `_meta` (SEP-414) as well as in the
-    // HTTP headers (see forwarding).
-    if let (Some(ids), [m]) = (&trace, messages.as_mut_slice()) {
-        rewritten |= carry_trace(m, ids);
-    }
-    let disguise = match (concealed, messages.as_slice()) {
+    let mut disguise = match (concealed, messages.as_slice()) {
         (Some(c), [m]) => Some(disguise(gate, &tenant, m, c)),
         _ => None,
     };
     // A filter changed the messages (a secret redacted from arguments):
     // they go upstream as changed.
-    let body_override = rewritten.then(|| {
+    let mut body_override = rewritten.then(|| {
         let bodies: Vec<&serde_json::Map<String, serde_json::Value>> =
             messages.iter().map(|m| &m.body).collect();
         Bytes::from(match bodies.as_slice() {
@@ -127,6 +123,17 @@ pub(crate) fn admit(
             many => serde_json::to_vec(many).unwrap_or_default(),
         })
     });
+    // The upstream joins the trace: in `_meta` (SEP-414) as well as in the
+    // HTTP headers (see forwarding).
+    if let (Some(ids), [_]) = (&trace, messages.as_slice()) {
+        if let Some(d) = &mut disguise {
+            if let Some(b) = with_trace_meta(&d.body, ids) {
+                d.body = b;
+            }
+        } else if let Some(b) = with_trace_meta(body_override.as_ref().unwrap_or(body), ids) {
+            body_override = Some(b);
+        }
+    }
 
     let mut admitted = Admitted {
         era,
@@ -213,36 +220,41 @@ fn protocol_version(headers: &http::HeaderMap, messages: &[Message]) -> Option<S
         })
 }
 
-/// Puts mcpgate's exchange span in the message's `params._meta` as the
-/// upstream's parent (`traceparent`, and the caller's `tracestate`);
-/// whether the message changed. A message without params (a bare
-/// notification) gets none: `_meta` lives in params.
-fn carry_trace(m: &mut Message, ids: &crate::ops::traces::TraceIds) -> bool {
-    let Some(params) = m.body.get_mut("params").and_then(|p| p.as_object_mut()) else {
-        return false;
-    };
-    let meta = params
-        .entry("_meta")
-        .or_insert_with(|| serde_json::Value::Object(Default::default()));
-    let Some(meta) = meta.as_object_mut() else {
-        return false;
+/// The message `raw` (one JSON-RPC message) with mcpgate's exchange span
+/// in its `params._meta` as the upstream's parent (`traceparent`, and the
+/// caller's `tracestate`). Every other value goes on byte for byte (kept
+/// as raw JSON, so no number is re-encoded); `None` when the message has
+/// no `params` object (`_meta` lives in params) or `_meta` is not one.
+fn with_trace_meta(raw: &[u8], ids: &crate::ops::traces::TraceIds) -> Option<Bytes> {
+    use serde_json::value::RawValue;
+    type Raw<'a> = std::collections::BTreeMap<String, &'a RawValue>;
+    let mut top: Raw = serde_json::from_slice(raw).ok()?;
+    let mut params: Raw = serde_json::from_str(top.get("params")?.get()).ok()?;
+    let mut meta: serde_json::Map<String, serde_json::Value> = match params.get("_meta") {
+        Some(m) => serde_json::from_str(m.get()).ok()?,
+        None => serde_json::Map::new(),
     };
     meta.insert("traceparent".into(), ids.traceparent().into());
     match ids.tracestate() {
         Some(s) => meta.insert("tracestate".into(), s.into()),
         None => meta.remove("tracestate"),
     };
-    true
+    let meta = RawValue::from_string(serde_json::to_string(&meta).ok()?).ok()?;
+    params.insert("_meta".into(), &meta);
+    let params = RawValue::from_string(serde_json::to_string(&params).ok()?).ok()?;
+    top.insert("params".into(), &params);
+    serde_json::to_vec(&top).ok().map(Bytes::from)
 }
 
-/// Tells the audit trail who sent what (the arguments as they go on:
-/// after any redaction).
+/// Tells the audit trail (and the trace) who sent what; with `arguments`
+/// (the audit trail is on), their digest, and their values when it is
+/// `true` (as they go on: after any redaction).
 fn note_message(
     tenant: &TenantName,
     subject: Option<&str>,
     sid: Option<&str>,
     messages: &[Message],
-    keep_values: bool,
+    arguments: Option<bool>,
 ) {
     crate::ops::audit::record::note(|n| {
         n.tenant = Some(tenant.to_string());
@@ -260,7 +272,7 @@ fn note_message(
                 let args = params
                     .and_then(|p| p.get("arguments"))
                     .filter(|_| m.method() == "tools/call");
-                if let Some(args) = args {
+                if let (Some(args), Some(keep_values)) = (args, arguments) {
                     n.arguments_sha256 = Some(crate::ops::audit::record::arguments_digest(args));
                     n.arguments = keep_values.then(|| args.clone());
                 }
@@ -342,3 +354,6 @@ fn principal(tenant: &TenantName, identity: Option<&Identity>) -> TenantName {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

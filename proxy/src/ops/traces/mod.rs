@@ -47,6 +47,17 @@ use policies::TracesPolicy;
 use crate::ops::audit::record::{Ending, Note};
 use crate::ops::worker_identity::WorkerIdentity;
 
+/// The JSON-RPC error codes `error_type` labels keep: JSON-RPC's own, the
+/// ones MCP servers commonly answer, and mcpgate's refusals (anything else
+/// is `other`).
+const KNOWN_CODES: &[i64] = &[
+    -32700, -32600, -32601, -32602, -32603, -32000, -32001, -32002, -32010, -32013, -32014, -32015,
+    -32020, -32022, -32042,
+];
+/// Longest text a span attribute or name carries from a request (a
+/// client's method, tool name, id): spans queue, so each is bounded.
+const MAX_TEXT: usize = 256;
+
 /// Spans sent in one export.
 const MAX_BATCH: usize = 512;
 /// How often the queue is exported when it is not full.
@@ -57,6 +68,7 @@ pub(crate) struct Traces {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     sampler: Sampler,
+    export_timeout: Duration,
 }
 
 /// The trace context of one request, fixed when its message was read.
@@ -177,6 +189,7 @@ impl Traces {
             provider,
             tracer,
             sampler,
+            export_timeout: timeout,
         })
     }
 
@@ -222,24 +235,28 @@ impl Traces {
         if !ids.sampled {
             return;
         }
-        let method = note.method.as_deref().unwrap_or("unknown");
-        let name = match &note.target {
+        let method = clip(note.method.as_deref().unwrap_or("unknown"));
+        let target = note.target.as_deref().map(clip);
+        let name = match target {
             Some(t) => format!("{method} {t}"),
             None => method.to_string(),
         };
         let error = error_type(note);
         let mut attributes = vec![KeyValue::new("mcp.method.name", method.to_string())];
-        if let (Some(t), "tools/call") = (&note.target, method) {
-            attributes.push(KeyValue::new("gen_ai.tool.name", t.clone()));
+        if let (Some(t), "tools/call") = (target, method) {
+            attributes.push(KeyValue::new("gen_ai.tool.name", t.to_string()));
         }
         if let Some(id) = &note.request_id {
-            attributes.push(KeyValue::new("jsonrpc.request.id", request_id_text(id)));
+            attributes.push(KeyValue::new(
+                "jsonrpc.request.id",
+                clip(&request_id_text(id)).to_string(),
+            ));
         }
         if let Some(v) = &note.protocol_version {
-            attributes.push(KeyValue::new("mcp.protocol.version", v.clone()));
+            attributes.push(KeyValue::new("mcp.protocol.version", clip(v).to_string()));
         }
         if let Some(s) = &note.session {
-            attributes.push(KeyValue::new("mcp.session.id", s.clone()));
+            attributes.push(KeyValue::new("mcp.session.id", clip(s).to_string()));
         }
         attributes.push(KeyValue::new("network.transport", "tcp"));
         if let Some(status) = http_status {
@@ -306,9 +323,12 @@ impl Traces {
     }
 
     /// Exports what is queued and stops the exporter's thread (at a
-    /// drain's end; blocks up to the export timeout).
+    /// drain's end; blocks up to the export timeout and a second).
     pub(crate) fn shutdown(&self) {
-        if let Err(e) = self.provider.shutdown() {
+        if let Err(e) = self
+            .provider
+            .shutdown_with_timeout(self.export_timeout + Duration::from_secs(1))
+        {
             tracing::warn!("traces: spans still queued at exit were lost: {e}");
         }
     }
@@ -331,9 +351,8 @@ pub(crate) fn record(
     let error = error_type(note);
     let error_label = match &error {
         None => String::new(),
-        // JSON-RPC's reserved range only: a label must not take any value
-        // a server chooses.
-        Some((_, Some(code))) if !(-32768..=-32000).contains(code) => "other".into(),
+        // Known codes only: a label must not take any value a server chooses.
+        Some((_, Some(code))) if !KNOWN_CODES.contains(code) => "other".into(),
         Some((kind, _)) => kind.clone(),
     };
     metrics
@@ -385,6 +404,18 @@ fn error_type(note: &Note) -> Option<(String, Option<i64>)> {
         Ending::ClientGone => Some(("client_gone".into(), None)),
         Ending::Result | Ending::Relayed => None,
     }
+}
+
+/// `s` cut to at most [`MAX_TEXT`] bytes (at a character boundary).
+fn clip(s: &str) -> &str {
+    if s.len() <= MAX_TEXT {
+        return s;
+    }
+    let mut end = MAX_TEXT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// A JSON-RPC id as the conventions write it: its text.
