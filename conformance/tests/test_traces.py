@@ -64,6 +64,13 @@ def by_kind(spans: list[dict]) -> dict[str, dict]:
     return {s["kind"]: s for s in spans}
 
 
+def all_exported(metrics_text: str) -> str | None:
+    """The scrape, once every span recorded was exported."""
+    def n(outcome: str) -> float:
+        return metric(metrics_text, "mcpgate_trace_spans_total", outcome=outcome)
+    return metrics_text if n("exported") == n("recorded") else None
+
+
 def call_with_meta(s: RawSession, tool: str, args: dict, meta: dict) -> dict:
     s.next_id += 1
     r = s.post({"jsonrpc": "2.0", "id": s.next_id, "method": "tools/call",
@@ -88,7 +95,8 @@ def test_a_call_joins_the_callers_trace_from_meta_and_passes_it_on(raw):
             "traceparent": f"00-{TRACE}-{CALLER_SPAN}-01", "tracestate": "vendor=abc"})
         got = spans_of(spans, TRACE, 3)
         seen = upstream_saw(up_record, "echo", "traced")
-        m = harness.scrape(admin)
+        # Every span recorded was exported (initialize's, the notification's, the call's).
+        m = harness.wait_for(lambda: all_exported(harness.scrape(admin)))
     finally:
         g.stop()
         receiver.stop()
@@ -121,6 +129,7 @@ def test_a_call_joins_the_callers_trace_from_meta_and_passes_it_on(raw):
     # re-encoded as a float).
     assert seen["params"]["arguments"] == {"text": "traced", "n": BIG, "z": 1, "a": 2.5}
     assert metric(m, "mcp_server_operation_duration_seconds_count", mcp_method_name="tools/call") >= 1
+    assert metric(m, "mcpgate_trace_spans_total", outcome="recorded") >= 9
 
 
 def test_the_http_header_carries_the_context_when_meta_does_not(raw):
@@ -273,6 +282,10 @@ def test_a_collector_that_hangs_costs_no_request_anything(raw):
     assert outcomes == [True] * 200, [o for o in outcomes if o is not True][:5]
     assert after["result"]["content"][0]["text"] == "still fine"
     assert metric(m, "mcp_server_operation_duration_seconds_count", mcp_method_name="tools/call") >= 201
+    # The spans were recorded; none could be exported (the queue of 16
+    # dropped the rest while the one export in flight hangs).
+    assert metric(m, "mcpgate_trace_spans_total", outcome="recorded") >= 603
+    assert metric(m, "mcpgate_trace_spans_total", outcome="exported") == 0
 
 
 def test_a_bad_traces_table_is_refused_with_its_key(tmp_path):

@@ -115,7 +115,10 @@ impl McpGate {
             .as_ref()
             .map(|a| AuditTrail::start(a, &identity, metrics.audit_records.clone()));
         let traces = match &policy.traces {
-            Some(t) => Some(Traces::start(t, &identity).map_err(std::io::Error::other)?),
+            Some(t) => Some(
+                Traces::start(t, &identity, metrics.trace_spans.clone())
+                    .map_err(std::io::Error::other)?,
+            ),
             None => None,
         };
         let shared = Arc::new(Shared {

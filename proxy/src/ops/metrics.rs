@@ -130,6 +130,10 @@ pub struct Metrics {
     /// (`[traces]` on): seconds from a request's arrival to its answer, by
     /// method and `error.type` (empty when it succeeded).
     pub mcp_operation_duration: HistogramVec,
+    /// Trace spans (`[traces]`) by outcome: `recorded` (sampled spans
+    /// ended), `exported`, `failed` (an export the collector did not
+    /// take); recorded minus the others is what the queue dropped or holds.
+    pub trace_spans: IntCounterVec,
     /// Policy reloads by outcome: `ok`, `failed` (the running policy stayed).
     pub reloads: IntCounterVec,
     /// 0 after a reload that failed, 1 after one that worked (and at start).
@@ -332,6 +336,14 @@ impl Metrics {
             &["mcp_method_name", "error_type"],
         )
         .expect("valid metric");
+        let trace_spans = IntCounterVec::new(
+            Opts::new(
+                "mcpgate_trace_spans_total",
+                "Trace spans by outcome: recorded (sampled, ended), exported, failed (export not taken)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         let reloads = IntCounterVec::new(
             Opts::new(
                 "mcpgate_config_reloads_total",
@@ -362,6 +374,7 @@ impl Metrics {
                 .expect("unique metric");
         }
         for c in [
+            &trace_spans,
             &reloads,
             &audit_records,
             &content_findings,
@@ -410,6 +423,7 @@ impl Metrics {
             breaker_open,
             upstream_healthy,
             mcp_operation_duration,
+            trace_spans,
             reloads,
             reload_success,
             policy_generation,

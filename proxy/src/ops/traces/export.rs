@@ -19,6 +19,45 @@ use opentelemetry_http::{HttpClient, HttpError, Request, Response};
 /// Largest answer read from a collector (its body is a small protobuf).
 const MAX_ANSWER_BYTES: u64 = 1 << 20;
 
+/// The OTLP exporter, counting the spans each export carried by outcome
+/// (`exported`, `failed`) in `mcpgate_trace_spans_total`; with the spans
+/// `recorded`, the difference is what the queue dropped or still holds.
+#[derive(Debug)]
+pub(crate) struct Counted<E> {
+    pub(crate) inner: E,
+    pub(crate) spans: prometheus::IntCounterVec,
+}
+
+impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter
+    for Counted<E>
+{
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        let n = batch.len() as u64;
+        let result = self.inner.export(batch).await;
+        let outcome = if result.is_ok() { "exported" } else { "failed" };
+        self.spans.with_label_values(&[outcome]).inc_by(n);
+        if let Err(e) = &result {
+            tracing::warn!("traces: {n} spans not exported: {e}");
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
 /// Plain `http://` POSTs, each on its own connection.
 #[derive(Debug)]
 pub(crate) struct TcpHttpClient {

@@ -69,6 +69,8 @@ pub(crate) struct Traces {
     tracer: SdkTracer,
     sampler: Sampler,
     export_timeout: Duration,
+    /// `mcpgate_trace_spans_total{outcome}`.
+    spans: prometheus::IntCounterVec,
 }
 
 /// The trace context of one request, fixed when its message was read.
@@ -149,7 +151,11 @@ impl IdGenerator for PresetIds {
 
 impl Traces {
     /// The tracer of one worker, exporting to `policy.endpoint`.
-    pub(crate) fn start(policy: &TracesPolicy, identity: &WorkerIdentity) -> Result<Self, String> {
+    pub(crate) fn start(
+        policy: &TracesPolicy,
+        identity: &WorkerIdentity,
+        spans: prometheus::IntCounterVec,
+    ) -> Result<Self, String> {
         let timeout = Duration::from_millis(policy.export_timeout_ms);
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -164,6 +170,10 @@ impl Traces {
             .with_max_export_batch_size(MAX_BATCH.min(policy.queue))
             .with_scheduled_delay(EXPORT_EVERY)
             .build();
+        let exporter = export::Counted {
+            inner: exporter,
+            spans: spans.clone(),
+        };
         let processor = BatchSpanProcessor::builder(exporter)
             .with_batch_config(batch)
             .build();
@@ -190,6 +200,7 @@ impl Traces {
             tracer,
             sampler,
             export_timeout: timeout,
+            spans,
         })
     }
 
@@ -320,6 +331,9 @@ impl Traces {
             upstream.end_with_timestamp(*to);
         }
         server.end_with_timestamp(span.1);
+        let recorded =
+            1 + u64::from(timings.chain.is_some()) + u64::from(timings.upstream.is_some());
+        self.spans.with_label_values(&["recorded"]).inc_by(recorded);
     }
 
     /// Exports what is queued and stops the exporter's thread (at a

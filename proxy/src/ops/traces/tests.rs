@@ -18,7 +18,9 @@ fn traces(ratio: f64) -> Traces {
         queue: 8,
         export_timeout_ms: 100,
     };
-    Traces::start(&policy, &identity()).expect("tracer")
+    let spans = prometheus::IntCounterVec::new(prometheus::Opts::new("s", "s"), &["outcome"])
+        .expect("counter");
+    Traces::start(&policy, &identity(), spans).expect("tracer")
 }
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
