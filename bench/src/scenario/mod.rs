@@ -106,6 +106,28 @@ pub async fn run_measured(ctx: &Ctx, cfg: LoadConfig, procs: &[&Proc]) -> (LoadR
     (report, per_req)
 }
 
+/// A fixed-rate load of `rate` requests per second (mixed eras, 64
+/// connections, 4 KB) for `total`, with a timeline of `bucket` intervals,
+/// started now: the instant its timeline counts from, and its task.
+pub fn timeline_load(
+    label: &str,
+    addr: SocketAddr,
+    rate: f64,
+    total: Duration,
+    bucket: Duration,
+) -> (Instant, tokio::task::JoinHandle<LoadReport>) {
+    let mut cfg = LoadConfig::new(label, addr);
+    cfg.eras = load::EraMix::Mixed;
+    cfg.connections = 64;
+    cfg.rate_per_s = Some(rate);
+    cfg.warmup = Duration::ZERO;
+    cfg.duration = total;
+    cfg.timeline_bucket = Some(bucket);
+    // load::run starts its clock 200 ms after it is called.
+    let t0 = Instant::now() + Duration::from_millis(200);
+    (t0, tokio::spawn(load::run(cfg)))
+}
+
 pub fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }

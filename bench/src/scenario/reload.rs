@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-use super::{envelope, round1, Ctx};
-use crate::load::{self, stats::window_latency, stats::Latency, EraMix, LoadConfig};
+use super::{envelope, round1, timeline_load, Ctx};
+use crate::load::stats::{window_latency, Latency};
 
 const BUCKET: Duration = Duration::from_millis(100);
 const RELOADS: u32 = 10;
@@ -37,15 +37,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
     let first = Duration::from_millis(ctx.pick(2000, 6000));
     let total = first + every * RELOADS + Duration::from_millis(ctx.pick(1000, 2000));
 
-    let mut cfg = LoadConfig::new("reload", gate_addr);
-    cfg.eras = EraMix::Mixed;
-    cfg.connections = 64;
-    cfg.rate_per_s = Some(rate);
-    cfg.warmup = Duration::ZERO;
-    cfg.duration = total;
-    cfg.timeline_bucket = Some(BUCKET);
-    let t0 = Instant::now() + Duration::from_millis(200); // load::run's start
-    let task = tokio::spawn(load::run(cfg));
+    let (t0, task) = timeline_load("reload", gate_addr, rate, total, BUCKET);
 
     let mut reloads = Vec::new();
     for k in 1..=RELOADS {

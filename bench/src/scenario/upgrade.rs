@@ -19,10 +19,10 @@ use serde_json::{json, Value};
 
 use super::procs::Proc;
 use super::rig::Override;
-use super::{envelope, round1, Ctx};
+use super::{envelope, round1, timeline_load, Ctx};
 use crate::load::hold::{open_one, HoldConfig};
 use crate::load::stats::window_latency;
-use crate::load::{self, EraMix, LoadConfig};
+use crate::load::{EraMix, LoadConfig};
 
 const BUCKET: Duration = Duration::from_millis(100);
 /// The session key both instances share (base64 of 32 bytes).
@@ -75,15 +75,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         }
     }
 
-    let mut cfg = LoadConfig::new("upgrade", gate_addr);
-    cfg.eras = EraMix::Mixed;
-    cfg.connections = 64;
-    cfg.rate_per_s = Some(rate);
-    cfg.warmup = Duration::ZERO;
-    cfg.duration = total;
-    cfg.timeline_bucket = Some(BUCKET);
-    let t0 = Instant::now() + Duration::from_millis(200); // load::run's start
-    let task = tokio::spawn(load::run(cfg));
+    let (t0, task) = timeline_load("upgrade", gate_addr, rate, total, BUCKET);
 
     tokio::time::sleep_until((t0 + takeover_at).into()).await;
     let takeover_began = t0.elapsed();
