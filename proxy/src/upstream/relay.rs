@@ -385,6 +385,15 @@ pub async fn relay_response(
     }
 
     let mut watch = AnswerWatch::new(is_sse);
+    // The answer reached the client's socket: a client that leaves after
+    // it (an SSE client closes once it has its answer, before the stream's
+    // last chunk) was answered, not abandoned.
+    let mut answered = false;
+    let note_answered = |answered: bool, watch: &AnswerWatch| {
+        if let Some(e) = watch.ending.filter(|_| answered) {
+            note_ending(e);
+        }
+    };
     let inspect = plan.request_id.is_some() && plan.deadline.is_some();
     let mut over_cap = None;
     let mut deadline = plan.deadline.map(|(per, _)| plan.started + per);
@@ -399,6 +408,7 @@ pub async fn relay_response(
             chunk = up.read_response_body() => chunk,
             idle = ds.read_body_or_idle(true) => {
                 tracing::debug!("client went away mid-response: {:?}", idle.err());
+                note_answered(answered, &watch);
                 let resumable = is_sse && watch.saw_event_id;
                 return aborted(Outcome::Neutral, (!resumable).then_some(Abandoned::ClientGone));
             }
@@ -450,8 +460,10 @@ pub async fn relay_response(
                     } else {
                         tracing::debug!("writing response body downstream: {e}");
                     }
+                    note_answered(answered, &watch);
                     return aborted(Outcome::Neutral, Some(Abandoned::ClientGone));
                 }
+                answered |= watch.ending.is_some();
                 // A response framed by Content-Length is complete now: the
                 // client may already be sending its next request, which the
                 // idle watch below must not take for a disconnect.
@@ -507,6 +519,7 @@ pub async fn relay_response(
                 .await
                 .is_err()
         {
+            note_answered(answered, &watch);
             return aborted(Outcome::Neutral, Some(Abandoned::ClientGone));
         }
     }
