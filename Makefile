@@ -62,8 +62,10 @@ bench-tools:
 	scripts/bootstrap.sh cmake
 	scripts/bench-tools.sh
 
-# All scenarios (under 15 minutes on 2 cores) into evidence/bench/*.json.
+# All scenarios (under 15 minutes on 2 cores) into evidence/bench/*.json; the
+# profile scenario's flame graphs need inferno (cached under .cache/cargo-tools).
 bench: bench-tools
+	scripts/cargo-tools.sh inferno
 	$(CARGO) build --release -p mcpgate -p bench
 	MCPBENCH_COMMAND="make bench" target/release/mcpbench run --out evidence/bench
 

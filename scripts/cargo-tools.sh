@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the cargo tools the evidence needs into .cache/cargo-tools (idempotent:
 # a tool already present at the pinned version is skipped). Usage:
-#   scripts/cargo-tools.sh [cargo-fuzz] [cargo-cyclonedx] [cargo-audit] [cargo-deny]
-# With no argument, installs all four. Prints nothing for tools already cached.
+#   scripts/cargo-tools.sh [cargo-fuzz] [cargo-cyclonedx] [cargo-audit] [cargo-deny] [inferno]
+# With no argument, installs the first four (inferno, the flame graph tools, only
+# when named). Prints nothing for tools already cached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=.cache/cargo-tools
@@ -13,6 +14,11 @@ declare -A VERSION=(
   [cargo-cyclonedx]=0.5.9
   [cargo-audit]=0.22.2
   [cargo-deny]=0.20.2
+  [inferno]=0.12.8
+)
+# The binary that shows a tool is installed, where it is not the tool's name.
+declare -A BIN=(
+  [inferno]=inferno-flamegraph
 )
 
 tools=("$@")
@@ -21,7 +27,7 @@ tools=("$@")
 for t in "${tools[@]}"; do
   v=${VERSION[$t]:?unknown tool $t}
   stamp="$ROOT/.$t-$v"
-  if [ -x "$ROOT/bin/$t" ] && [ -f "$stamp" ]; then
+  if [ -x "$ROOT/bin/${BIN[$t]:-$t}" ] && [ -f "$stamp" ]; then
     continue
   fi
   echo "installing $t $v into $ROOT (compiles from source, a few minutes)" >&2

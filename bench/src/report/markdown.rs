@@ -314,6 +314,67 @@ pub fn report(b: &Value) -> String {
         s.push('\n');
     }
 
+    let pr = &sc["profile"];
+    if let Some(targets) = pr["results"]["targets"]
+        .as_array()
+        .filter(|t| !t.is_empty())
+    {
+        let _ = writeln!(s, "## Where the CPU goes (`profile`)\n\nMade by {}. {}, {} s per proxy, one worker each, `perf record -g` at {} Hz, folded and drawn by inferno: [mcpgate](flamegraphs/mcpgate-4k.svg), [nginx](flamegraphs/nginx-4k.svg). Each sample goes to the first category whose frame its stack holds, from the leaf up; µs per request = the category's share of samples × the proxy's CPU time ÷ requests answered.\n",
+            cmd(&pr["command"]), pr["parameters"]["load"].as_str().unwrap_or(""), num(&pr["parameters"]["duration_s"]), num(&pr["parameters"]["sample_per_s"]));
+        let cell = |t: &Value, c: &str, k: &str| {
+            t["categories"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["category"] == c))
+                .map_or("–".to_owned(), |x| num(&x[k]))
+        };
+        let (m, n) = (&targets[0], targets.get(1).unwrap_or(&Value::Null));
+        let _ = writeln!(s, "| category | mcpgate µs/request | nginx µs/request | mcpgate share % | nginx share % |\n|---|---|---|---|---|");
+        for c in pr["results"]["mcpgate_over_nginx_by_category"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let c = c["category"].as_str().unwrap_or("");
+            let _ = writeln!(
+                s,
+                "| {c} | {} | {} | {} | {} |",
+                cell(m, c, "cpu_per_request_us"),
+                cell(n, c, "cpu_per_request_us"),
+                cell(m, c, "share_pct"),
+                cell(n, c, "share_pct")
+            );
+        }
+        let _ = writeln!(
+            s,
+            "| **total** | {} | {} | | |\n",
+            num(&m["cpu_per_request_us"]),
+            num(&n["cpu_per_request_us"])
+        );
+        for t in [m, n] {
+            let frames: Vec<String> = t["other_leaf_frames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .take(6)
+                .map(|f| {
+                    format!(
+                        "`{}` {}%",
+                        f["frame"].as_str().unwrap_or(""),
+                        num(&f["share_pct"])
+                    )
+                })
+                .collect();
+            if !frames.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "What no category took in {} (leaf frames): {}.\n",
+                    t["target"].as_str().unwrap_or(""),
+                    frames.join(", ")
+                );
+            }
+        }
+    }
+
     let up = &sc["upgrade"];
     if !up.is_null() {
         let r = &up["results"];

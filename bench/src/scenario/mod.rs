@@ -10,6 +10,7 @@ pub mod isolation;
 pub mod latency;
 pub mod overload;
 pub mod procs;
+pub mod profile;
 pub mod reload;
 pub mod rig;
 pub mod stdio;
@@ -27,7 +28,7 @@ use procs::Proc;
 use rig::Rig;
 
 /// Every scenario, in the order `mcpbench run` runs them.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     "throughput-4k",
     "latency",
     "overload",
@@ -35,6 +36,7 @@ pub const ALL: [&str; 9] = [
     "breaker",
     "reload",
     "upgrade",
+    "profile",
     "connections-100k",
     "stdio-workers",
 ];
@@ -229,6 +231,7 @@ pub async fn run_one(ctx: &mut Ctx, name: &str) -> Result<Value, String> {
         "breaker" => breaker::run(ctx).await,
         "reload" => reload::run(ctx).await,
         "upgrade" => upgrade::run(ctx).await,
+        "profile" => profile::run(ctx).await,
         "connections-100k" => connections::run(ctx).await,
         "stdio-workers" => stdio::run(ctx).await,
         other => Err(format!("unknown scenario {other}")),
