@@ -25,6 +25,7 @@ use crate::exchange::tokens::Tokens;
 use crate::gate::{Live, McpGate, ReloadSource};
 use crate::ops::clock::SystemClock;
 use crate::ops::worker_identity::WorkerIdentity;
+use crate::upstream::pool::stop_stdio_workers;
 
 /// Environment variable naming the supervisor's pid, so a worker started
 /// after its supervisor died notices and exits.
@@ -246,7 +247,10 @@ async fn serve(
         _ = term.recv() => "second signal",
         _ = int.recv() => "second signal",
     };
-    stop_stdio_workers(&gate).await;
+    // Every stdio worker of this process, those of pools a reload replaced
+    // too: none is left behind.
+    let retired = gate.retired.lock().clone();
+    stop_stdio_workers(gate.pools.values().chain(&retired)).await;
     if gate.traces.is_some() {
         // The last requests' spans reach the collector (or are given up
         // after the export timeout), off the event loop.
@@ -287,23 +291,4 @@ async fn serve(
         );
     }
     ExitCode::SUCCESS
-}
-
-/// Stops every stdio worker of this process and waits (a few seconds at
-/// most) until they exited: none is left behind.
-async fn stop_stdio_workers(gate: &McpGate) {
-    let retired = gate.retired.lock().clone();
-    let pools: Vec<_> = gate
-        .pools
-        .values()
-        .chain(&retired)
-        .flat_map(|p| p.endpoints.iter().filter_map(|e| e.client.stdio().cloned()))
-        .collect();
-    for p in &pools {
-        p.shutdown();
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pools.iter().any(|p| p.live() > 0) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

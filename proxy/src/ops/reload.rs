@@ -26,7 +26,7 @@ use crate::exchange::tokens::Tokens;
 use crate::gate::{Live, McpGate};
 use crate::ops::clock::SystemClock;
 use crate::ops::policy_file::{runnable, session_keys};
-use crate::upstream::pool::Pool;
+use crate::upstream::pool::{stop_stdio_workers, Pool};
 
 /// Path on a worker's private socket that reloads it and answers its report.
 pub const INTERNAL_RELOAD_PATH: &str = "/_mcpgate/reload";
@@ -216,20 +216,7 @@ fn retire(gate: &McpGate, pools: Vec<Arc<Pool>>) {
             while Arc::strong_count(&pool) > 2 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let stdio: Vec<_> = pool
-                .endpoints
-                .iter()
-                .filter_map(|e| e.client.stdio().cloned())
-                .collect();
-            for p in &stdio {
-                p.shutdown();
-            }
-            // Until they exited (a few seconds at most): their ends are
-            // logged and counted before the pool is let go.
-            let gone = Instant::now() + Duration::from_secs(5);
-            while stdio.iter().any(|p| p.live() > 0) && Instant::now() < gone {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            stop_stdio_workers([&pool]).await;
             shared.retired.lock().retain(|p| !Arc::ptr_eq(p, &pool));
             tracing::info!(pool = %pool.config.name, "reload: the replaced pool's stdio workers stopped");
         });

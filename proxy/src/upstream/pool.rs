@@ -75,6 +75,23 @@ pub struct Pool {
     clock: Arc<dyn Clock>,
 }
 
+/// Stops the stdio worker processes of `pools` and waits until they
+/// exited (a few seconds at most), so their ends are logged and counted
+/// and none is left behind.
+pub(crate) async fn stop_stdio_workers<'a>(pools: impl IntoIterator<Item = &'a Arc<Pool>>) {
+    let stdio: Vec<_> = pools
+        .into_iter()
+        .flat_map(|p| p.endpoints.iter().filter_map(|e| e.client.stdio().cloned()))
+        .collect();
+    for p in &stdio {
+        p.shutdown();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while stdio.iter().any(|p| p.live() > 0) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Why no endpoint can take a request now; carries the `Retry-After` hint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unavailable {

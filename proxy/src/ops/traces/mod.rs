@@ -214,9 +214,7 @@ impl Traces {
         let trace_id = parent
             .as_ref()
             .map_or_else(|| ids.new_trace_id(), SpanContext::trace_id);
-        let parent_cx = parent.clone().map_or_else(Context::new, |sc| {
-            Context::new().with_remote_span_context(sc)
-        });
+        let parent_cx = caller_context(parent.as_ref());
         let decision = self
             .sampler
             .should_sample(Some(&parent_cx), trace_id, "", &SpanKind::Server, &[], &[])
@@ -239,7 +237,7 @@ impl Traces {
         &self,
         ids: &TraceIds,
         note: &Note,
-        timings: &Timings,
+        error: Option<&(String, Option<i64>)>,
         span: (SystemTime, SystemTime),
         http_status: Option<u16>,
     ) {
@@ -252,7 +250,7 @@ impl Traces {
             Some(t) => format!("{method} {t}"),
             None => method.to_string(),
         };
-        let error = error_type(note);
+        let timings = &note.timings;
         let mut attributes = vec![KeyValue::new("mcp.method.name", method.to_string())];
         if let (Some(t), "tools/call") = (target, method) {
             attributes.push(KeyValue::new("gen_ai.tool.name", t.to_string()));
@@ -276,7 +274,7 @@ impl Traces {
                 i64::from(status),
             ));
         }
-        if let Some((kind, code)) = &error {
+        if let Some((kind, code)) = error {
             attributes.push(KeyValue::new("error.type", kind.clone()));
             if let Some(code) = code {
                 attributes.push(KeyValue::new("rpc.response.status_code", code.to_string()));
@@ -286,9 +284,7 @@ impl Traces {
             attributes.push(KeyValue::new("mcpgate.refusal.filter", *filter));
             attributes.push(KeyValue::new("mcpgate.refusal.rule", *rule));
         }
-        let parent_cx = ids.parent.clone().map_or_else(Context::new, |sc| {
-            Context::new().with_remote_span_context(sc)
-        });
+        let parent_cx = caller_context(ids.parent.as_ref());
         PRESET.set((Some(ids.trace_id), Some(ids.server_span)));
         let mut server = self
             .tracer
@@ -298,7 +294,7 @@ impl Traces {
             .with_attributes(attributes)
             .start_with_context(&self.tracer, &parent_cx);
         PRESET.set((None, None));
-        if let Some((kind, _)) = &error {
+        if let Some((kind, _)) = error {
             server.set_status(Status::error(kind.clone()));
         }
         let server_cx = parent_cx.with_remote_span_context(server.span_context().clone());
@@ -379,8 +375,16 @@ pub(crate) fn record(
                 .as_secs_f64(),
         );
     if let Some(ids) = &note.trace {
-        traces.finish(ids, note, &note.timings, (began, ended), http_status);
+        traces.finish(ids, note, error.as_ref(), (began, ended), http_status);
     }
+}
+
+/// The context a request's SERVER span starts in: the caller's span, if
+/// it sent one.
+fn caller_context(parent: Option<&SpanContext>) -> Context {
+    parent.map_or_else(Context::new, |sc| {
+        Context::new().with_remote_span_context(sc.clone())
+    })
 }
 
 /// Parent-based: a caller's sampled flag decides; a new trace is recorded
