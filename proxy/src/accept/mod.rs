@@ -15,6 +15,7 @@
 //! reused, or a held stream (`upstream::held`) to relay on the bare
 //! connection once the handler's state is gone.
 
+pub(crate) mod batching;
 pub(crate) mod chunked;
 pub(crate) mod lean;
 pub(crate) mod tap;

@@ -17,7 +17,7 @@ use std::fmt;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,6 +29,7 @@ use pingora::protocols::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::accept::batching::{Held, ReadAhead};
 use crate::accept::chunked::{ChunkDecoder, ChunkError};
 
 /// Most bytes kept while a request head is read (pingora refuses heads over
@@ -108,13 +109,16 @@ impl Tap {
     }
 }
 
-/// A client connection whose reads are shown to a [`Tap`].
+/// A client connection whose reads are shown to a [`Tap`], read ahead and
+/// written in batches (`accept::batching`): a request in one read and an
+/// answer in one write where they fit.
 pub struct Tapped {
     inner: Stream,
     tap: Arc<Tap>,
-    /// A byte read to wait for the next request on a stream that cannot
-    /// peek (TLS), handed out first by the next read.
-    stashed: Option<u8>,
+    /// Bytes read with the last read beyond what it asked for, or while
+    /// waiting for the next request; handed out first by the next reads.
+    ahead: ReadAhead,
+    held: Held,
 }
 
 impl Tapped {
@@ -122,7 +126,8 @@ impl Tapped {
         Box::new(Self {
             inner,
             tap,
-            stashed: None,
+            ahead: ReadAhead::default(),
+            held: Held::default(),
         })
     }
 }
@@ -135,62 +140,65 @@ impl fmt::Debug for Tapped {
 
 impl AsyncRead for Tapped {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        if let Some(b) = self.stashed.filter(|_| buf.remaining() > 0) {
-            self.stashed = None;
-            buf.put_slice(&[b]);
-            self.tap.saw(&[b]);
-            return Poll::Ready(Ok(()));
-        }
+        let me = self.get_mut();
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            let new = &buf.filled()[before..];
-            if !new.is_empty() {
-                self.tap.saw(new);
-            }
+        ready!(me.ahead.poll_read(&mut me.inner, cx, buf))?;
+        // The tap sees bytes as the request's reader takes them.
+        let new = &buf.filled()[before..];
+        if !new.is_empty() {
+            me.tap.saw(new);
         }
-        polled
+        Poll::Ready(Ok(()))
     }
 }
 
 impl AsyncWrite for Tapped {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let me = self.get_mut();
+        me.held
+            .poll_write_vectored(&mut me.inner, cx, &[IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let me = self.get_mut();
+        me.held.poll_write_vectored(&mut me.inner, cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        true
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        ready!(me.held.poll_send(&mut me.inner, cx))?;
+        Pin::new(&mut me.inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        ready!(me.held.poll_send(&mut me.inner, cx))?;
+        Pin::new(&mut me.inner).poll_shutdown(cx)
     }
 }
 
 #[async_trait]
 impl Shutdown for Tapped {
     async fn shutdown(&mut self) {
-        self.inner.shutdown().await
+        let Self { inner, held, .. } = self;
+        let _ = std::future::poll_fn(|cx| held.poll_send(inner, cx)).await;
+        inner.shutdown().await
     }
 }
 
@@ -238,25 +246,20 @@ impl GetSocketDigest for Tapped {
 
 #[async_trait]
 impl Peek for Tapped {
-    /// Waits for the next byte. Streams that cannot peek (TLS: the bytes
-    /// must be decrypted) read one byte and keep it for the next read.
+    /// Waits for the next byte, reading what has arrived ahead (kept for
+    /// the next reads; the tap sees it when they take it).
     async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
         if buf.is_empty() {
             return Ok(true);
         }
-        if let Some(b) = self.stashed {
-            buf[0] = b;
-            return Ok(true);
-        }
-        if self.inner.try_peek(buf).await? {
-            return Ok(true);
-        }
-        let mut one = [0u8; 1];
-        if tokio::io::AsyncReadExt::read(&mut self.inner, &mut one).await? == 0 {
+        let Self { inner, ahead, .. } = self;
+        if !std::future::poll_fn(|cx| ahead.poll_fill(inner, cx)).await? {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        self.stashed = Some(one[0]);
-        buf[0] = one[0];
+        let mut first = ReadBuf::new(&mut buf[..1]);
+        // Bytes are waiting: this only copies the first (it is not consumed
+        // from `ahead`, so it is read again by the next read).
+        ahead.peek_into(&mut first);
         Ok(true)
     }
 }

@@ -12,8 +12,9 @@ use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::Result;
 
+use crate::accept::batching::Batched;
 use crate::upstream::credentials::{Caller, Credentials};
-use crate::upstream::h1_stream::H1Response;
+use crate::upstream::h1_stream::{write_request, H1Response};
 use crate::upstream::stdio::answer::StdioAnswer;
 use crate::upstream::stdio::StdioPool;
 
@@ -577,6 +578,18 @@ pub async fn exchange(
         HttpSession::H1(h1) if stream => H1Response::exchange(h1.into_inner(), req, body)
             .await
             .map(Response::Stream),
+        HttpSession::H1(h1) => {
+            // Head and body in one write; pingora's session then reads the
+            // answer (it needs the request only for HEAD, upgrades and
+            // `Connection: close`, which mcpgate never forwards).
+            // Batched: the answer is read with one call where it fits (a
+            // connection taken from the pool already is).
+            let mut io = Batched::wrap(h1.into_inner());
+            write_request(&mut io, req, body).await?;
+            let mut s = HttpSession::H1(pingora::protocols::http::v1::client::HttpSession::new(io));
+            s.read_response_header().await?;
+            Ok(Response::Pooled(Box::new(s)))
+        }
         mut s => {
             s.write_request_header(Box::new(req.clone())).await?;
             if !body.is_empty() {

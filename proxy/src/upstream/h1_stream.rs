@@ -27,6 +27,23 @@ const MAX_HEADERS: usize = 128;
 /// Read size for body bytes (the buffer lives only during one read).
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Writes a request's head and body with one vectored write where the
+/// connection takes it (pingora's client writes and flushes the head on its
+/// own first: one more system call, and a segment that wakes the upstream
+/// before the body is there).
+pub async fn write_request(io: &mut Stream, req: &RequestHeader, body: &Bytes) -> Result<()> {
+    use bytes::Buf;
+    let wire = http_req_header_to_wire(req)
+        .ok_or_else(|| Error::explain(ErrorType::InvalidHTTPHeader, "request head not writable"))?;
+    let mut both = wire.freeze().chain(body.clone());
+    io.write_all_buf(&mut both)
+        .await
+        .or_err(ErrorType::WriteError, "writing request upstream")?;
+    io.flush()
+        .await
+        .or_err(ErrorType::WriteError, "flushing request upstream")
+}
+
 /// How the response body ends.
 #[derive(Debug)]
 enum Framing {
@@ -50,18 +67,7 @@ impl H1Response {
     /// Writes `req` and `body` on `io`, then reads the response head
     /// (skipping interim 1xx responses).
     pub async fn exchange(mut io: Stream, req: &RequestHeader, body: &Bytes) -> Result<Self> {
-        let wire = http_req_header_to_wire(req).ok_or_else(|| {
-            Error::explain(ErrorType::InvalidHTTPHeader, "request head not writable")
-        })?;
-        io.write_all(&wire)
-            .await
-            .or_err(ErrorType::WriteError, "writing request head upstream")?;
-        io.write_all(body)
-            .await
-            .or_err(ErrorType::WriteError, "writing request body upstream")?;
-        io.flush()
-            .await
-            .or_err(ErrorType::WriteError, "flushing request upstream")?;
+        write_request(&mut io, req, body).await?;
         let mut buf = BytesMut::with_capacity(2048);
         loop {
             let (head, consumed) = read_head(&mut io, &mut buf).await?;
