@@ -63,8 +63,10 @@ bench-tools:
 	scripts/bench-tools.sh
 
 # All scenarios (under 15 minutes on 2 cores) into evidence/bench/*.json; the
-# profile scenario's flame graphs need inferno (cached under .cache/cargo-tools).
+# profile scenario needs perf and strace (Debian packages) and inferno
+# (cached under .cache/cargo-tools).
 bench: bench-tools
+	scripts/bench-tools.sh --profile
 	scripts/cargo-tools.sh inferno
 	$(CARGO) build --release -p mcpgate -p bench
 	MCPBENCH_COMMAND="make bench" target/release/mcpbench run --out evidence/bench

@@ -155,7 +155,13 @@ fn main() -> ExitCode {
                 }
             }
             runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-            let _ = std::fs::remove_dir_all(&work);
+            // MCPBENCH_KEEP_WORK=1 keeps the scenario's logs, configs and
+            // the profile's folded stacks and strace tables for a look.
+            if std::env::var_os("MCPBENCH_KEEP_WORK").is_some() {
+                eprintln!("work directory kept: {}", work.display());
+            } else {
+                let _ = std::fs::remove_dir_all(&work);
+            }
             if failed {
                 ExitCode::FAILURE
             } else {

@@ -14,6 +14,7 @@ pub mod profile;
 pub mod reload;
 pub mod rig;
 pub mod stdio;
+pub mod syscalls;
 pub mod throughput;
 pub mod upgrade;
 
