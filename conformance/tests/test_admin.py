@@ -127,6 +127,10 @@ def test_in_flight_goes_back_to_zero_and_histograms_count(gate):
         "1.5 s calls fall above the 1 s bucket"
     assert total(samples, "mcpgate_upstream_duration_seconds_count", pool="default") >= 4
     assert total(samples, "mcpgate_request_duration_seconds_count", outcome="refused") >= 1
+    # The fair gate (on by default): nobody waits at it, and its adaptive
+    # limit (summed over the two workers) is at least their minimums.
+    assert total(samples, "mcpgate_fair_queued") == 0
+    assert total(samples, "mcpgate_fair_limit") >= 2 * 8
 
 
 def test_liveness_and_readiness(gate):

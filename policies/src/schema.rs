@@ -240,6 +240,7 @@ const TABLES: &[(&str, &[&str])] = &[
             "queue_timeout_ms",
             "max_streams",
             "slow_client_timeout_ms",
+            "fair_queueing",
         ],
     ),
     (

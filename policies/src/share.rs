@@ -64,6 +64,8 @@ impl Policy {
             // Durations: the same in every worker.
             queue_timeout_ms: _,
             slow_client_timeout_ms: _,
+            // A switch: every worker keeps its own gate.
+            fair_queueing: _,
         } = admission;
         div(global_max_in_flight);
         div(tenant_max_in_flight);

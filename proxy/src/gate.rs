@@ -275,6 +275,9 @@ impl McpGate {
         self.metrics
             .streams
             .set(self.admission.streams_open() as i64);
+        let (limit, queued) = self.admission.fair_state();
+        self.metrics.fair_limit.set(limit as i64);
+        self.metrics.fair_queued.set(queued as i64);
         self.metrics.sessions.set(self.sessions.len() as i64);
         for (name, pool) in &self.pools {
             for ep in &pool.endpoints {

@@ -6,7 +6,10 @@
 //! - per-tenant in-flight + queued cap: load shedding of the tenant's excess;
 //! - per-tenant bulkhead of each upstream: bounded queueing (wait up to
 //!   `queue_timeout_ms` for one of `max_concurrent_upstream` permits);
-//! - rate limits: load shedding (429 with the time to the next token).
+//! - rate limits: load shedding (429 with the time to the next token);
+//! - fair queueing (`fair_queueing`, on by default): an adaptive limit on
+//!   the requests a worker serves at once, its freed places given to the
+//!   tenants' queues in turn (bounded queueing, then 503).
 
 use std::collections::BTreeMap;
 
@@ -30,6 +33,10 @@ pub struct Admission {
     /// A client that accepts no bytes for this long is cut off (bounded
     /// downstream buffer: the socket's, never ours).
     pub slow_client_timeout_ms: u64,
+    /// Share each worker fairly between tenants when the proxy itself is
+    /// the bottleneck: an adaptive limit on the requests served at once,
+    /// freed places given to the tenants' queues in turn.
+    pub fair_queueing: bool,
 }
 
 /// A token bucket: `per_sec` sustained, `burst` at once; `per_sec == 0` is off.
@@ -90,6 +97,7 @@ pub(crate) fn read_admission(r: &mut Reader, t: Option<&dyn TableLike>) -> Admis
         max_streams: r.integer(t, "max_streams", P, 100_000, 1..=10_000_000) as usize,
         slow_client_timeout_ms: r.integer(t, "slow_client_timeout_ms", P, 10_000, 10..=3_600_000)
             as u64,
+        fair_queueing: r.boolean(t, "fair_queueing", P, true),
     }
 }
 

@@ -18,6 +18,8 @@ use parking_lot::Mutex;
 use policies::{Policy, TenantName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::admission::fair::{FairGate, FairPermit};
+
 /// A hard concurrency cap.
 #[derive(Debug)]
 pub struct Cap {
@@ -78,6 +80,9 @@ pub enum Shed {
     /// No bulkhead permit within the queue timeout.
     Bulkhead,
     Streams,
+    /// The tenant's queue at the fair gate is full, or no place came within
+    /// the queue timeout.
+    FairShare,
 }
 
 impl Shed {
@@ -87,6 +92,7 @@ impl Shed {
             Shed::Tenant => "tenant",
             Shed::Bulkhead => "bulkhead",
             Shed::Streams => "streams",
+            Shed::FairShare => "fair share",
         }
     }
 }
@@ -161,6 +167,8 @@ impl Held {
 }
 
 pub struct AdmissionControl {
+    /// Shares the worker between tenants when it is the bottleneck.
+    fair: Arc<FairGate>,
     global: Arc<Cap>,
     streams: Arc<Cap>,
     tenants: Mutex<HashMap<TenantName, TenantState>>,
@@ -172,6 +180,7 @@ impl AdmissionControl {
     pub fn new(policy: &Policy) -> Self {
         let a = &policy.admission;
         Self {
+            fair: FairGate::new(a.global_max_in_flight),
             global: Cap::new(a.global_max_in_flight),
             streams: Cap::new(a.max_streams),
             tenants: Mutex::new(HashMap::new()),
@@ -184,6 +193,7 @@ impl AdmissionControl {
     pub fn reconfigure(&self, policy: &Policy) {
         let a = &policy.admission;
         self.global.set_max(a.global_max_in_flight);
+        self.fair.set_max_limit(a.global_max_in_flight);
         self.streams.set_max(a.max_streams);
         self.queue_timeout_ms
             .store(a.queue_timeout_ms, Ordering::Release);
@@ -244,6 +254,41 @@ impl AdmissionControl {
             _tenant: tenant_slot,
             _bulkhead: Some(permit),
         })
+    }
+
+    /// A place at the fair gate for a request of `tenant` (`None` when
+    /// `fair_queueing` is off): at once below the gate's limit, else after
+    /// the other tenants waiting have had their turn. The tenant's queue
+    /// holds at most its in-flight cap, and a wait lasts at most
+    /// `queue_timeout_ms`.
+    pub async fn enter_fair(
+        &self,
+        policy: &Policy,
+        tenant: &TenantName,
+    ) -> Result<Option<FairPermit>, Shed> {
+        if !policy.admission.fair_queueing {
+            return Ok(None);
+        }
+        let (max_queued, _) = tenant_sizes(policy, tenant);
+        let wait = Duration::from_millis(self.queue_timeout_ms.load(Ordering::Acquire));
+        self.fair
+            .enter(tenant, max_queued, wait)
+            .await
+            .map(Some)
+            .map_err(|_| Shed::FairShare)
+    }
+
+    /// Starts measuring the worker's scheduling delay for the fair gate
+    /// (in the background, while this admission control exists).
+    pub fn start_lag_probe(&self) {
+        tokio::spawn(crate::admission::fair::lag_probe(Arc::downgrade(
+            &self.fair,
+        )));
+    }
+
+    /// The fair gate's current limit and queued requests.
+    pub fn fair_state(&self) -> (usize, usize) {
+        (self.fair.limit(), self.fair.queued())
     }
 
     /// A slot for a long-lived stream (GET, `subscriptions/listen`), which is

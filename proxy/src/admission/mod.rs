@@ -12,4 +12,5 @@
 //! slot is freed when it is dropped.
 
 pub(crate) mod caps;
+pub(crate) mod fair;
 pub(crate) mod ratelimit;

@@ -149,6 +149,7 @@ pub(crate) fn admit(
         disguise,
         body_override,
         trace,
+        fair: None,
     };
     if era == Era::Legacy {
         if let Some(s) = &session {

@@ -11,7 +11,8 @@
 //! [`handle`], in order: the head phase of the filter chain (after any JWT
 //! key refetch it needs), the body (its chunked framing checked by the
 //! accept layer's tap), the hand-over to the worker owning the request's
-//! session ([`hand_to_owner`]), the message phase ([`admit`]), and
+//! session ([`hand_to_owner`]), a place at the fair gate
+//! (`admission::fair`), the message phase ([`admit`]), and
 //! forwarding ([`forward`]), which relays the answer.
 
 use std::time::Duration;
@@ -128,9 +129,26 @@ pub(crate) async fn handle(
             }
         }
     }
+    // A place at the fair gate before the message's own filters cost anything.
+    let fair = match gate.admission.enter_fair(&policy, &tenant).await {
+        Ok(p) => p,
+        Err(shed) => {
+            let mut r = Rejection::new(
+                RejectionKind::Overloaded,
+                format!("{} reached", shed.label()),
+            )
+            .with_rule("fair-share");
+            r.filter = "fair_queueing";
+            let (id, bare) = filters::message::peek_id(&body);
+            r.id = id;
+            refuse(gate, ds, &r, bare, BodyState::Consumed).await;
+            return Served::Done(true);
+        }
+    };
     let admitted = match admit(gate, ds, &method, &path, &body, tenant, identity) {
-        Ok(a) => {
+        Ok(mut a) => {
             *method_seen = method_label(&a.facts.method);
+            a.fair = fair;
             a
         }
         Err(refused) => {

@@ -170,6 +170,8 @@ async fn serve(
             tls: bound.tls.clone(),
         }),
     );
+    // The fair gate's limit follows this worker's scheduling delay.
+    live.load().admission.start_lag_probe();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let connections = Arc::new(Connections::default());
     for (bind, tls) in [

@@ -89,6 +89,11 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Long-lived streams held (read when scraped).
     pub streams: IntGauge,
+    /// The fair gate's adaptive limit on requests served at once, summed
+    /// over the workers (read when scraped).
+    pub fair_limit: IntGauge,
+    /// Requests waiting at the fair gate (read when scraped).
+    pub fair_queued: IntGauge,
     /// Whole requests, from head read to answer written, by MCP method and outcome.
     pub request_duration: HistogramVec,
     /// Upstream exchanges, from sending the request to its response head, by pool.
@@ -205,6 +210,21 @@ impl Metrics {
         registry
             .register(Box::new(in_flight.clone()))
             .expect("unique metric");
+        let fair_limit = IntGauge::new(
+            "mcpgate_fair_limit",
+            "Adaptive limit on requests served at once (fair queueing), summed over workers",
+        )
+        .expect("valid metric");
+        let fair_queued = IntGauge::new(
+            "mcpgate_fair_queued",
+            "Requests waiting for a place at the fair gate",
+        )
+        .expect("valid metric");
+        for g in [&fair_limit, &fair_queued] {
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+        }
         for c in [&rejections, &forwarded, &upstream_errors] {
             registry
                 .register(Box::new(c.clone()))
@@ -409,6 +429,8 @@ impl Metrics {
             expired_sessions,
             in_flight,
             streams,
+            fair_limit,
+            fair_queued,
             request_duration,
             upstream_duration,
             tls_handshakes,

@@ -19,6 +19,7 @@ use policies::TenantName;
 use serde_json::{json, Value};
 
 use crate::admission::caps::Held;
+use crate::admission::fair::{FairPermit, LONG_WAIT};
 use crate::exchange::respond::{refuse, BodyState};
 use crate::gate::McpGate;
 use crate::sessions::store::{Pinned, Session};
@@ -58,6 +59,9 @@ pub(crate) struct Admitted {
     /// as its parent in the HTTP headers (and in `_meta`, already in the
     /// body).
     pub(crate) trace: Option<crate::ops::traces::TraceIds>,
+    /// Its place at the fair gate, left when the upstream answers (or has
+    /// been waited on for [`LONG_WAIT`]).
+    pub(crate) fair: Option<FairPermit>,
 }
 
 /// A request naming a hidden target, as it goes upstream: under a
@@ -153,14 +157,15 @@ pub(crate) async fn forward(
     ds: &mut ServerSession,
     method: &str,
     body: Bytes,
-    a: Admitted,
+    mut a: Admitted,
 ) -> Served {
+    let fair = a.fair.take();
     let body = match (&a.disguise, &a.body_override) {
         (Some(d), _) => d.body.clone(),
         (None, Some(b)) => b.clone(),
         (None, None) => body,
     };
-    let served = forward_inner(gate, ds, method, body, &a).await;
+    let served = forward_inner(gate, ds, method, body, &a, fair).await;
     if a.trace.is_some() {
         let ended = std::time::SystemTime::now();
         crate::ops::audit::record::note(|n| {
@@ -180,6 +185,7 @@ async fn forward_inner(
     method: &str,
     body: Bytes,
     a: &Admitted,
+    fair: Option<FairPermit>,
 ) -> Served {
     let session_key = a.session.as_ref().map(|s| s.id.as_str());
     if let Err(l) = gate.rate_limits.check(
@@ -213,9 +219,8 @@ async fn forward_inner(
     };
     let timeouts = pool.config.timeouts_for(a.facts.tool.as_deref());
     let started = tokio::time::Instant::now();
-    let Some((ep, ticket, mut up)) =
-        connect(gate, ds, &pool, a, &body, timeouts.first_byte_ms).await
-    else {
+    let connecting = connect(gate, ds, &pool, a, &body, timeouts.first_byte_ms);
+    let Some((ep, ticket, mut up)) = leaving_fair_gate(fair, connecting).await else {
         return Served::Done(true);
     };
     // Counted once the upstream answered: a 502 is not "forwarded".
@@ -299,6 +304,30 @@ async fn forward_inner(
             .inc();
     }
     Served::Done(outcome.downstream_reusable)
+}
+
+/// Awaits the upstream's answer, leaving the fair gate when it comes or once
+/// it has been waited on for [`LONG_WAIT`] (a slow tool costs this proxy
+/// nothing while it runs).
+async fn leaving_fair_gate<T>(
+    fair: Option<FairPermit>,
+    answered: impl std::future::Future<Output = T>,
+) -> T {
+    let Some(permit) = fair else {
+        return answered.await;
+    };
+    tokio::pin!(answered);
+    tokio::select! {
+        biased;
+        done = &mut answered => {
+            drop(permit);
+            done
+        }
+        _ = tokio::time::sleep(LONG_WAIT) => {
+            drop(permit);
+            answered.await
+        }
+    }
 }
 
 /// Picks an endpoint and sends the request; `None` when the client has

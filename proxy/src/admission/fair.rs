@@ -1,0 +1,269 @@
+//! Fair shares of a worker when mcpgate itself is the bottleneck.
+//!
+//! The caps refuse work past fixed numbers; they do nothing while a flood
+//! stays under them and what runs out is this proxy's CPU. Every runnable
+//! request then waits its turn behind every other, so a tenant with 256
+//! connections is served 32 times as often as one with 8, and the quiet
+//! tenant's latency becomes the flood's.
+//!
+//! The [`FairGate`] bounds the requests a worker serves at once. A request
+//! enters once its body is read (a slow client holds no place) and leaves
+//! when the upstream answered, or once it has waited on the upstream for
+//! [`LONG_WAIT`] (a slow tool costs this proxy nothing while it runs). At the
+//! limit a request waits in its tenant's queue, and freed places go to the
+//! tenant queues in turn, one request each (the limit holds only while two
+//! or more tenants sent requests in the last half second: alone, a tenant
+//! has nobody to share with and is never held back): a quiet tenant waits for one
+//! place, never behind a flood's backlog, and a tenant with no configured
+//! limit gets no more than its share while others wait. A tenant's queue is
+//! bounded by its in-flight cap and a wait by `queue_timeout_ms`; past
+//! either the request is refused at once (503), before the message's own
+//! filters cost anything.
+//!
+//! The limit follows the worker's scheduling delay, the time a runnable
+//! task waits before the event loop polls it ([`lag_probe`] measures it
+//! every [`PROBE_EVERY`]): that delay is what every request pays at each
+//! step when the proxy is the bottleneck. Above [`LAG_TARGET`] the limit
+//! shrinks by a tenth per probe (never below [`MIN_LIMIT`]); at or below it,
+//! and only while requests are queued, it grows by a twentieth (an AIMD
+//! loop, as in TCP congestion control). A worker that is not congested
+//! never limits anyone: the limit starts at, and returns to, the worker's
+//! in-flight cap.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use policies::TenantName;
+use tokio::sync::oneshot;
+
+/// The fewest requests a worker serves at once, however congested.
+pub const MIN_LIMIT: usize = 8;
+/// A request waiting this long on its upstream leaves the gate.
+pub const LONG_WAIT: Duration = Duration::from_millis(50);
+/// The scheduling delay the limit steers towards.
+pub const LAG_TARGET: Duration = Duration::from_millis(1);
+/// How often the scheduling delay is measured.
+pub const PROBE_EVERY: Duration = Duration::from_millis(10);
+/// Weight of one probe in the smoothed delay.
+const LAG_WEIGHT: f64 = 0.3;
+/// A tenant counts as active for this many probes after its last request.
+const ACTIVE_PROBES: u32 = 50;
+
+/// A worker's fair gate.
+pub struct FairGate {
+    state: Mutex<State>,
+}
+
+/// Why a request did not enter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Its tenant's queue is full.
+    QueueFull,
+    /// No place came within the queue timeout.
+    Timeout,
+}
+
+struct State {
+    limit: usize,
+    max_limit: usize,
+    in_use: usize,
+    queued: usize,
+    queues: HashMap<TenantName, VecDeque<oneshot::Sender<()>>>,
+    /// Tenants with a queued request, in the order they are served.
+    turns: VecDeque<TenantName>,
+    /// Smoothed scheduling delay, in microseconds.
+    lag_us: f64,
+    /// Probes so far, and the probe at which each tenant last entered or
+    /// queued: with one tenant active there is nobody to share with, and
+    /// the limit is not enforced.
+    probes: u32,
+    last_seen: HashMap<TenantName, u32>,
+}
+
+/// A place in the gate; dropping it gives the place to the next tenant in
+/// turn.
+pub struct FairPermit {
+    gate: Arc<FairGate>,
+}
+
+impl FairGate {
+    /// A gate that admits at most `max_limit` requests at once.
+    pub fn new(max_limit: usize) -> Arc<Self> {
+        let max_limit = max_limit.max(MIN_LIMIT);
+        Arc::new(Self {
+            state: Mutex::new(State {
+                limit: max_limit,
+                max_limit,
+                in_use: 0,
+                queued: 0,
+                queues: HashMap::new(),
+                turns: VecDeque::new(),
+                lag_us: 0.0,
+                probes: 0,
+                last_seen: HashMap::new(),
+            }),
+        })
+    }
+
+    /// A new upper bound (a reload changed the caps); the limit itself
+    /// keeps adapting below it.
+    pub fn set_max_limit(&self, max_limit: usize) {
+        let mut s = self.state.lock();
+        s.max_limit = max_limit.max(MIN_LIMIT);
+        s.limit = s.limit.min(s.max_limit);
+        s.grant_waiting();
+    }
+
+    /// Enters at once below the limit; otherwise waits in `tenant`'s queue
+    /// (at most `max_queued` deep) for up to `wait`.
+    pub async fn enter(
+        self: &Arc<Self>,
+        tenant: &TenantName,
+        max_queued: usize,
+        wait: Duration,
+    ) -> Result<FairPermit, Refused> {
+        let mut granted = {
+            let mut s = self.state.lock();
+            // (Waiters that gave up may still hold turns.)
+            s.grant_waiting();
+            let probes = s.probes;
+            if s.last_seen.get(tenant) != Some(&probes) {
+                s.last_seen.insert(tenant.clone(), probes);
+            }
+            if s.turns.is_empty() && (s.in_use < s.limit || s.last_seen.len() < 2) {
+                s.in_use += 1;
+                drop(s);
+                return Ok(self.permit());
+            }
+            let queue = s.queues.entry(tenant.clone()).or_default();
+            if queue.len() >= max_queued {
+                if queue.is_empty() {
+                    s.queues.remove(tenant);
+                }
+                return Err(Refused::QueueFull);
+            }
+            let (tx, rx) = oneshot::channel();
+            queue.push_back(tx);
+            if queue.len() == 1 {
+                s.turns.push_back(tenant.clone());
+            }
+            s.queued += 1;
+            rx
+        };
+        match tokio::time::timeout(wait, &mut granted).await {
+            Ok(Ok(())) => Ok(self.permit()),
+            // The gate dropped the sender only when this waiter had gone.
+            Ok(Err(_)) => Err(Refused::Timeout),
+            Err(_) => {
+                // A place given just as the wait ended is taken, not lost.
+                granted.close();
+                match granted.try_recv() {
+                    Ok(()) => Ok(self.permit()),
+                    Err(_) => Err(Refused::Timeout),
+                }
+            }
+        }
+    }
+
+    fn permit(self: &Arc<Self>) -> FairPermit {
+        FairPermit { gate: self.clone() }
+    }
+
+    fn leave(&self) {
+        let mut s = self.state.lock();
+        s.in_use = s.in_use.saturating_sub(1);
+        s.grant_waiting();
+    }
+
+    /// One measurement of the worker's scheduling delay moves the limit.
+    pub fn observe_lag(&self, lag: Duration) {
+        let mut s = self.state.lock();
+        s.probes = s.probes.wrapping_add(1);
+        let probes = s.probes;
+        s.last_seen
+            .retain(|_, seen| probes.wrapping_sub(*seen) <= ACTIVE_PROBES);
+        let sample = lag.as_secs_f64() * 1e6;
+        s.lag_us += LAG_WEIGHT * (sample - s.lag_us);
+        if s.lag_us > LAG_TARGET.as_secs_f64() * 1e6 {
+            // Shrink towards what is in use (a limit far above it would
+            // take many probes to matter).
+            let from = s.limit.min(s.in_use.max(MIN_LIMIT));
+            s.limit = (from - (from / 10).max(1)).max(MIN_LIMIT);
+        } else if s.queued > 0 {
+            s.limit = (s.limit + (s.limit / 20).max(1)).min(s.max_limit);
+            s.grant_waiting();
+        } else if s.in_use < s.limit / 2 {
+            // Nobody waits and half the places are free: no reason to
+            // limit anyone, back to the cap.
+            s.limit = s.max_limit;
+        }
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> usize {
+        self.state.lock().limit
+    }
+
+    /// Requests waiting for a place.
+    pub fn queued(&self) -> usize {
+        self.state.lock().queued
+    }
+
+    #[cfg(test)]
+    pub fn in_use(&self) -> usize {
+        self.state.lock().in_use
+    }
+}
+
+impl State {
+    /// Gives free places to the queued tenants in turn.
+    fn grant_waiting(&mut self) {
+        while self.in_use < self.limit {
+            let Some(tenant) = self.turns.pop_front() else {
+                return;
+            };
+            let Some(queue) = self.queues.get_mut(&tenant) else {
+                continue;
+            };
+            let waiter = queue.pop_front();
+            if queue.is_empty() {
+                self.queues.remove(&tenant);
+            } else {
+                self.turns.push_back(tenant);
+            }
+            if let Some(w) = waiter {
+                self.queued = self.queued.saturating_sub(1);
+                // A waiter that gave up no longer takes the place.
+                if w.send(()).is_ok() {
+                    self.in_use += 1;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for FairPermit {
+    fn drop(&mut self) {
+        self.gate.leave();
+    }
+}
+
+/// Measures the worker's scheduling delay every [`PROBE_EVERY`] for as long
+/// as `gate` is in use: the time a task that yields waits before the event
+/// loop polls it again, behind every other runnable task.
+pub async fn lag_probe(gate: std::sync::Weak<FairGate>) {
+    loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        let Some(gate) = gate.upgrade() else {
+            return;
+        };
+        let yielded = tokio::time::Instant::now();
+        tokio::task::yield_now().await;
+        gate.observe_lag(yielded.elapsed());
+    }
+}
+
+#[cfg(test)]
+mod tests;
