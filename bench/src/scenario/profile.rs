@@ -76,6 +76,13 @@ const RULES: &[(&str, &[&str])] = &[
             "ngx_pcalloc",
             "ngx_alloc",
             "ngx_pfree",
+            // mimalloc, mcpgate's allocator.
+            "mi_malloc",
+            "mi_free",
+            "mi_zalloc",
+            "mi_realloc",
+            "mi_heap_",
+            "_mi_",
         ],
     ),
     (

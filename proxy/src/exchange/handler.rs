@@ -58,7 +58,7 @@ pub(crate) async fn handle(
     let method = ds.req_header().method.as_str().to_string();
     let path = ds.req_header().uri.path().to_string();
     let query = ds.req_header().uri.query().unwrap_or("").to_string();
-    if let Some(served) = protected_resource_metadata(gate, ds, &method, &path).await {
+    if let Some(served) = Box::pin(protected_resource_metadata(gate, ds, &method, &path)).await {
         return served;
     }
     let handed_cert: Option<Vec<String>> = internal
@@ -72,7 +72,7 @@ pub(crate) async fn handle(
         });
     let client_cert = handed_cert.as_deref().or(client_cert);
     if let (Some(tokens), Some(token)) = (&gate.tokens, bearer_jwt(&ds.req_header().headers)) {
-        tokens.prepare(&token).await;
+        Box::pin(tokens.prepare(&token)).await;
     }
 
     // The raw HTTP/1 head, for the header guard (pingora's parsed map
@@ -94,7 +94,7 @@ pub(crate) async fn handle(
     let (tenant, identity) = match head {
         Ok((Some(t), i)) => (t, i),
         Ok((None, i)) => (unreachable_tenant(), i),
-        Err(r) => return refuse_head(gate, ds, r).await.into(),
+        Err(r) => return Box::pin(refuse_head(gate, ds, r)).await.into(),
     };
     if gate.audit.is_some() {
         crate::ops::audit::record::note(|n| {
@@ -109,14 +109,14 @@ pub(crate) async fn handle(
             .with_rule(e.rule())
             .with_at("body");
         r.filter = "chunked_framing";
-        refuse(gate, ds, &r, false, BodyState::Unread).await;
+        Box::pin(refuse(gate, ds, &r, false, BodyState::Unread)).await;
         return Served::Done(false);
     }
     let body = match body {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             let r = Rejection::new(RejectionKind::PayloadTooLarge, "chunked body over limit");
-            refuse(gate, ds, &r, false, BodyState::Unread).await;
+            Box::pin(refuse(gate, ds, &r, false, BodyState::Unread)).await;
             return Served::Done(false);
         }
         Err(BodyError::Io) => return Served::Done(false),
@@ -124,7 +124,8 @@ pub(crate) async fn handle(
 
     if !internal {
         if let Some(owner) = remote_owner(gate, ds) {
-            if let Some(served) = hand_to_owner(gate, ds, owner, &body, client_cert).await {
+            if let Some(served) = Box::pin(hand_to_owner(gate, ds, owner, &body, client_cert)).await
+            {
                 return served;
             }
         }
@@ -141,7 +142,7 @@ pub(crate) async fn handle(
             r.filter = "fair_queueing";
             let (id, bare) = filters::message::peek_id(&body);
             r.id = id;
-            refuse(gate, ds, &r, bare, BodyState::Consumed).await;
+            Box::pin(refuse(gate, ds, &r, bare, BodyState::Consumed)).await;
             return Served::Done(true);
         }
     };
@@ -156,11 +157,11 @@ pub(crate) async fn handle(
                 *method_seen = method_label(m);
             }
             let (r, bare) = *refused;
-            refuse(gate, ds, &r, bare, BodyState::Consumed).await;
+            Box::pin(refuse(gate, ds, &r, bare, BodyState::Consumed)).await;
             return Served::Done(true);
         }
     };
-    forward(gate, ds, &method, body, admitted).await
+    Box::pin(forward(gate, ds, &method, body, admitted)).await
 }
 
 /// RFC 9728 protected resource metadata (`[auth.oauth]`), on GET of
@@ -216,16 +217,16 @@ async fn refuse_head(gate: &McpGate, ds: &mut ServerSession, mut r: Rejection) -
         .is_some_and(|n| n <= ECHO_READ_LIMIT);
     // Framing, injection and size refusals close the connection unread.
     if r.kind.wire().close || !small {
-        refuse(gate, ds, &r, false, BodyState::Unread).await;
+        Box::pin(refuse(gate, ds, &r, false, BodyState::Unread)).await;
         return false;
     }
     let Ok(body) = read_body(ds, ECHO_READ_LIMIT).await else {
-        refuse(gate, ds, &r, false, BodyState::Unread).await;
+        Box::pin(refuse(gate, ds, &r, false, BodyState::Unread)).await;
         return false;
     };
     let (id, bare) = filters::message::peek_id(&body);
     r.id = id;
-    refuse(gate, ds, &r, bare, BodyState::Consumed).await;
+    Box::pin(refuse(gate, ds, &r, bare, BodyState::Consumed)).await;
     true
 }
 

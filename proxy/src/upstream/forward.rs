@@ -196,7 +196,14 @@ async fn forward_inner(
     ) {
         let r = Rejection::new(K::RateLimited, format!("{} rate limit", l.label()))
             .with_retry_after(l.retry_after());
-        refuse(gate, ds, &refuse_for(a, r), a.bare, BodyState::Consumed).await;
+        Box::pin(refuse(
+            gate,
+            ds,
+            &refuse_for(a, r),
+            a.bare,
+            BodyState::Consumed,
+        ))
+        .await;
         return Served::Done(true);
     }
     let pool = pool_for(gate, a);
@@ -213,14 +220,21 @@ async fn forward_inner(
         Ok(h) => h,
         Err(shed) => {
             let r = Rejection::new(K::Overloaded, format!("{} cap reached", shed.label()));
-            refuse(gate, ds, &refuse_for(a, r), a.bare, BodyState::Consumed).await;
+            Box::pin(refuse(
+                gate,
+                ds,
+                &refuse_for(a, r),
+                a.bare,
+                BodyState::Consumed,
+            ))
+            .await;
             return Served::Done(true);
         }
     };
     let timeouts = pool.config.timeouts_for(a.facts.tool.as_deref());
     let started = tokio::time::Instant::now();
     let connecting = connect(gate, ds, &pool, a, &body, timeouts.first_byte_ms);
-    let Some((ep, ticket, mut up)) = leaving_fair_gate(fair, connecting).await else {
+    let Some((ep, ticket, mut up)) = Box::pin(leaving_fair_gate(fair, connecting)).await else {
         return Served::Done(true);
     };
     // Counted once the upstream answered: a 502 is not "forwarded".
@@ -277,7 +291,7 @@ async fn forward_inner(
             output_schemas: None,
         },
     };
-    let outcome = relay_response(gate, ds, &mut up, plan).await;
+    let outcome = Box::pin(relay_response(gate, ds, &mut up, plan)).await;
     if outcome.handed_off {
         return Served::Stream(Box::new(HeldStream {
             upstream: up,
@@ -353,7 +367,14 @@ async fn connect(
                         K::SessionNotFound,
                         "the session's upstream endpoint is down",
                     );
-                    refuse(gate, ds, &refuse_for(a, r), a.bare, BodyState::Consumed).await;
+                    Box::pin(refuse(
+                        gate,
+                        ds,
+                        &refuse_for(a, r),
+                        a.bare,
+                        BodyState::Consumed,
+                    ))
+                    .await;
                     return None;
                 }
             },
@@ -370,7 +391,14 @@ async fn connect(
                         Rejection::new(K::UpstreamUnavailable, "no healthy endpoint")
                     }
                 };
-                refuse(gate, ds, &refuse_for(a, r), a.bare, BodyState::Consumed).await;
+                Box::pin(refuse(
+                    gate,
+                    ds,
+                    &refuse_for(a, r),
+                    a.bare,
+                    BodyState::Consumed,
+                ))
+                .await;
                 return None;
             }
         };
@@ -432,7 +460,14 @@ async fn connect(
                         K::SessionNotFound,
                         "the session's upstream endpoint is unreachable",
                     );
-                    refuse(gate, ds, &refuse_for(a, r), a.bare, BodyState::Consumed).await;
+                    Box::pin(refuse(
+                        gate,
+                        ds,
+                        &refuse_for(a, r),
+                        a.bare,
+                        BodyState::Consumed,
+                    ))
+                    .await;
                     return None;
                 }
                 tried.push(ep.index);
