@@ -373,6 +373,32 @@ pub fn report(b: &Value) -> String {
                 );
             }
         }
+        // System calls per proxied request (strace -c), with the calls
+        // that make them up.
+        let calls = |t: &Value| {
+            let sc = &t["syscalls"];
+            let parts: Vec<String> = sc["by_syscall"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["per_request_count"].as_f64().unwrap_or(0.0) >= 0.05)
+                .map(|c| {
+                    format!(
+                        "{} {}",
+                        c["syscall"].as_str().unwrap_or(""),
+                        num(&c["per_request_count"])
+                    )
+                })
+                .collect();
+            (num(&sc["syscalls_per_request_count"]), parts.join(", "))
+        };
+        if !m["syscalls"]["syscalls_per_request_count"].is_null() {
+            let ((mt, mp), (nt, np)) = (calls(m), calls(n));
+            let _ = writeln!(
+                s,
+                "System calls per proxied request (`strace -c` on every thread, a separate 4 s window of the same load; counts only): mcpgate **{mt}** ({mp}), nginx **{nt}** ({np}).\n"
+            );
+        }
     }
 
     let up = &sc["upgrade"];
