@@ -17,23 +17,17 @@
 //!   sent, and an idle connection keeps none.
 //! - [`ReadAhead`]: a read asked for less than [`READ_AHEAD`] bytes reads up
 //!   to that much (into a buffer on the stack) and keeps what the caller did
-//!   not take for its next read. Only those leftover bytes live on the heap,
-//!   and only until they are taken, so an idle connection keeps none.
+//!   not take for its next read (a peek keeps all it read). Those bytes live
+//!   on the heap only until they are taken, so an idle connection keeps none.
 //! - [`Batched`]: both, around an upstream connection (which goes back to
 //!   pingora's pool wrapped, and is not wrapped twice).
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::protocols::raw_connect::ProxyDigest;
-use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
-    TimingDigest, UniqueID, UniqueIDType,
-};
+use pingora::protocols::{Peek, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Most bytes held back before they are written.
@@ -150,8 +144,8 @@ impl ReadAhead {
         if buf.remaining() >= READ_AHEAD {
             return Pin::new(inner).poll_read(cx, buf);
         }
-        let mut ahead = [0u8; READ_AHEAD];
-        let mut ahead_buf = ReadBuf::new(&mut ahead);
+        let mut ahead = [std::mem::MaybeUninit::<u8>::uninit(); READ_AHEAD];
+        let mut ahead_buf = ReadBuf::uninit(&mut ahead);
         ready!(Pin::new(inner).poll_read(cx, &mut ahead_buf))?;
         let got = ahead_buf.filled();
         let n = got.len().min(buf.remaining());
@@ -179,8 +173,8 @@ impl ReadAhead {
         if self.has_bytes() {
             return Poll::Ready(Ok(true));
         }
-        let mut ahead = [0u8; READ_AHEAD];
-        let mut ahead_buf = ReadBuf::new(&mut ahead);
+        let mut ahead = [std::mem::MaybeUninit::<u8>::uninit(); READ_AHEAD];
+        let mut ahead_buf = ReadBuf::uninit(&mut ahead);
         ready!(Pin::new(inner).poll_read(cx, &mut ahead_buf))?;
         let got = ahead_buf.filled();
         if got.is_empty() {
@@ -191,6 +185,117 @@ impl ReadAhead {
         Poll::Ready(Ok(true))
     }
 }
+
+/// Implements, for a connection wrapper with fields `inner: Stream` and
+/// `held: Held`, writing through [`Held`] (a shutdown sends what is held
+/// first) and pingora's connection traits by handing them to `inner`. The
+/// wrapper implements reading and peeking itself.
+macro_rules! impl_batched_connection {
+    ($wrapper:ty) => {
+        impl tokio::io::AsyncWrite for $wrapper {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let me = self.get_mut();
+                me.held
+                    .poll_write_vectored(&mut me.inner, cx, &[std::io::IoSlice::new(buf)])
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let me = self.get_mut();
+                me.held.poll_write_vectored(&mut me.inner, cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                let me = self.get_mut();
+                std::task::ready!(me.held.poll_send(&mut me.inner, cx))?;
+                std::pin::Pin::new(&mut me.inner).poll_flush(cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                let me = self.get_mut();
+                std::task::ready!(me.held.poll_send(&mut me.inner, cx))?;
+                std::pin::Pin::new(&mut me.inner).poll_shutdown(cx)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl pingora::protocols::Shutdown for $wrapper {
+            async fn shutdown(&mut self) {
+                let Self { inner, held, .. } = self;
+                let _ = std::future::poll_fn(|cx| held.poll_send(inner, cx)).await;
+                inner.shutdown().await
+            }
+        }
+
+        impl pingora::protocols::UniqueID for $wrapper {
+            fn id(&self) -> pingora::protocols::UniqueIDType {
+                self.inner.id()
+            }
+        }
+
+        impl pingora::protocols::Ssl for $wrapper {
+            fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+                self.inner.get_ssl()
+            }
+
+            fn get_ssl_digest(&self) -> Option<std::sync::Arc<pingora::protocols::tls::SslDigest>> {
+                self.inner.get_ssl_digest()
+            }
+
+            fn selected_alpn_proto(&self) -> Option<pingora::protocols::ALPN> {
+                self.inner.selected_alpn_proto()
+            }
+        }
+
+        impl pingora::protocols::GetTimingDigest for $wrapper {
+            fn get_timing_digest(&self) -> Vec<Option<pingora::protocols::TimingDigest>> {
+                self.inner.get_timing_digest()
+            }
+
+            fn get_read_pending_time(&self) -> std::time::Duration {
+                self.inner.get_read_pending_time()
+            }
+
+            fn get_write_pending_time(&self) -> std::time::Duration {
+                self.inner.get_write_pending_time()
+            }
+        }
+
+        impl pingora::protocols::GetProxyDigest for $wrapper {
+            fn get_proxy_digest(
+                &self,
+            ) -> Option<std::sync::Arc<pingora::protocols::raw_connect::ProxyDigest>> {
+                self.inner.get_proxy_digest()
+            }
+        }
+
+        impl pingora::protocols::GetSocketDigest for $wrapper {
+            fn get_socket_digest(
+                &self,
+            ) -> Option<std::sync::Arc<pingora::protocols::SocketDigest>> {
+                self.inner.get_socket_digest()
+            }
+        }
+    };
+}
+pub(crate) use impl_batched_connection;
 
 /// An upstream connection read ahead and written in batches.
 pub struct Batched {
@@ -230,97 +335,7 @@ impl AsyncRead for Batched {
     }
 }
 
-impl AsyncWrite for Batched {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let me = self.get_mut();
-        me.held
-            .poll_write_vectored(&mut me.inner, cx, &[IoSlice::new(buf)])
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let me = self.get_mut();
-        me.held.poll_write_vectored(&mut me.inner, cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
-        ready!(me.held.poll_send(&mut me.inner, cx))?;
-        Pin::new(&mut me.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
-        ready!(me.held.poll_send(&mut me.inner, cx))?;
-        Pin::new(&mut me.inner).poll_shutdown(cx)
-    }
-}
-
-#[async_trait]
-impl Shutdown for Batched {
-    async fn shutdown(&mut self) {
-        let Self { inner, held, .. } = self;
-        let _ = std::future::poll_fn(|cx| held.poll_send(inner, cx)).await;
-        inner.shutdown().await
-    }
-}
-
-impl UniqueID for Batched {
-    fn id(&self) -> UniqueIDType {
-        self.inner.id()
-    }
-}
-
-impl Ssl for Batched {
-    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
-        self.inner.get_ssl()
-    }
-
-    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
-        self.inner.get_ssl_digest()
-    }
-
-    fn selected_alpn_proto(&self) -> Option<pingora::protocols::ALPN> {
-        self.inner.selected_alpn_proto()
-    }
-}
-
-impl GetTimingDigest for Batched {
-    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner.get_timing_digest()
-    }
-
-    fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
-    }
-
-    fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
-    }
-}
-
-impl GetProxyDigest for Batched {
-    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
-        self.inner.get_proxy_digest()
-    }
-}
-
-impl GetSocketDigest for Batched {
-    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.inner.get_socket_digest()
-    }
-}
+impl_batched_connection!(Batched);
 
 #[async_trait]
 impl Peek for Batched {
@@ -332,7 +347,7 @@ impl Peek for Batched {
         if !std::future::poll_fn(|cx| ahead.poll_fill(inner, cx)).await? {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        ahead.peek_into(&mut ReadBuf::new(&mut buf[..1]));
+        ahead.peek_into(&mut ReadBuf::new(buf));
         Ok(true)
     }
 }

@@ -14,22 +14,16 @@
 //! found here refuses the request before a byte of it is forwarded.
 
 use std::fmt;
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use pingora::protocols::raw_connect::ProxyDigest;
-use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
-    TimingDigest, UniqueID, UniqueIDType,
-};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use pingora::protocols::{Peek, Stream};
+use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::accept::batching::{Held, ReadAhead};
+use crate::accept::batching::{impl_batched_connection, Held, ReadAhead};
 use crate::accept::chunked::{ChunkDecoder, ChunkError};
 
 /// Most bytes kept while a request head is read (pingora refuses heads over
@@ -156,93 +150,7 @@ impl AsyncRead for Tapped {
     }
 }
 
-impl AsyncWrite for Tapped {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let me = self.get_mut();
-        me.held
-            .poll_write_vectored(&mut me.inner, cx, &[IoSlice::new(buf)])
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let me = self.get_mut();
-        me.held.poll_write_vectored(&mut me.inner, cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let me = self.get_mut();
-        ready!(me.held.poll_send(&mut me.inner, cx))?;
-        Pin::new(&mut me.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let me = self.get_mut();
-        ready!(me.held.poll_send(&mut me.inner, cx))?;
-        Pin::new(&mut me.inner).poll_shutdown(cx)
-    }
-}
-
-#[async_trait]
-impl Shutdown for Tapped {
-    async fn shutdown(&mut self) {
-        let Self { inner, held, .. } = self;
-        let _ = std::future::poll_fn(|cx| held.poll_send(inner, cx)).await;
-        inner.shutdown().await
-    }
-}
-
-impl UniqueID for Tapped {
-    fn id(&self) -> UniqueIDType {
-        self.inner.id()
-    }
-}
-
-impl Ssl for Tapped {
-    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
-        self.inner.get_ssl_digest()
-    }
-
-    fn selected_alpn_proto(&self) -> Option<pingora::protocols::ALPN> {
-        self.inner.selected_alpn_proto()
-    }
-}
-
-impl GetTimingDigest for Tapped {
-    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
-        self.inner.get_timing_digest()
-    }
-
-    fn get_read_pending_time(&self) -> Duration {
-        self.inner.get_read_pending_time()
-    }
-
-    fn get_write_pending_time(&self) -> Duration {
-        self.inner.get_write_pending_time()
-    }
-}
-
-impl GetProxyDigest for Tapped {
-    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
-        self.inner.get_proxy_digest()
-    }
-}
-
-impl GetSocketDigest for Tapped {
-    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
-        self.inner.get_socket_digest()
-    }
-}
+impl_batched_connection!(Tapped);
 
 #[async_trait]
 impl Peek for Tapped {
@@ -256,10 +164,8 @@ impl Peek for Tapped {
         if !std::future::poll_fn(|cx| ahead.poll_fill(inner, cx)).await? {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        let mut first = ReadBuf::new(&mut buf[..1]);
-        // Bytes are waiting: this only copies the first (it is not consumed
-        // from `ahead`, so it is read again by the next read).
-        ahead.peek_into(&mut first);
+        // Bytes are waiting: copied, not taken (the next read takes them).
+        ahead.peek_into(&mut ReadBuf::new(buf));
         Ok(true)
     }
 }

@@ -230,11 +230,25 @@ impl AdmissionControl {
 
     /// Admits a request of `tenant` bound for `pool`: global and tenant caps
     /// at once (shedding), then a bulkhead permit (bounded wait).
+    #[cfg(test)]
     pub async fn admit(
         &self,
         policy: &Policy,
         tenant: &TenantName,
         pool: &str,
+    ) -> Result<Admitted, Shed> {
+        self.admit_or_wait(policy, tenant, pool, || {}).await
+    }
+
+    /// [`Self::admit`], calling `before_waiting` first when the bulkhead has
+    /// no permit free (a request gives up its place at the fair gate rather
+    /// than hold it while it waits).
+    pub async fn admit_or_wait(
+        &self,
+        policy: &Policy,
+        tenant: &TenantName,
+        pool: &str,
+        before_waiting: impl FnOnce(),
     ) -> Result<Admitted, Shed> {
         let global = self.global.try_acquire().ok_or(Shed::Global)?;
         let (cap, bulkhead) = self.tenant(policy, tenant, pool);
@@ -242,6 +256,7 @@ impl AdmissionControl {
         let permit = match bulkhead.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
+                before_waiting();
                 let wait = Duration::from_millis(self.queue_timeout_ms.load(Ordering::Acquire));
                 tokio::time::timeout(wait, bulkhead.acquire_owned())
                     .await

@@ -23,8 +23,9 @@
 //! The limit follows the worker's scheduling delay, the time a runnable
 //! task waits before the event loop polls it ([`lag_probe`] measures it
 //! every [`PROBE_EVERY`]): that delay is what every request pays at each
-//! step when the proxy is the bottleneck. Above [`LAG_TARGET`] the limit
-//! shrinks by a tenth per probe (never below [`MIN_LIMIT`]); at or below it,
+//! step when the proxy is the bottleneck. Above [`LAG_TARGET`] (smoothed
+//! over probes) the limit drops to nine tenths of what is in use, per probe
+//! (never below [`MIN_LIMIT`]); at or below it,
 //! and only while requests are queued, it grows by a twentieth (an AIMD
 //! loop, as in TCP congestion control). A worker that is not congested
 //! never limits anyone: the limit starts at, and returns to, the worker's
@@ -124,7 +125,7 @@ impl FairGate {
         max_queued: usize,
         wait: Duration,
     ) -> Result<FairPermit, Refused> {
-        let mut granted = {
+        let granted = {
             let mut s = self.state.lock();
             // (Waiters that gave up may still hold turns.)
             s.grant_waiting();
@@ -132,6 +133,7 @@ impl FairGate {
             if s.last_seen.get(tenant) != Some(&probes) {
                 s.last_seen.insert(tenant.clone(), probes);
             }
+            // (Alone, `grant_waiting` has emptied the queue.)
             if s.turns.is_empty() && (s.in_use < s.limit || s.last_seen.len() < 2) {
                 s.in_use += 1;
                 drop(s);
@@ -152,14 +154,26 @@ impl FairGate {
             s.queued += 1;
             rx
         };
-        match tokio::time::timeout(wait, &mut granted).await {
-            Ok(Ok(())) => Ok(self.permit()),
+        let mut waiting = Waiting {
+            granted: Some(granted),
+            gate: self,
+        };
+        let outcome = match waiting.granted.as_mut() {
+            Some(rx) => tokio::time::timeout(wait, rx).await,
+            None => return Err(Refused::Timeout),
+        };
+        match outcome {
+            Ok(Ok(())) => {
+                waiting.granted = None;
+                Ok(self.permit())
+            }
             // The gate dropped the sender only when this waiter had gone.
             Ok(Err(_)) => Err(Refused::Timeout),
             Err(_) => {
                 // A place given just as the wait ended is taken, not lost.
-                granted.close();
-                match granted.try_recv() {
+                let mut rx = waiting.granted.take().ok_or(Refused::Timeout)?;
+                rx.close();
+                match rx.try_recv() {
                     Ok(()) => Ok(self.permit()),
                     Err(_) => Err(Refused::Timeout),
                 }
@@ -193,12 +207,13 @@ impl FairGate {
             s.limit = (from - (from / 10).max(1)).max(MIN_LIMIT);
         } else if s.queued > 0 {
             s.limit = (s.limit + (s.limit / 20).max(1)).min(s.max_limit);
-            s.grant_waiting();
         } else if s.in_use < s.limit / 2 {
             // Nobody waits and half the places are free: no reason to
             // limit anyone, back to the cap.
             s.limit = s.max_limit;
         }
+        // (A tenant may be alone now: its queue is served.)
+        s.grant_waiting();
     }
 
     /// The current limit.
@@ -218,9 +233,11 @@ impl FairGate {
 }
 
 impl State {
-    /// Gives free places to the queued tenants in turn.
+    /// Gives free places to the queued tenants in turn (every queued
+    /// request, when only one tenant is active).
     fn grant_waiting(&mut self) {
-        while self.in_use < self.limit {
+        let alone = self.last_seen.len() < 2;
+        while alone || self.in_use < self.limit {
             let Some(tenant) = self.turns.pop_front() else {
                 return;
             };
@@ -239,6 +256,24 @@ impl State {
                 if w.send(()).is_ok() {
                     self.in_use += 1;
                 }
+            }
+        }
+    }
+}
+
+/// A wait for a place; dropped before its end (the request was cancelled),
+/// a place given meanwhile goes back to the gate.
+struct Waiting<'g> {
+    granted: Option<oneshot::Receiver<()>>,
+    gate: &'g FairGate,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.granted.take() {
+            rx.close();
+            if rx.try_recv().is_ok() {
+                self.gate.leave();
             }
         }
     }

@@ -153,6 +153,8 @@ pub(crate) async fn handle(
             a
         }
         Err(refused) => {
+            // The fair place is given back before the answer is written.
+            drop(fair);
             if let Some(m) = single_str(&ds.req_header().headers, "mcp-method") {
                 *method_seen = method_label(m);
             }

@@ -128,6 +128,19 @@ impl RequestFacts {
     }
 }
 
+/// Answers a refusal of an admitted request (boxed: refusals are rare, and
+/// inline each would grow every request's future).
+async fn refuse_admitted(gate: &McpGate, ds: &mut ServerSession, a: &Admitted, r: Rejection) {
+    Box::pin(refuse(
+        gate,
+        ds,
+        &refuse_for(a, r),
+        a.bare,
+        BodyState::Consumed,
+    ))
+    .await;
+}
+
 fn refuse_for(a: &Admitted, r: Rejection) -> Rejection {
     let mut r = r;
     if r.id.is_none() {
@@ -185,7 +198,7 @@ async fn forward_inner(
     method: &str,
     body: Bytes,
     a: &Admitted,
-    fair: Option<FairPermit>,
+    mut fair: Option<FairPermit>,
 ) -> Served {
     let session_key = a.session.as_ref().map(|s| s.id.as_str());
     if let Err(l) = gate.rate_limits.check(
@@ -196,14 +209,9 @@ async fn forward_inner(
     ) {
         let r = Rejection::new(K::RateLimited, format!("{} rate limit", l.label()))
             .with_retry_after(l.retry_after());
-        Box::pin(refuse(
-            gate,
-            ds,
-            &refuse_for(a, r),
-            a.bare,
-            BodyState::Consumed,
-        ))
-        .await;
+        // (The fair place is given back before the answer is written.)
+        drop(fair);
+        refuse_admitted(gate, ds, a, r).await;
         return Served::Done(true);
     }
     let pool = pool_for(gate, a);
@@ -212,7 +220,9 @@ async fn forward_inner(
     } else {
         let admitted = gate
             .admission
-            .admit(&gate.policy, &a.tenant, &pool.config.name)
+            .admit_or_wait(&gate.policy, &a.tenant, &pool.config.name, || {
+                drop(fair.take())
+            })
             .await;
         admitted.map(Held::request)
     };
@@ -220,14 +230,8 @@ async fn forward_inner(
         Ok(h) => h,
         Err(shed) => {
             let r = Rejection::new(K::Overloaded, format!("{} cap reached", shed.label()));
-            Box::pin(refuse(
-                gate,
-                ds,
-                &refuse_for(a, r),
-                a.bare,
-                BodyState::Consumed,
-            ))
-            .await;
+            drop(fair);
+            refuse_admitted(gate, ds, a, r).await;
             return Served::Done(true);
         }
     };
@@ -367,14 +371,7 @@ async fn connect(
                         K::SessionNotFound,
                         "the session's upstream endpoint is down",
                     );
-                    Box::pin(refuse(
-                        gate,
-                        ds,
-                        &refuse_for(a, r),
-                        a.bare,
-                        BodyState::Consumed,
-                    ))
-                    .await;
+                    refuse_admitted(gate, ds, a, r).await;
                     return None;
                 }
             },
@@ -391,14 +388,7 @@ async fn connect(
                         Rejection::new(K::UpstreamUnavailable, "no healthy endpoint")
                     }
                 };
-                Box::pin(refuse(
-                    gate,
-                    ds,
-                    &refuse_for(a, r),
-                    a.bare,
-                    BodyState::Consumed,
-                ))
-                .await;
+                refuse_admitted(gate, ds, a, r).await;
                 return None;
             }
         };
@@ -460,14 +450,7 @@ async fn connect(
                         K::SessionNotFound,
                         "the session's upstream endpoint is unreachable",
                     );
-                    Box::pin(refuse(
-                        gate,
-                        ds,
-                        &refuse_for(a, r),
-                        a.bare,
-                        BodyState::Consumed,
-                    ))
-                    .await;
+                    refuse_admitted(gate, ds, a, r).await;
                     return None;
                 }
                 tried.push(ep.index);
@@ -500,14 +483,7 @@ async fn connect(
                 )
             }
         };
-        refuse(
-            gate,
-            ds,
-            &refuse_for(a, failure),
-            a.bare,
-            BodyState::Consumed,
-        )
-        .await;
+        refuse_admitted(gate, ds, a, failure).await;
         return None;
     }
 }

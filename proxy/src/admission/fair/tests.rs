@@ -202,3 +202,49 @@ async fn a_tenant_alone_is_not_held_back_and_is_once_another_arrives() {
         .await
         .is_ok());
 }
+
+#[tokio::test]
+async fn once_the_other_tenant_is_gone_the_queue_left_behind_is_served() {
+    let g = congested(64);
+    let flood = tenant("flood");
+    let held = fill(&g, &flood).await;
+    let mut queued = Vec::new();
+    for _ in 0..5 {
+        let g2 = g.clone();
+        queued.push(tokio::spawn(async move {
+            g2.enter(&tenant("flood"), 1_000, WAIT).await
+        }));
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(g.queued(), 5);
+    // The other tenant (seen by `fill`) goes quiet: the flood is alone and
+    // its queue is served whatever the limit.
+    for _ in 0..=ACTIVE_PROBES {
+        g.observe_lag(Duration::from_millis(20));
+    }
+    for q in queued {
+        assert!(q.await.expect("task").is_ok());
+    }
+    drop(held);
+}
+
+#[tokio::test]
+async fn a_wait_cancelled_after_its_place_was_given_gives_it_back() {
+    let g = congested(64);
+    let flood = tenant("flood");
+    let mut held = fill(&g, &flood).await;
+    let limit = g.limit();
+    let g2 = g.clone();
+    let waiting = tokio::spawn(async move { g2.enter(&tenant("flood"), 1_000, WAIT).await });
+    tokio::task::yield_now().await;
+    // A place is given to the waiter, and the waiting request is cancelled
+    // before it sees it.
+    held.pop();
+    waiting.abort();
+    let _ = waiting.await;
+    assert!(
+        g.in_use() < limit,
+        "the place went back ({} in use)",
+        g.in_use()
+    );
+}
