@@ -614,12 +614,8 @@ mod tests {
     use super::*;
     use crate::ops::worker_identity::WorkerIdentity;
 
-    /// What each open connection costs before its first byte arrives is the
-    /// size of its task's future: the handshake's and the exchange's state
-    /// must stay out of it (boxed when needed). `make conn-memory` measures
-    /// the whole; this catches a regression in `make test`.
-    #[tokio::test]
-    async fn a_connection_waiting_for_its_first_byte_holds_a_small_task() {
+    /// A worker's generations for a policy with one (unreachable) upstream.
+    pub(super) fn test_live() -> Arc<Live> {
         let policy =
             policies::parse_policy("t.toml", "[upstream]\nurl = \"http://127.0.0.1:9/mcp\"\n")
                 .expect("policy");
@@ -629,8 +625,16 @@ mod tests {
             workers: 1,
             runtime_dir: std::env::temp_dir(),
         };
-        let gate =
-            Live::new(McpGate::new(Arc::new(policy), identity, &[[7; 32]], None).expect("gate"));
+        Live::new(McpGate::new(Arc::new(policy), identity, &[[7; 32]], None).expect("gate"))
+    }
+
+    /// What each open connection costs before its first byte arrives is the
+    /// size of its task's future: the handshake's and the exchange's state
+    /// must stay out of it (boxed when needed). `make conn-memory` measures
+    /// the whole; this catches a regression in `make test`.
+    #[tokio::test]
+    async fn a_connection_waiting_for_its_first_byte_holds_a_small_task() {
+        let gate = test_live();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let client = TcpStream::connect(listener.local_addr().expect("addr"))
             .await
@@ -654,21 +658,10 @@ mod future_sizes {
     //! copying it). Large or rare steps are boxed where they are taken; these
     //! bounds catch a step that grows the request's future again.
     use super::*;
-    use crate::ops::worker_identity::WorkerIdentity;
 
     #[tokio::test]
     async fn a_request_future_stays_small() {
-        let policy =
-            policies::parse_policy("t.toml", "[upstream]\nurl = \"http://127.0.0.1:9/mcp\"\n")
-                .expect("policy");
-        let identity = WorkerIdentity {
-            instance: [0; 8],
-            index: 0,
-            workers: 1,
-            runtime_dir: std::env::temp_dir(),
-        };
-        let live =
-            Live::new(McpGate::new(Arc::new(policy), identity, &[[7; 32]], None).expect("gate"));
+        let live = super::tests::test_live();
         let gate = live.load();
         let (a, _b) = tokio::net::UnixStream::pair().expect("pair");
         let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(a));
