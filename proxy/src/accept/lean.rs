@@ -5,8 +5,9 @@
 //! 8.8 KiB task future, two boxed app futures of 5.2 and 3.8 KiB, a 4 KiB
 //! header buffer allocated by `read_request` while waiting, and 64 KiB + 1.4
 //! KiB stream buffers). With 100,000 mostly idle connections that is what
-//! decides the memory bill. This layer accepts on its own `SO_REUSEPORT`
-//! socket and keeps an idle connection as a bare socket in a small task: the
+//! decides the memory bill. This layer accepts on the worker's share of the
+//! instance's `SO_REUSEPORT` sockets (lent by the supervisor, see
+//! [`crate::ops::handover`]) and keeps an idle connection as a bare socket in a small task: the
 //! pingora stream and HTTP session (and the handler's state, boxed) exist
 //! only while a request is being read or served. Between keep-alive requests
 //! only pingora's unbuffered stream is kept. The worker's private socket, on
@@ -213,8 +214,8 @@ async fn accept_until_stopped<T, A, F>(
         tokio::select! {
             _ = until_stopped(&mut shutdown) => {
                 // Connections the kernel already queued on this listener
-                // would be reset when it closes (with SO_REUSEPORT, an
-                // instance taking over gets the new ones): serve them.
+                // would be reset when the last copy of it closes (unless an
+                // instance taking over shares it): serve them.
                 // (Unconstrained: tokio's per-task budget would end the
                 // loop after about 128 accepts.)
                 while let Ok(Ok(conn)) =

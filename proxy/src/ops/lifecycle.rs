@@ -1,7 +1,8 @@
 //! A worker process's life: bind, serve, drain, exit.
 //!
-//! Everything a worker listens on is bound before it says it listens, so a
-//! taken address is an error at start. On SIGTERM or SIGINT the worker
+//! Everything a worker listens on is bound (or, for the public sockets,
+//! received from the supervisor) before it says it listens, so a taken
+//! address is an error at start. On SIGTERM or SIGINT the worker
 //! drains: it stops accepting, closes idle connections, ends held streams
 //! cleanly (their last chunk; a legacy client resumes through its sealed
 //! session id), lets every request in flight finish for up to
@@ -24,6 +25,7 @@ use crate::accept::tls::Terminator;
 use crate::exchange::tokens::Tokens;
 use crate::gate::{Live, McpGate, ReloadSource};
 use crate::ops::clock::SystemClock;
+use crate::ops::handover;
 use crate::ops::worker_identity::WorkerIdentity;
 use crate::upstream::pool::stop_stdio_workers;
 
@@ -33,7 +35,9 @@ pub const ENV_SUPERVISOR_PID: &str = "MCPGATE_SUPERVISOR_PID";
 
 /// Everything one worker serves, bound.
 struct Bound {
-    public: std::net::TcpListener,
+    /// This worker's share of the instance's public sockets, lent by the
+    /// supervisor ([`crate::ops::handover`]).
+    public: Vec<std::net::TcpListener>,
     tls: Option<Arc<Terminator>>,
     internal: std::os::unix::net::UnixListener,
     admin: Option<std::net::TcpListener>,
@@ -98,7 +102,8 @@ fn bind(policy: &policies::Policy, identity: &WorkerIdentity) -> Result<Bound, S
         )),
         None => None,
     };
-    let public = lean::bind_reuseport(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let public = handover::ask_supervisor(&identity.runtime_dir, identity.index)
+        .map_err(|e| format!("cannot get the sockets listening on {addr}: {e}"))?;
     let path = identity.socket_of(identity.index);
     let internal = lean::bind_internal(&path)
         .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
@@ -174,17 +179,19 @@ async fn serve(
     live.load().admission.start_lag_probe();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let connections = Arc::new(Connections::default());
-    for (bind, tls) in [
-        (Bind::Tcp(bound.public), bound.tls.clone()),
-        (Bind::Internal(bound.internal), None),
-    ] {
+    let public = bound
+        .public
+        .into_iter()
+        .map(|l| (Bind::Tcp(l), bound.tls.clone()));
+    let mut accepting = Vec::new();
+    for (bind, tls) in public.chain([(Bind::Internal(bound.internal), None)]) {
         let listener = LeanListener {
             live: live.clone(),
             bind,
             connections: connections.clone(),
             tls,
         };
-        tokio::spawn(listener.run(stopped.clone()));
+        accepting.push(tokio::spawn(listener.run(stopped.clone())));
     }
     if let Some(tls) = bound.tls.clone() {
         tokio::spawn(async move {
@@ -243,8 +250,17 @@ async fn serve(
         "draining: stopped accepting, finishing what is in flight"
     );
     let _ = stop.send(true);
+    // First the listeners take what the kernel had queued for them (else a
+    // connection accepted as the worker exits would be reset), then every
+    // connection finishes.
+    let finished = async {
+        for listener in accepting {
+            let _ = listener.await;
+        }
+        connections.all_closed().await
+    };
     let outcome = tokio::select! {
-        _ = connections.all_closed() => "every connection finished",
+        _ = finished => "every connection finished",
         _ = tokio::time::sleep(grace) => "grace period over",
         _ = term.recv() => "second signal",
         _ = int.recv() => "second signal",

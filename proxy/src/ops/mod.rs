@@ -22,6 +22,7 @@ pub(crate) mod audit;
 mod background;
 pub(crate) mod clock;
 pub(crate) mod explain;
+pub(crate) mod handover;
 pub(crate) mod lifecycle;
 pub(crate) mod metrics;
 pub(crate) mod pin;

@@ -1,6 +1,8 @@
 //! `mcpgate run --workers N`: start N worker processes that share the
 //! listening port (`SO_REUSEPORT`), each with its own event loop, and restart
-//! any that dies.
+//! any that dies. The supervisor binds the listening sockets and lends them
+//! to the workers ([`crate::ops::handover`]): a restarted worker takes up
+//! the same socket, and an instance started with `--takeover` shares them.
 //!
 //! The supervisor creates the instance id, a private runtime directory for
 //! the workers' internal sockets, and (when the policy names no key) a random
@@ -30,6 +32,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use std::os::unix::process::CommandExt;
 
+use crate::ops::handover;
 use crate::ops::lifecycle::ENV_SUPERVISOR_PID;
 use crate::ops::worker_identity::{ENV_INSTANCE, ENV_RUNTIME_DIR, ENV_SESSION_KEYS};
 
@@ -67,10 +70,17 @@ pub fn supervise(
         }
     }
     let grace = Duration::from_secs(policy.shutdown.grace_secs);
+    remove_stale_runtime_dirs(&std::env::temp_dir());
+    let listeners = match bind_listeners(policy.listen.address, workers, takeover) {
+        Ok(l) => Arc::new(l),
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", policy.listen.address);
+            return ExitCode::from(1);
+        }
+    };
     let mut instance = [0u8; 8];
     getrandom::fill(&mut instance).expect("the OS random source is available");
     let instance_hex = hex::encode(instance);
-    remove_stale_runtime_dirs(&std::env::temp_dir());
     let runtime_dir = std::env::temp_dir().join(format!("mcpgate-{instance_hex}"));
     if let Err(e) = create_private_dir(&runtime_dir)
         .and_then(|()| std::fs::write(runtime_dir.join(PID_FILE), std::process::id().to_string()))
@@ -79,6 +89,12 @@ pub fn supervise(
             "error: cannot create runtime dir {}: {e}",
             runtime_dir.display()
         );
+        return ExitCode::from(1);
+    }
+    let handover = runtime_dir.join(handover::SOCKET);
+    if let Err(e) = listeners.clone().serve(&handover, workers) {
+        eprintln!("error: cannot listen on {}: {e}", handover.display());
+        let _ = std::fs::remove_dir_all(&runtime_dir);
         return ExitCode::from(1);
     }
     let generated_key = (!keys_configured).then(|| {
@@ -196,6 +212,11 @@ pub fn supervise(
             "stopping: draining the workers (a second signal ends them at once)"
         );
     }
+    // The workers close their copies as they begin to drain: with these
+    // gone too, new connections are refused at once (or go to an instance
+    // that took the sockets over) instead of waiting in a queue nobody
+    // serves until the drain ends.
+    listeners.close();
     let clean = stop_all(&mut children, grace, &stops);
     let _ = std::fs::remove_dir_all(&runtime_dir);
     if failed || !clean {
@@ -204,6 +225,34 @@ pub fn supervise(
         tracing::info!("stopped");
         ExitCode::SUCCESS
     }
+}
+
+/// The instance's public sockets: with `takeover`, those of the instances
+/// already listening on `addr` first (shared with them, so nothing queued
+/// is lost when they close their copies), then new ones up to one per
+/// worker.
+fn bind_listeners(
+    addr: std::net::SocketAddr,
+    workers: usize,
+    takeover: bool,
+) -> std::io::Result<handover::Listeners> {
+    let inherited = if takeover {
+        handover::take_over(&std::env::temp_dir(), addr)
+    } else {
+        Vec::new()
+    };
+    if takeover {
+        if inherited.is_empty() {
+            tracing::warn!(
+                %addr,
+                "--takeover: no running instance handed over its listening sockets; \
+                 listening beside it (what is queued on its sockets when it closes them is lost)"
+            );
+        } else {
+            tracing::info!(%addr, sockets = inherited.len(), "--takeover: sharing the running instance's listening sockets");
+        }
+    }
+    handover::Listeners::bind(addr, workers, inherited)
 }
 
 /// Whether nothing listens on `addr`: a plain bind (no `SO_REUSEPORT`)
