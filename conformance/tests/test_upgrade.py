@@ -23,6 +23,20 @@ from negative.cases import modern, modern_headers
 from raw_session import RawSession
 
 
+def bare_exchange(port: int, request: bytes) -> bytes | str:
+    """One request on a fresh connection: the answer's first bytes, or the
+    error's name when the connection failed."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+            s.sendall(request)
+            answer = b""
+            while chunk := s.recv(4096):
+                answer += chunk
+        return answer[:12] if answer.startswith(b"HTTP/1.1 ") else answer[:40] or b"closed"
+    except OSError as e:
+        return type(e).__name__
+
+
 def test_takeover_then_drain_loses_no_request():
     upstream, _ = harness.start_hostile()
     port, admin = harness.free_port(), harness.free_port()
@@ -56,15 +70,7 @@ def test_takeover_then_drain_loses_no_request():
         # on a listening socket just as an instance closes it are the
         # ones an upgrade loses. Each must get an answer (any status).
         while not stop.is_set():
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
-                    s.sendall(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                    answer = b""
-                    while chunk := s.recv(4096):
-                        answer += chunk
-                bare.append(answer[:12] if answer.startswith(b"HTTP/1.1 ") else answer[:40] or b"closed")
-            except OSError as e:
-                bare.append(type(e).__name__)
+            bare.append(bare_exchange(port, b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
 
     bare: list[bytes | str] = []
     try:
@@ -123,18 +129,11 @@ def test_repeated_takeovers_lose_no_connection():
 
     def connect_only():
         while not stop.is_set():
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
-                    s.sendall(b"GET /mcp HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    answer = b""
-                    while chunk := s.recv(4096):
-                        answer += chunk
-                if answer.startswith(b"HTTP/1.1 "):
-                    answered[0] += 1
-                else:
-                    lost.append(answer[:40] or b"closed")
-            except OSError as e:
-                lost.append(type(e).__name__)
+            answer = bare_exchange(port, b"GET /mcp HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if isinstance(answer, bytes) and answer.startswith(b"HTTP/1.1 "):
+                answered[0] += 1
+            else:
+                lost.append(answer)
 
     current = harness.start_mcpgate_with(config, port, workers=2)
     started = [current]
