@@ -7,8 +7,8 @@
 //! KiB stream buffers). With 100,000 mostly idle connections that is what
 //! decides the memory bill. This layer accepts on the worker's share of the
 //! instance's `SO_REUSEPORT` sockets (lent by the supervisor, see
-//! [`crate::ops::handover`]) and keeps an idle connection as a bare socket in a small task: the
-//! pingora stream and HTTP session (and the handler's state, boxed) exist
+//! [`crate::ops::handover`]) and keeps an idle connection as a bare socket
+//! in a small task: the pingora stream and HTTP session (and the handler's state, boxed) exist
 //! only while a request is being read or served. Between keep-alive requests
 //! only pingora's unbuffered stream is kept. The worker's private socket, on
 //! which sibling workers hand over requests for sessions this worker owns,

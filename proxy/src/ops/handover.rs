@@ -23,8 +23,7 @@ use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,9 +94,9 @@ impl Listeners {
     /// Answers workers and instances taking over on `path`, from a thread of
     /// its own, for as long as the process lives.
     pub fn serve(self: Arc<Self>, path: &Path, workers: usize) -> std::io::Result<()> {
-        let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        // Like a worker's private socket, but accepted on by a blocking thread.
+        let listener = crate::accept::lean::bind_internal(path)?;
+        listener.set_nonblocking(false)?;
         std::thread::Builder::new()
             .name("mcpgate-handover".into())
             .spawn(move || {
@@ -115,15 +114,15 @@ impl Listeners {
         stream.set_write_timeout(Some(TIMEOUT))?;
         let request = read_line(&mut stream)?;
         let sockets = self.sockets.lock();
-        let fds = match request.split_once(' ') {
-            _ if request == "takeover" => {
+        let fds = match (request.as_str(), request.strip_prefix("worker ")) {
+            ("takeover", _) => {
                 tracing::info!(
                     sockets = sockets.len(),
                     "handing the listening sockets to an instance taking over"
                 );
                 sockets.iter().map(|s| s.as_fd()).collect()
             }
-            Some(("worker", i)) => match i.parse::<usize>() {
+            (_, Some(i)) => match i.parse::<usize>() {
                 Ok(i) if i < workers => Self::of_worker(&sockets, i, workers),
                 _ => return Err(invalid(format!("no worker {i:?}"))),
             },
@@ -178,17 +177,9 @@ pub fn take_over(tmp: &Path, addr: SocketAddr) -> Vec<TcpListener> {
 
 /// The handover sockets of the runtime directories in `tmp`.
 fn instance_sockets(tmp: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with("mcpgate-"))
-        })
-        .map(|e| e.path().join(SOCKET))
+    crate::ops::worker_identity::runtime_dirs(tmp)
+        .into_iter()
+        .map(|dir| dir.join(SOCKET))
         .filter(|p| p.exists())
         .collect()
 }

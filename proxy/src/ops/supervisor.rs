@@ -236,21 +236,18 @@ fn bind_listeners(
     workers: usize,
     takeover: bool,
 ) -> std::io::Result<handover::Listeners> {
-    let inherited = if takeover {
-        handover::take_over(&std::env::temp_dir(), addr)
+    if !takeover {
+        return handover::Listeners::bind(addr, workers, Vec::new());
+    }
+    let inherited = handover::take_over(&std::env::temp_dir(), addr);
+    if inherited.is_empty() {
+        tracing::warn!(
+            %addr,
+            "--takeover: no running instance handed over its listening sockets; \
+             listening beside it (what is queued on its sockets when it closes them is lost)"
+        );
     } else {
-        Vec::new()
-    };
-    if takeover {
-        if inherited.is_empty() {
-            tracing::warn!(
-                %addr,
-                "--takeover: no running instance handed over its listening sockets; \
-                 listening beside it (what is queued on its sockets when it closes them is lost)"
-            );
-        } else {
-            tracing::info!(%addr, sockets = inherited.len(), "--takeover: sharing the running instance's listening sockets");
-        }
+        tracing::info!(%addr, sockets = inherited.len(), "--takeover: sharing the running instance's listening sockets");
     }
     handover::Listeners::bind(addr, workers, inherited)
 }
@@ -330,18 +327,7 @@ const STALE_AFTER: Duration = Duration::from_secs(60);
 /// killed without a chance to clean up left behind: their pid file names a
 /// process that no longer runs (or they have none), and they are not new.
 fn remove_stale_runtime_dirs(tmp: &Path) {
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(hex) = name.to_str().and_then(|n| n.strip_prefix("mcpgate-")) else {
-            continue;
-        };
-        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            continue;
-        }
-        let dir = entry.path();
+    for dir in crate::ops::worker_identity::runtime_dirs(tmp) {
         let old = std::fs::metadata(&dir)
             .and_then(|m| m.modified())
             .ok()

@@ -1,6 +1,6 @@
 //! Who this process is among mcpgate's workers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Environment variables the supervisor hands each worker.
 pub const ENV_INSTANCE: &str = "MCPGATE_INSTANCE";
@@ -24,4 +24,23 @@ impl WorkerIdentity {
     pub fn socket_of(&self, index: usize) -> PathBuf {
         self.runtime_dir.join(format!("worker-{index}.sock"))
     }
+}
+
+/// The runtime directories (`mcpgate-<16 hex>`, one per running or
+/// crashed instance) in `tmp`: the supervisor creates one, sweeps stale
+/// ones, and asks live ones for their sockets on `--takeover`.
+pub fn runtime_dirs(tmp: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            name.to_str()
+                .and_then(|n| n.strip_prefix("mcpgate-"))
+                .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+        .map(|e| e.path())
+        .collect()
 }
