@@ -145,7 +145,7 @@ async fn the_limit_shrinks_under_delay_grows_back_while_requests_wait_and_resets
     let g2 = g.clone();
     let waiting = tokio::spawn(async move { g2.enter(&tenant("t"), 1_000, WAIT).await });
     tokio::task::yield_now().await;
-    for _ in 0..10 {
+    for _ in 0..20 {
         g.observe_lag(Duration::from_micros(50));
     }
     assert!(g.limit() > MIN_LIMIT);
@@ -160,9 +160,9 @@ async fn the_limit_shrinks_under_delay_grows_back_while_requests_wait_and_resets
 async fn a_short_spike_is_smoothed() {
     let g = FairGate::new(512);
     for _ in 0..20 {
-        g.observe_lag(Duration::from_micros(100));
+        g.observe_lag(LAG_TARGET / 6);
     }
-    g.observe_lag(Duration::from_micros(2_500));
+    g.observe_lag(LAG_TARGET * 5 / 2);
     assert_eq!(
         g.limit(),
         512,
@@ -247,4 +247,19 @@ async fn a_wait_cancelled_after_its_place_was_given_gives_it_back() {
         "the place went back ({} in use)",
         g.in_use()
     );
+}
+
+/// The probe sees what a request waits for: an event loop held by other
+/// tasks brings the limit down.
+#[tokio::test(flavor = "current_thread")]
+async fn the_probe_sees_a_busy_event_loop() {
+    let g = FairGate::new(512);
+    tokio::spawn(lag_probe(Arc::downgrade(&g)));
+    // Twenty probe periods of an event loop held 5 ms at a time.
+    let until = std::time::Instant::now() + PROBE_EVERY * 20;
+    while std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(g.limit(), MIN_LIMIT);
 }
