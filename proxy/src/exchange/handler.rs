@@ -55,10 +55,11 @@ pub(crate) async fn handle(
     method_seen: &mut &'static str,
 ) -> Served {
     let policy = gate.policy.clone();
-    let method = ds.req_header().method.as_str().to_string();
-    let path = ds.req_header().uri.path().to_string();
-    let query = ds.req_header().uri.query().unwrap_or("").to_string();
-    if let Some(served) = Box::pin(protected_resource_metadata(gate, ds, &method, &path)).await {
+    // Owned, as `ds` is borrowed mutably below; both clones share the
+    // parsed head's bytes rather than copying them.
+    let (method, uri) = (ds.req_header().method.clone(), ds.req_header().uri.clone());
+    let (method, path, query) = (method.as_str(), uri.path(), uri.query().unwrap_or(""));
+    if let Some(served) = Box::pin(protected_resource_metadata(gate, ds, method, path)).await {
         return served;
     }
     let handed_cert: Option<Vec<String>> = internal
@@ -82,9 +83,9 @@ pub(crate) async fn handle(
         .map(|s| s.get_headers_raw_bytes())
         .unwrap_or_default();
     let head = {
-        let mut ex = Exchange::new(&policy, &method, &path, &ds.req_header().headers, b"");
+        let mut ex = Exchange::new(&policy, method, path, &ds.req_header().headers, b"");
         ex.raw_head = &raw_head;
-        ex.query = &query;
+        ex.query = query;
         ex.client_cert = client_cert;
         ex.tokens = gate.tokens.as_deref().map(|t| t as &dyn TokenVerifier);
         gate.chain
@@ -146,7 +147,7 @@ pub(crate) async fn handle(
             return Served::Done(true);
         }
     };
-    let admitted = match admit(gate, ds, &method, &path, &body, tenant, identity) {
+    let admitted = match admit(gate, ds, method, path, &body, tenant, identity) {
         Ok(mut a) => {
             *method_seen = method_label(&a.facts.method);
             a.fair = fair;
@@ -163,7 +164,7 @@ pub(crate) async fn handle(
             return Served::Done(true);
         }
     };
-    Box::pin(forward(gate, ds, &method, body, admitted)).await
+    Box::pin(forward(gate, ds, method, body, admitted)).await
 }
 
 /// RFC 9728 protected resource metadata (`[auth.oauth]`), on GET of
@@ -251,18 +252,37 @@ enum BodyError {
     Io,
 }
 
+/// Reads the whole request body, at most `max` bytes. A body that arrives
+/// in one piece (most: pingora hands over what one read brought) is kept as
+/// it came, without a copy; a longer one is gathered into one buffer sized
+/// by its Content-Length.
 async fn read_body(ds: &mut ServerSession, max: usize) -> Result<Bytes, BodyError> {
     ds.set_read_timeout(Some(BODY_READ_TIMEOUT));
-    let mut body = BytesMut::new();
+    let declared = ds
+        .req_header()
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .map_or(0, |n| n.min(max));
+    let mut first: Option<Bytes> = None;
+    let mut gathered = BytesMut::new();
     loop {
         match ds.read_request_body().await {
             Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > max {
+                let so_far = first.as_ref().map_or(gathered.len(), Bytes::len);
+                if so_far + chunk.len() > max {
                     return Err(BodyError::TooLarge);
                 }
-                body.extend_from_slice(&chunk);
+                if let Some(f) = first.take() {
+                    gathered.reserve(declared.max(f.len() + chunk.len()));
+                    gathered.extend_from_slice(&f);
+                } else if gathered.is_empty() {
+                    first = Some(chunk);
+                    continue;
+                }
+                gathered.extend_from_slice(&chunk);
             }
-            Ok(None) => return Ok(body.freeze()),
+            Ok(None) => return Ok(first.unwrap_or_else(|| gathered.freeze())),
             Err(e) => {
                 tracing::debug!("reading request body: {e}");
                 return Err(BodyError::Io);

@@ -32,6 +32,9 @@ pub struct Breaker {
     state: State,
     consecutive: u32,
     window: VecDeque<(Instant, bool)>,
+    /// Failures in `window`, kept as it changes: counting them on every
+    /// answer walked up to 4096 samples per request.
+    window_failures: usize,
 }
 
 impl Breaker {
@@ -41,6 +44,7 @@ impl Breaker {
             state: State::Closed,
             consecutive: 0,
             window: VecDeque::new(),
+            window_failures: 0,
         }
     }
 
@@ -91,11 +95,14 @@ impl Breaker {
         }
         self.consecutive = if success { 0 } else { self.consecutive + 1 };
         self.window.push_back((now, success));
+        self.window_failures += usize::from(!success);
         let horizon = now.checked_sub(Duration::from_millis(self.policy.window_ms));
         while self.window.front().is_some_and(|(t, _)| Some(*t) < horizon)
             || self.window.len() > MAX_WINDOW_SAMPLES
         {
-            self.window.pop_front();
+            if let Some((_, ok)) = self.window.pop_front() {
+                self.window_failures -= usize::from(!ok);
+            }
         }
         if self.should_open() {
             self.open(now);
@@ -117,8 +124,7 @@ impl Breaker {
             return true;
         }
         if p.failure_rate > 0.0 && self.window.len() as u32 >= p.min_requests {
-            let failures = self.window.iter().filter(|(_, ok)| !ok).count();
-            return failures as f64 / self.window.len() as f64 >= p.failure_rate;
+            return self.window_failures as f64 / self.window.len() as f64 >= p.failure_rate;
         }
         false
     }
@@ -129,12 +135,14 @@ impl Breaker {
         };
         self.consecutive = 0;
         self.window.clear();
+        self.window_failures = 0;
     }
 
     fn close(&mut self) {
         self.state = State::Closed;
         self.consecutive = 0;
         self.window.clear();
+        self.window_failures = 0;
     }
 }
 
