@@ -11,6 +11,8 @@
 //! A client that accepts no bytes for `slow_client_timeout_ms` is cut off: the
 //! only buffer between upstream and client is the sockets'.
 
+mod answer;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,6 +33,8 @@ use crate::upstream::client::{
 use crate::upstream::held::can_hold;
 use crate::upstream::inspect::{InitOutcome, InitWatcher};
 use crate::upstream::pool::{Outcome, Pool};
+use answer::Message;
+
 use filters::sse::SseParser;
 use filters::{Judged, MessageStream, ResponseFacts};
 use policies::{OnUncompilable, ResultCaps};
@@ -102,6 +106,9 @@ struct PendingSession {
 /// Watches an SSE or JSON response for progress and the request's answer.
 struct AnswerWatch {
     sse: Option<SseParser>,
+    /// A JSON answer's first chunk, as it came (most answers are one), and
+    /// the chunks gathered once a second one came.
+    json_first: Option<Bytes>,
     json: Vec<u8>,
     json_overflow: bool,
     saw_event_id: bool,
@@ -118,6 +125,7 @@ impl AnswerWatch {
     fn new(is_sse: bool) -> Self {
         Self {
             sse: is_sse.then(|| SseParser::new(MAX_INSPECTED_BYTES)),
+            json_first: None,
             json: Vec::new(),
             json_overflow: false,
             saw_event_id: false,
@@ -130,14 +138,23 @@ impl AnswerWatch {
     }
 
     /// Feeds a chunk; returns whether it carried matching progress.
-    fn feed(&mut self, chunk: &[u8], plan: &RelayPlan<'_>) -> bool {
+    fn feed(&mut self, chunk: &Bytes, plan: &RelayPlan<'_>) -> bool {
         self.progress = false;
         let Some(parser) = &mut self.sse else {
-            if self.json.len() + chunk.len() > MAX_INSPECTED_BYTES {
+            let held = self.json_first.as_ref().map_or(self.json.len(), Bytes::len);
+            if held + chunk.len() > MAX_INSPECTED_BYTES {
                 self.json_overflow = true;
+                self.json_first = None;
                 self.json.clear();
             } else if !self.json_overflow {
-                self.json.extend_from_slice(chunk);
+                if let Some(first) = self.json_first.take() {
+                    self.json.extend_from_slice(&first);
+                    self.json.extend_from_slice(chunk);
+                } else if self.json.is_empty() {
+                    self.json_first = Some(chunk.clone());
+                } else {
+                    self.json.extend_from_slice(chunk);
+                }
             }
             return false;
         };
@@ -148,8 +165,8 @@ impl AnswerWatch {
             if ev.data.is_empty() {
                 continue;
             }
-            if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
-                self.look_at(&v, plan);
+            if let Some(m) = Message::parse(ev.data.as_bytes()) {
+                self.look_at(&m, plan);
             }
         }
         self.progress
@@ -157,43 +174,50 @@ impl AnswerWatch {
 
     /// At the end of a JSON body: inspect the whole answer.
     fn finish(&mut self, plan: &RelayPlan<'_>) {
-        if self.sse.is_none() && !self.json_overflow && !self.json.is_empty() {
-            if let Ok(v) = serde_json::from_slice::<Value>(&self.json) {
-                self.look_at(&v, plan);
+        let json = self.json_first.as_deref().unwrap_or(&self.json);
+        if self.sse.is_none() && !self.json_overflow && !json.is_empty() {
+            if let Some(m) = Message::parse(json) {
+                self.look_at(&m, plan);
             }
         }
     }
 
-    fn look_at(&mut self, v: &Value, plan: &RelayPlan<'_>) {
-        match v.get("method").and_then(Value::as_str) {
+    fn look_at(&mut self, m: &Message, plan: &RelayPlan<'_>) {
+        let method = m.method.as_ref().and_then(Value::as_str);
+        match method {
             Some("notifications/tools/list_changed") => self.list_changed[0] = true,
             Some("notifications/prompts/list_changed") => self.list_changed[1] = true,
             _ => {}
         }
-        if v.get("method").and_then(Value::as_str) == Some("notifications/progress") {
-            let token = v.get("params").and_then(|p| p.get("progressToken"));
+        if method == Some("notifications/progress") {
+            let token = m.params.as_ref().and_then(|p| p.get("progressToken"));
             self.progress |= plan.progress_token.is_some() && token == plan.progress_token.as_ref();
             return;
         }
-        let Some(id) = v.get("id").and_then(RequestId::from_json) else {
+        let Some(id) = m.id.as_ref().and_then(RequestId::from_json) else {
             return;
         };
         if plan.request_id.as_ref() != Some(&id) {
             return;
         }
-        let code = v
-            .get("error")
+        let code = m
+            .error
+            .as_ref()
             .and_then(|e| e.get("code"))
             .and_then(Value::as_i64);
         if code == Some(-32603) {
             self.internal_error = true;
         }
+        let result = m.result.as_ref();
         self.ending.get_or_insert(match code {
             Some(c) => Ending::Error(c),
-            None if v.pointer("/result/isError") == Some(&Value::Bool(true)) => Ending::ToolError,
+            None if result.and_then(|r| r.is_error.as_ref()) == Some(&Value::Bool(true)) => {
+                Ending::ToolError
+            }
             None => Ending::Result,
         });
-        if let Some(t) = v.pointer("/result/task/taskId").and_then(Value::as_str) {
+        let task = result.and_then(|r| r.task.as_ref());
+        if let Some(t) = task.and_then(|t| t.get("taskId")).and_then(Value::as_str) {
             self.task_id = Some(t.to_string());
         }
     }
