@@ -20,6 +20,8 @@
 //! refusals close the connection: what follows cannot be trusted to start a
 //! new request.
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
 use policies::HeaderPolicy;
 
@@ -172,7 +174,15 @@ fn check_raw(raw: &[u8], limits: &HeaderPolicy) -> Result<(), Rejection> {
                 format!("invalid header name {:?}", String::from_utf8_lossy(name)),
             ));
         }
-        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        // (Every byte is a tchar, so ASCII.) Lower-cased only when needed:
+        // most names come lower-case, and a copy per header line showed in
+        // the per-request profile.
+        let name = String::from_utf8_lossy(name);
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            name
+        };
         value_bytes_ok(&name, value)?;
         fields.push((name, value.trim_ascii()));
     }
@@ -223,7 +233,7 @@ fn check_map(headers: &HeaderMap, limits: &HeaderPolicy) -> Result<(), Rejection
         }
         total += line + 2;
         value_bytes_ok(name.as_str(), value.as_bytes())?;
-        fields.push((name.as_str().to_string(), value.as_bytes().trim_ascii()));
+        fields.push((Cow::Borrowed(name.as_str()), value.as_bytes().trim_ascii()));
     }
     if total > limits.max_block_bytes {
         return Err(too_large(
@@ -243,7 +253,7 @@ fn check_map(headers: &HeaderMap, limits: &HeaderPolicy) -> Result<(), Rejection
 }
 
 fn values<'f, 'v>(
-    fields: &'f [(String, &'v [u8])],
+    fields: &'f [(Cow<'f, str>, &'v [u8])],
     name: &'f str,
 ) -> impl Iterator<Item = &'v [u8]> + 'f {
     fields
@@ -265,7 +275,7 @@ fn underscore_alias(name: &str) -> Option<String> {
 }
 
 /// Singletons, framing and `Connection`, on lower-case names and trimmed values.
-fn check_fields(fields: &[(String, &[u8])], http10: bool) -> Result<(), Rejection> {
+fn check_fields(fields: &[(Cow<'_, str>, &[u8])], http10: bool) -> Result<(), Rejection> {
     if let Some(alias) = fields.iter().find_map(|(k, _)| underscore_alias(k)) {
         return Err(injection(
             "underscore-header-name",
