@@ -22,10 +22,10 @@
 //!
 //! The limit follows the worker's scheduling delay, the time a socket that
 //! became readable waits before the event loop polls its task
-//! ([`lag_probe`] measures it every [`PROBE_EVERY`]): that delay is what every request pays at each
-//! step when the proxy is the bottleneck. Above [`LAG_TARGET`] (smoothed
-//! over probes) the limit drops to nine tenths of what is in use, per probe
-//! (never below [`MIN_LIMIT`]); at or below it,
+//! ([`lag_probe`] measures it every [`PROBE_EVERY`]): that delay is what
+//! every request pays at each step when the proxy is the bottleneck. Above
+//! [`LAG_TARGET`] (smoothed over probes) the limit drops to nine tenths of
+//! what is in use, per probe (never below [`MIN_LIMIT`]); at or below it,
 //! and only while requests are queued, it grows by a twentieth (an AIMD
 //! loop, as in TCP congestion control). A worker that is not congested
 //! never limits anyone: the limit starts at, and returns to, the worker's
