@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use filters::header_values::single_str;
 use filters::{Exchange, Rejection, RejectionKind, TokenVerifier};
 use pingora::protocols::http::ServerSession;
@@ -25,6 +25,7 @@ use policies::TenantName;
 
 use crate::accept::tap::Tap;
 use crate::exchange::admit::admit;
+use crate::exchange::gathered::Gathered;
 use crate::exchange::respond::{refuse, BodyState};
 use crate::gate::McpGate;
 use crate::ops::metrics::method_label;
@@ -212,12 +213,7 @@ async fn protected_resource_metadata(
 /// forwarded) so the error can echo the request id, a notification gets a
 /// bare status, and the connection stays reusable.
 async fn refuse_head(gate: &McpGate, ds: &mut ServerSession, mut r: Rejection) -> bool {
-    let small = ds
-        .req_header()
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .is_some_and(|n| n <= ECHO_READ_LIMIT);
+    let small = declared_length(ds).is_some_and(|n| n <= ECHO_READ_LIMIT);
     // Framing, injection and size refusals close the connection unread.
     if r.kind.wire().close || !small {
         Box::pin(refuse(gate, ds, &r, false, BodyState::Unread)).await;
@@ -252,37 +248,29 @@ enum BodyError {
     Io,
 }
 
-/// Reads the whole request body, at most `max` bytes. A body that arrives
-/// in one piece (most: pingora hands over what one read brought) is kept as
-/// it came, without a copy; a longer one is gathered into one buffer sized
-/// by its Content-Length.
-async fn read_body(ds: &mut ServerSession, max: usize) -> Result<Bytes, BodyError> {
-    ds.set_read_timeout(Some(BODY_READ_TIMEOUT));
-    let declared = ds
-        .req_header()
+/// The request's Content-Length, when it has a valid one.
+fn declared_length(ds: &ServerSession) -> Option<usize> {
+    ds.req_header()
         .headers
         .get("content-length")
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .map_or(0, |n| n.min(max));
-    let mut first: Option<Bytes> = None;
-    let mut gathered = BytesMut::new();
+}
+
+/// Reads the whole request body, at most `max` bytes, without copying a
+/// body that arrives in one piece (see [`Gathered`]).
+async fn read_body(ds: &mut ServerSession, max: usize) -> Result<Bytes, BodyError> {
+    ds.set_read_timeout(Some(BODY_READ_TIMEOUT));
+    let expected = declared_length(ds).map_or(0, |n| n.min(max));
+    let mut body = Gathered::default();
     loop {
         match ds.read_request_body().await {
             Ok(Some(chunk)) => {
-                let so_far = first.as_ref().map_or(gathered.len(), Bytes::len);
-                if so_far + chunk.len() > max {
+                if body.len() + chunk.len() > max {
                     return Err(BodyError::TooLarge);
                 }
-                if let Some(f) = first.take() {
-                    gathered.reserve(declared.max(f.len() + chunk.len()));
-                    gathered.extend_from_slice(&f);
-                } else if gathered.is_empty() {
-                    first = Some(chunk);
-                    continue;
-                }
-                gathered.extend_from_slice(&chunk);
+                body.push(chunk, expected);
             }
-            Ok(None) => return Ok(first.unwrap_or_else(|| gathered.freeze())),
+            Ok(None) => return Ok(body.freeze()),
             Err(e) => {
                 tracing::debug!("reading request body: {e}");
                 return Err(BodyError::Io);

@@ -14,6 +14,7 @@
 //! connection can be reused, or a held stream.
 
 mod admit;
+pub(crate) mod gathered;
 pub(crate) mod handler;
 pub(crate) mod respond;
 pub(crate) mod tokens;

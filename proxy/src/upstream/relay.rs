@@ -22,6 +22,7 @@ use policies::TenantName;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::exchange::gathered::Gathered;
 use crate::exchange::respond::{failure_event, timeout_event, WORKER_HEADER};
 use crate::gate::McpGate;
 use crate::ops::audit::record::{note_ending, note_replaced, Ending};
@@ -106,10 +107,7 @@ struct PendingSession {
 /// Watches an SSE or JSON response for progress and the request's answer.
 struct AnswerWatch {
     sse: Option<SseParser>,
-    /// A JSON answer's first chunk, as it came (most answers are one), and
-    /// the chunks gathered once a second one came.
-    json_first: Option<Bytes>,
-    json: Vec<u8>,
+    json: Gathered,
     json_overflow: bool,
     saw_event_id: bool,
     progress: bool,
@@ -125,8 +123,7 @@ impl AnswerWatch {
     fn new(is_sse: bool) -> Self {
         Self {
             sse: is_sse.then(|| SseParser::new(MAX_INSPECTED_BYTES)),
-            json_first: None,
-            json: Vec::new(),
+            json: Gathered::default(),
             json_overflow: false,
             saw_event_id: false,
             progress: false,
@@ -141,20 +138,11 @@ impl AnswerWatch {
     fn feed(&mut self, chunk: &Bytes, plan: &RelayPlan<'_>) -> bool {
         self.progress = false;
         let Some(parser) = &mut self.sse else {
-            let held = self.json_first.as_ref().map_or(self.json.len(), Bytes::len);
-            if held + chunk.len() > MAX_INSPECTED_BYTES {
+            if self.json.len() + chunk.len() > MAX_INSPECTED_BYTES {
                 self.json_overflow = true;
-                self.json_first = None;
                 self.json.clear();
             } else if !self.json_overflow {
-                if let Some(first) = self.json_first.take() {
-                    self.json.extend_from_slice(&first);
-                    self.json.extend_from_slice(chunk);
-                } else if self.json.is_empty() {
-                    self.json_first = Some(chunk.clone());
-                } else {
-                    self.json.extend_from_slice(chunk);
-                }
+                self.json.push(chunk.clone(), 0);
             }
             return false;
         };
@@ -174,7 +162,7 @@ impl AnswerWatch {
 
     /// At the end of a JSON body: inspect the whole answer.
     fn finish(&mut self, plan: &RelayPlan<'_>) {
-        let json = self.json_first.as_deref().unwrap_or(&self.json);
+        let json = self.json.as_slice();
         if self.sse.is_none() && !self.json_overflow && !json.is_empty() {
             if let Some(m) = Message::parse(json) {
                 self.look_at(&m, plan);
