@@ -5,14 +5,13 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pingora::connectors::http::Connector;
-use pingora::connectors::ConnectorOptions;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::Result;
 
 use crate::accept::batching::Batched;
+use crate::upstream::connector::{OwnPeer, PooledConnector};
 use crate::upstream::credentials::{Caller, Credentials};
 use crate::upstream::h1_stream::{write_request, H1Response};
 use crate::upstream::stdio::answer::StdioAnswer;
@@ -295,10 +294,10 @@ impl Response {
 }
 
 pub struct HttpClient {
-    connector: Connector,
+    connector: PooledConnector,
     /// mcpgate's own credential for this upstream (`[upstream.auth]`).
     credentials: Option<Arc<Credentials>>,
-    peer: HttpPeer,
+    peer: OwnPeer,
     authority: String,
     path: String,
     idle: Duration,
@@ -343,9 +342,10 @@ impl HttpClient {
         } else {
             format!("{host}:{port}")
         };
+        let peer = OwnPeer(peer);
         Ok(Self {
             credentials,
-            connector: Connector::new(Some(ConnectorOptions::new(pool.pool_size))),
+            connector: PooledConnector::new(&peer, pool.pool_size),
             peer,
             authority,
             path: path.clone(),
@@ -432,7 +432,7 @@ impl HttpClient {
     ) -> Result<Response, SendError> {
         let (s, reused) = self
             .connector
-            .get_http_session(&self.peer)
+            .session(&self.peer)
             .await
             .map_err(SendError::Connect)?;
         match Self::attempt(s, req, body, first_byte, stream).await {
@@ -440,7 +440,7 @@ impl HttpClient {
                 tracing::debug!("pooled upstream connection failed ({e}); retrying on a new one");
                 let (fresh, _) = self
                     .connector
-                    .get_http_session(&self.peer)
+                    .session(&self.peer)
                     .await
                     .map_err(SendError::Connect)?;
                 Self::attempt(fresh, req, body, first_byte, stream).await
@@ -558,9 +558,7 @@ impl HttpClient {
     /// read by [`H1Response`], is closed instead).
     pub async fn release(&self, r: Response) {
         if let Response::Pooled(s) = r {
-            self.connector
-                .release_http_session(*s, &self.peer, Some(self.idle))
-                .await;
+            self.connector.release(s, &self.peer, self.idle).await;
         }
     }
 }

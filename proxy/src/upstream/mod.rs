@@ -18,6 +18,7 @@
 
 mod breaker;
 pub(crate) mod client;
+mod connector;
 mod credentials;
 pub(crate) mod forward;
 mod h1_stream;
