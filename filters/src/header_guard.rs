@@ -20,8 +20,6 @@
 //! refusals close the connection: what follows cannot be trusted to start a
 //! new request.
 
-use std::borrow::Cow;
-
 use http::HeaderMap;
 use policies::HeaderPolicy;
 
@@ -78,27 +76,31 @@ fn is_tchar(b: u8) -> bool {
 }
 
 fn value_bytes_ok(name: &str, v: &[u8]) -> Result<(), Rejection> {
-    match v
+    let Some(bad) = v
         .iter()
         .find(|b| (**b < 0x20 && **b != b'\t') || **b == 0x7f)
-    {
-        None => Ok(()),
-        Some(0) => Err(injection(
+    else {
+        return Ok(());
+    };
+    // (Names keep the client's case until here: lower-cased for the report.)
+    let name = name.to_ascii_lowercase();
+    Err(match bad {
+        0 => injection(
             "nul-in-header-value",
-            header_at(name),
+            header_at(&name),
             format!("NUL byte in {name} value"),
-        )),
-        Some(b'\r' | b'\n') => Err(injection(
+        ),
+        b'\r' | b'\n' => injection(
             "line-break-in-header-value",
-            header_at(name),
+            header_at(&name),
             format!("line break in {name} value"),
-        )),
-        Some(b) => Err(injection(
+        ),
+        b => injection(
             "control-byte-in-header-value",
-            header_at(name),
+            header_at(&name),
             format!("control byte 0x{b:02x} in {name} value"),
-        )),
-    }
+        ),
+    })
 }
 
 /// Checks the raw HTTP/1 head.
@@ -110,38 +112,46 @@ fn check_raw(raw: &[u8], limits: &HeaderPolicy) -> Result<(), Rejection> {
             format!("request head of {} bytes", raw.len()),
         ));
     }
-    let mut lines = Vec::new();
-    let mut start = 0;
+    // Every LF must end a CRLF; the count of line ends gives the count of
+    // header lines before any is read (no list of lines is built).
+    let mut line_ends = 0;
     for (i, b) in raw.iter().enumerate() {
         if *b == b'\n' {
             if i == 0 || raw[i - 1] != b'\r' {
                 return Err(injection("bare-lf", "head", "bare LF line ending"));
             }
-            lines.push(&raw[start..i - 1]);
-            start = i + 1;
+            line_ends += 1;
         }
     }
-    if start != raw.len() || lines.last().is_none_or(|l| !l.is_empty()) {
+    if raw == b"\r\n" {
+        return Err(injection("empty-head", "head", "empty request head"));
+    }
+    if !raw.ends_with(b"\r\n\r\n") {
         return Err(injection(
             "unterminated-head",
             "head",
             "request head does not end with an empty line",
         ));
     }
-    lines.pop();
-    let Some((request_line, header_lines)) = lines.split_first() else {
-        return Err(injection("empty-head", "head", "empty request head"));
-    };
+    // The lines before the final empty one, each without its CRLF (every
+    // piece split at an LF ends with the CR checked above; the split leaves
+    // one empty piece after the last LF).
+    let mut lines = raw[..raw.len() - 2]
+        .split(|b| *b == b'\n')
+        .take(line_ends - 1)
+        .map(|l| &l[..l.len() - 1]);
+    let request_line = lines.next().unwrap_or_default();
     let http10 = check_request_line(request_line)?;
-    if header_lines.len() > limits.max_count {
+    let header_count = line_ends - 2;
+    if header_count > limits.max_count {
         return Err(too_large(
             "too-many-headers",
             "headers",
-            format!("{} header lines", header_lines.len()),
+            format!("{header_count} header lines"),
         ));
     }
-    let mut fields = Vec::with_capacity(header_lines.len());
-    for line in header_lines {
+    let mut fields = Vec::with_capacity(header_count);
+    for line in lines {
         if line.contains(&b'\r') {
             return Err(injection("bare-cr", "headers", "bare CR in a header line"));
         }
@@ -174,16 +184,11 @@ fn check_raw(raw: &[u8], limits: &HeaderPolicy) -> Result<(), Rejection> {
                 format!("invalid header name {:?}", String::from_utf8_lossy(name)),
             ));
         }
-        // (Every byte is a tchar, so ASCII.) Lower-cased only when needed:
-        // most names come lower-case, and a copy per header line showed in
+        // Every byte is a tchar, so ASCII. Names keep their case and are
+        // compared ignoring it: a lower-cased copy per header line showed in
         // the per-request profile.
-        let name = String::from_utf8_lossy(name);
-        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(name.to_ascii_lowercase())
-        } else {
-            name
-        };
-        value_bytes_ok(&name, value)?;
+        let name = std::str::from_utf8(name).unwrap_or_default();
+        value_bytes_ok(name, value)?;
         fields.push((name, value.trim_ascii()));
     }
     check_fields(&fields, http10)
@@ -192,8 +197,10 @@ fn check_raw(raw: &[u8], limits: &HeaderPolicy) -> Result<(), Rejection> {
 /// `METHOD SP /path SP HTTP/1.x`; returns whether the version is HTTP/1.0.
 fn check_request_line(line: &[u8]) -> Result<bool, Rejection> {
     let bad = |rule, why: &str| injection(rule, "request-line", format!("request line: {why}"));
-    let parts: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
-    let [method, target, version] = parts.as_slice() else {
+    let mut parts = line.split(|b| *b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(bad(
             "malformed-request-line",
             "not three parts separated by single spaces",
@@ -208,7 +215,7 @@ fn check_request_line(line: &[u8]) -> Result<bool, Rejection> {
             "target is not an origin-form path",
         ));
     }
-    match *version {
+    match version {
         b"HTTP/1.1" => Ok(false),
         b"HTTP/1.0" => Ok(true),
         _ => Err(bad(
@@ -233,7 +240,7 @@ fn check_map(headers: &HeaderMap, limits: &HeaderPolicy) -> Result<(), Rejection
         }
         total += line + 2;
         value_bytes_ok(name.as_str(), value.as_bytes())?;
-        fields.push((Cow::Borrowed(name.as_str()), value.as_bytes().trim_ascii()));
+        fields.push((name.as_str(), value.as_bytes().trim_ascii()));
     }
     if total > limits.max_block_bytes {
         return Err(too_large(
@@ -252,13 +259,15 @@ fn check_map(headers: &HeaderMap, limits: &HeaderPolicy) -> Result<(), Rejection
     check_fields(&fields, false)
 }
 
+/// The values of the fields named `name` (lower case), names compared
+/// ignoring case.
 fn values<'f, 'v>(
-    fields: &'f [(Cow<'f, str>, &'v [u8])],
+    fields: &'f [(&'f str, &'v [u8])],
     name: &'f str,
 ) -> impl Iterator<Item = &'v [u8]> + 'f {
     fields
         .iter()
-        .filter(move |(k, _)| k == name)
+        .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| *v)
 }
 
@@ -268,14 +277,14 @@ fn underscore_alias(name: &str) -> Option<String> {
     if !name.contains('_') {
         return None;
     }
-    let dashed = name.replace('_', "-");
+    let dashed = name.replace('_', "-").to_ascii_lowercase();
     let sensitive = SINGLETON_HEADERS.contains(&dashed.as_str())
         || matches!(dashed.as_str(), "transfer-encoding" | "connection");
     sensitive.then_some(dashed)
 }
 
-/// Singletons, framing and `Connection`, on lower-case names and trimmed values.
-fn check_fields(fields: &[(Cow<'_, str>, &[u8])], http10: bool) -> Result<(), Rejection> {
+/// Singletons, framing and `Connection`, on trimmed values.
+fn check_fields(fields: &[(&str, &[u8])], http10: bool) -> Result<(), Rejection> {
     if let Some(alias) = fields.iter().find_map(|(k, _)| underscore_alias(k)) {
         return Err(injection(
             "underscore-header-name",

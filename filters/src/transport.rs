@@ -214,14 +214,11 @@ fn accepted_types(headers: &HeaderMap) -> Accepted {
     for value in headers.get_all("accept") {
         let Ok(s) = value.to_str() else { continue };
         for item in s.split(',') {
-            let media = item
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            out.json |= matches!(media.as_str(), "application/json" | "application/*" | "*/*");
-            out.sse |= matches!(media.as_str(), "text/event-stream" | "text/*" | "*/*");
+            // Compared ignoring case, not lower-cased: no copy per request.
+            let media = item.split(';').next().unwrap_or("").trim();
+            let is = |m: &str| media.eq_ignore_ascii_case(m);
+            out.json |= is("application/json") || is("application/*") || is("*/*");
+            out.sse |= is("text/event-stream") || is("text/*") || is("*/*");
         }
     }
     out

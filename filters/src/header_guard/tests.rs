@@ -211,3 +211,38 @@ fn client_header_names_and_values_are_not_echoed() {
         assert!(!body.to_ascii_lowercase().contains("4d2c"), "{body}");
     }
 }
+
+#[test]
+fn heads_cut_short_and_names_in_any_case() {
+    // Heads with no request line, no end, or a CR left before the final CRLF.
+    assert_eq!(raw_rule("").0, "unterminated-head");
+    assert_eq!(raw_rule("\r\n").0, "empty-head");
+    assert_eq!(raw_rule("\r\n\r\n").0, "malformed-request-line");
+    assert_eq!(
+        raw_rule("POST /mcp HTTP/1.1\r\nHost: a\r\n").0,
+        "unterminated-head"
+    );
+    assert_eq!(
+        raw_rule("POST /mcp HTTP/1.1\r\nHost: a\r\r\n\r\n").0,
+        "bare-cr"
+    );
+    assert_eq!(raw("POST /mcp HTTP/1.1\r\n\r\n"), Ok(()));
+    // The same singleton in two spellings is one header, repeated.
+    assert_eq!(
+        raw_rule(&with_line("content-LENGTH: 2")),
+        at_rule("repeated-header", "header:content-length")
+    );
+    assert_eq!(
+        raw_rule(&with_line("TRANSFER_encoding: chunked")),
+        at_rule("underscore-header-name", "header:transfer-encoding")
+    );
+    assert_eq!(raw(&with_line("CONNECTION: Keep-Alive")), Ok(()));
+    // Reported in lower case, as the map's names are.
+    let p = policy();
+    let r = check_raw(with_line("MCP-Method: a\0b").as_bytes(), &p.headers).expect_err("NUL");
+    assert_eq!(r.at().unwrap_or_default(), "header:mcp-method");
+}
+
+fn at_rule(rule: &'static str, at: &str) -> (&'static str, String) {
+    (rule, at.to_string())
+}

@@ -203,3 +203,25 @@ fn the_body_never_echoes_the_offending_header() {
     let body = String::from_utf8(r.json_body()).unwrap();
     assert!(!body.contains("attacker-7f3a"), "{body}");
 }
+
+#[test]
+fn media_types_in_accept_are_read_in_any_case() {
+    let accept = |v: &'static str| {
+        run(
+            "POST",
+            "/mcp",
+            &[
+                ("host", "localhost"),
+                ("content-type", "application/json"),
+                ("accept", v),
+            ],
+        )
+    };
+    assert_eq!(accept("Application/JSON, Text/Event-Stream"), Ok(()));
+    assert_eq!(accept(" APPLICATION/* ; q=1, TEXT/*"), Ok(()));
+    assert_eq!(accept("application/json"), Err(K::NotAcceptable));
+    assert_eq!(
+        accept("application/jsonx, text/event-stream"),
+        Err(K::NotAcceptable)
+    );
+}
