@@ -310,11 +310,17 @@ impl Batched {
         if stream.as_ref().as_any().is::<Batched>() {
             return stream;
         }
-        Box::new(Self {
+        Box::new(Self::around(stream))
+    }
+
+    /// `stream` batched, unboxed: the transport of a layer generic over its
+    /// own (TLS), which needs the concrete type.
+    pub fn around(stream: Stream) -> Self {
+        Self {
             inner: stream,
             ahead: ReadAhead::default(),
             held: Held::default(),
-        })
+        }
     }
 }
 
