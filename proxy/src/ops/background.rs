@@ -28,7 +28,8 @@ impl BackgroundService for Maintenance {
         let live = &self.0;
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         let mut tick = tokio::time::interval(Duration::from_millis(100));
-        // Pins and changes other workers wrote to the state file.
+        // Pins and changes other workers wrote to the state file; idle
+        // upstream connections past their time.
         let mut pins = tokio::time::interval(Duration::from_secs(1));
         // Milliseconds since each pool's last check, by pool (a pool a
         // reload carried over keeps its count; a new one starts at 0).
@@ -43,6 +44,7 @@ impl BackgroundService for Maintenance {
                     gate.pin_files.refresh(gate);
                     for pool in gate.pools.values() {
                         for ep in &pool.endpoints {
+                            ep.client.sweep_idle();
                             if let Some(stdio) = ep.client.stdio() {
                                 stdio.tick();
                             }

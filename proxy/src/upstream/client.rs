@@ -121,6 +121,14 @@ impl UpstreamClient {
         }
     }
 
+    /// Closes idle keep-alive connections past their time or closed by the
+    /// upstream (maintenance, every second).
+    pub fn sweep_idle(&self) {
+        if let Self::Http(c) = self {
+            c.connector.sweep();
+        }
+    }
+
     /// The stdio pool, if this endpoint is one.
     pub fn stdio(&self) -> Option<&StdioPool> {
         match self {
@@ -345,7 +353,11 @@ impl HttpClient {
         let peer = OwnPeer(peer);
         Ok(Self {
             credentials,
-            connector: PooledConnector::new(&peer, pool.pool_size),
+            connector: PooledConnector::new(
+                &peer,
+                pool.pool_size,
+                Duration::from_secs(pool.pool_idle_secs),
+            ),
             peer,
             authority,
             path: path.clone(),

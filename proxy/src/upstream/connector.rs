@@ -1,31 +1,41 @@
-//! One endpoint's keep-alive pool: pingora's connectors, taken the cheap way
-//! on the common path.
-//!
-//! Two costs of pingora's `Connector::get_http_session` showed in the
-//! profile, paid per request although only a new connection needs them:
-//! - its future is 8.9 KB (it holds a TCP and TLS connect), and it was
-//!   copied whole two or three times per request as the request's future
-//!   was built and boxed: about 2 % of a worker's CPU in `memcpy`. A
-//!   pooled HTTP/1 connection is now taken with `reused_http_session`
-//!   (a 216-byte future); only a new connection boxes the large one.
-//! - before handing out a pooled connection it asks the kernel for the
+//! One endpoint's keep-alive pool: pingora opens the connections; the common
+//! path, taking and returning an idle one, avoids three per-request costs
+//! of pingora's connector that the profile showed:
+//! - `Connector::get_http_session`'s future is 8.9 KB (it holds a TCP and
+//!   TLS connect) and was copied whole two or three times per request as the
+//!   request's future was built and boxed: about 2 % of a worker's CPU in
+//!   `memcpy`. Only a new connection now boxes it.
+//! - pingora's pool spawns a task per returned connection to watch it while
+//!   idle (with a timer, a oneshot, an LRU and a concurrent map): about 5 %
+//!   of the CPU. HTTP/1 pools keep their idle connections in
+//!   [`idle::IdleConnections`] instead, checked when taken.
+//! - before handing out a pooled connection pingora asks the kernel for the
 //!   socket's peer address (`getpeername`, one system call per request) to
 //!   check that the descriptor still belongs to the peer. [`OwnPeer`] skips
-//!   that check: every connection in this pool was opened by this pool to
-//!   its one address and is owned by it, so the descriptor cannot name
-//!   another socket. The peer address is a fact of the connection, known
-//!   when it was opened.
+//!   that check (for HTTP/2 pools, which stay pingora's): every connection
+//!   in a pool was opened by that pool to its one address and is owned by
+//!   it, so the descriptor cannot name another socket. The peer address is
+//!   a fact of the connection, known when it was opened.
 
 use std::fmt;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Waker};
+use std::time::{Duration, Instant};
 
 use pingora::connectors::http::{v1, Connector};
 use pingora::connectors::ConnectorOptions;
 use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::http::v1::client::HttpSession as Http1Session;
+use pingora::protocols::Stream;
 use pingora::upstreams::peer::{HttpPeer, Peer, PeerOptions, Proxy, Tracer};
 use pingora::utils::tls::CertKey;
 use pingora::Result;
+use tokio::io::{AsyncRead, ReadBuf};
+
+use idle::IdleConnections;
+
+mod idle;
 
 /// An [`HttpPeer`] whose pooled connections are not re-checked with
 /// `getpeername` (see the module documentation).
@@ -74,37 +84,45 @@ impl Peer for OwnPeer {
 
 /// The connections of one endpoint.
 pub enum PooledConnector {
-    /// HTTP/1.1 only: pooled connections are taken without the connect
-    /// future.
-    Http1(v1::Connector),
+    /// HTTP/1.1 only: idle connections kept by mcpgate ([`idle`]); pingora
+    /// opens new ones.
+    Http1 {
+        opener: Box<v1::Connector>,
+        idle: IdleConnections<Stream>,
+    },
     /// HTTP/2 (and whatever pingora negotiates): pingora's own choice
     /// between its pools.
     Negotiated(Box<Connector>),
 }
 
 impl PooledConnector {
-    /// A pool keeping at most `idle` connections, for `peer`'s HTTP versions.
-    pub fn new(peer: &OwnPeer, idle: usize) -> Self {
-        let options = Some(ConnectorOptions::new(idle));
+    /// A pool keeping at most `max_idle` connections, each at most
+    /// `keep_for`, for `peer`'s HTTP versions.
+    pub fn new(peer: &OwnPeer, max_idle: usize, keep_for: Duration) -> Self {
         let h1_only = peer
             .get_peer_options()
             .is_none_or(|o| o.alpn.get_max_http_version() == 1);
         if h1_only {
-            Self::Http1(v1::Connector::new(options))
+            Self::Http1 {
+                // (Its own pool stays empty: nothing is released into it.)
+                opener: Box::new(v1::Connector::new(None)),
+                idle: IdleConnections::new(max_idle, keep_for),
+            }
         } else {
+            let options = Some(ConnectorOptions::new(max_idle));
             Self::Negotiated(Box::new(Connector::new(options)))
         }
     }
 
-    /// A pooled connection if one is idle and alive, else a new one; the
+    /// A pooled connection if one is idle and usable, else a new one; the
     /// flag says whether it was pooled (a pooled one may have died since).
     pub async fn session(&self, peer: &OwnPeer) -> Result<(HttpSession, bool)> {
         match self {
-            Self::Http1(c) => {
-                if let Some(s) = c.reused_http_session(peer).await {
-                    return Ok((HttpSession::H1(s), true));
+            Self::Http1 { opener, idle } => {
+                if let Some(stream) = idle.take(Instant::now(), still_quiet) {
+                    return Ok((HttpSession::H1(Http1Session::new(stream)), true));
                 }
-                let (s, reused) = Box::pin(c.get_http_session(peer)).await?;
+                let (s, reused) = Box::pin(opener.get_http_session(peer)).await?;
                 Ok((HttpSession::H1(s), reused))
             }
             Self::Negotiated(c) => Box::pin(c.get_http_session(peer)).await,
@@ -113,17 +131,49 @@ impl PooledConnector {
 
     /// Returns a finished session's connection to the pool. (Boxed, so that
     /// this future does not hold the session beside pingora's own future.)
-    pub async fn release(&self, s: Box<HttpSession>, peer: &OwnPeer, idle: Duration) {
+    pub async fn release(&self, s: Box<HttpSession>, peer: &OwnPeer, keep_for: Duration) {
         match self {
-            Self::Http1(c) => {
-                if let HttpSession::H1(h1) = *s {
-                    c.release_http_session(h1, peer, Some(idle)).await
-                }
+            Self::Http1 { idle, .. } => {
                 // A session of another kind than this pool makes: not pooled.
+                if let HttpSession::H1(mut h1) = *s {
+                    h1.respect_keepalive();
+                    if let Some(mut stream) = h1.reuse().await {
+                        if still_quiet(&mut stream) {
+                            idle.put(stream, Instant::now());
+                        }
+                    }
+                }
             }
-            Self::Negotiated(c) => c.release_http_session(*s, peer, Some(idle)).await,
+            Self::Negotiated(c) => c.release_http_session(*s, peer, Some(keep_for)).await,
         }
     }
+
+    /// Closes idle connections past their time or closed by the upstream
+    /// (pingora's pool watches its own).
+    pub fn sweep(&self) {
+        if let Self::Http1 { idle, .. } = self {
+            idle.sweep(Instant::now(), still_quiet);
+        }
+    }
+
+    /// Idle connections kept by mcpgate (not pingora's).
+    #[cfg(test)]
+    pub fn idle_count(&self) -> usize {
+        match self {
+            Self::Http1 { idle, .. } => idle.len(),
+            Self::Negotiated(_) => 0,
+        }
+    }
+}
+
+/// Whether an idle connection can carry a request: reading it must not be
+/// ready now (ready means closed, failed, or bytes the upstream sent
+/// unasked, after which the next answer could not be told apart).
+fn still_quiet(stream: &mut Stream) -> bool {
+    let mut byte = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut byte);
+    let mut cx = Context::from_waker(Waker::noop());
+    Pin::new(stream).poll_read(&mut cx, &mut buf).is_pending()
 }
 
 #[cfg(test)]

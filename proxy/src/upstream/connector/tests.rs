@@ -36,7 +36,9 @@ async fn server(per_connection: usize) -> (std::net::SocketAddr, Arc<AtomicUsize
                         return;
                     }
                 }
-                // Closing: the pooled connection dies while idle.
+                // Closing, a moment after the last answer: the pooled
+                // connection dies while idle.
+                tokio::time::sleep(Duration::from_millis(30)).await;
             });
         }
     });
@@ -62,8 +64,8 @@ async fn ask(s: &mut HttpSession) -> u16 {
 async fn an_http1_pool_hands_back_its_idle_connection() {
     let (addr, accepted) = server(usize::MAX).await;
     let peer = peer(addr);
-    let pool = PooledConnector::new(&peer, 8);
-    assert!(matches!(pool, PooledConnector::Http1(_)));
+    let pool = PooledConnector::new(&peer, 8, Duration::from_secs(60));
+    assert!(matches!(pool, PooledConnector::Http1 { .. }));
 
     let (mut s, reused) = pool.session(&peer).await.expect("connect");
     assert!(!reused, "an empty pool opens a connection");
@@ -81,7 +83,7 @@ async fn an_http1_pool_hands_back_its_idle_connection() {
 async fn a_pooled_connection_the_server_closed_is_not_handed_out() {
     let (addr, accepted) = server(1).await;
     let peer = peer(addr);
-    let pool = PooledConnector::new(&peer, 8);
+    let pool = PooledConnector::new(&peer, 8, Duration::from_secs(60));
 
     let (mut s, _) = pool.session(&peer).await.expect("connect");
     assert_eq!(ask(&mut s).await, 200);
@@ -106,7 +108,7 @@ fn an_http2_peer_gets_pingoras_negotiating_connector() {
     p.options.set_http_version(2, 2);
     let peer = OwnPeer(p);
     assert!(matches!(
-        PooledConnector::new(&peer, 8),
+        PooledConnector::new(&peer, 8, Duration::from_secs(60)),
         PooledConnector::Negotiated(_)
     ));
 }
@@ -126,8 +128,41 @@ fn taking_a_connection_is_a_small_future() {
     // pingora's get_http_session future is 8.9 KB and was copied whole as
     // each request's future was built; the pooled path stays small.
     let peer = peer("127.0.0.1:9".parse().expect("addr"));
-    let pool = PooledConnector::new(&peer, 8);
+    let pool = PooledConnector::new(&peer, 8, Duration::from_secs(60));
     let f = pool.session(&peer);
     let size = std::mem::size_of_val(&f);
     assert!(size <= 1024, "session(): {size} bytes");
+}
+
+#[tokio::test]
+async fn a_sweep_closes_what_the_upstream_closed_and_keeps_the_rest() {
+    let (closing, _) = server(1).await;
+    let (staying, _) = server(usize::MAX).await;
+    for (addr, kept) in [(closing, 0), (staying, 1)] {
+        let peer = peer(addr);
+        let pool = PooledConnector::new(&peer, 8, Duration::from_secs(60));
+        let (mut s, _) = pool.session(&peer).await.expect("connect");
+        assert_eq!(ask(&mut s).await, 200);
+        pool.release(Box::new(s), &peer, Duration::from_secs(60))
+            .await;
+        assert_eq!(pool.idle_count(), 1, "kept after its answer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        pool.sweep();
+        assert_eq!(pool.idle_count(), kept, "{addr}");
+    }
+}
+
+#[tokio::test]
+async fn an_idle_connection_past_its_time_is_not_taken() {
+    let (addr, accepted) = server(usize::MAX).await;
+    let peer = peer(addr);
+    let pool = PooledConnector::new(&peer, 8, Duration::ZERO);
+    let (mut s, _) = pool.session(&peer).await.expect("connect");
+    assert_eq!(ask(&mut s).await, 200);
+    pool.release(Box::new(s), &peer, Duration::ZERO).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (mut s, reused) = pool.session(&peer).await.expect("a new connection");
+    assert!(!reused);
+    assert_eq!(ask(&mut s).await, 200);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
