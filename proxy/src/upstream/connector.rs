@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
-use pingora::connectors::http::{v1, Connector};
+use pingora::connectors::http::{v1, v2};
 use pingora::connectors::ConnectorOptions;
 use pingora::protocols::http::client::HttpSession;
 use pingora::protocols::http::v1::client::HttpSession as Http1Session;
@@ -90,9 +90,9 @@ pub enum PooledConnector {
         opener: Box<v1::Connector>,
         idle: IdleConnections<Stream>,
     },
-    /// HTTP/2 (and whatever pingora negotiates): pingora's own choice
-    /// between its pools.
-    Negotiated(Box<Connector>),
+    /// HTTP/2 only (`http2 = true`): pingora's HTTP/2 pools. A TLS upstream
+    /// that does not offer h2 gets HTTP/1.1 connections, which are not kept.
+    Http2(Box<v2::Connector>),
 }
 
 impl PooledConnector {
@@ -110,7 +110,7 @@ impl PooledConnector {
             }
         } else {
             let options = Some(ConnectorOptions::new(max_idle));
-            Self::Negotiated(Box::new(Connector::new(options)))
+            Self::Http2(Box::new(v2::Connector::new(options)))
         }
     }
 
@@ -125,7 +125,13 @@ impl PooledConnector {
                 let (s, reused) = Box::pin(opener.get_http_session(peer)).await?;
                 Ok((HttpSession::H1(s), reused))
             }
-            Self::Negotiated(c) => Box::pin(c.get_http_session(peer)).await,
+            Self::Http2(c) => {
+                if let Some(s) = c.reused_http_session(peer).await? {
+                    return Ok((HttpSession::H2(s), true));
+                }
+                let s = Box::pin(c.new_http_session::<_, ()>(peer)).await?;
+                Ok((s, false))
+            }
         }
     }
 
@@ -144,7 +150,11 @@ impl PooledConnector {
                     }
                 }
             }
-            Self::Negotiated(c) => c.release_http_session(*s, peer, Some(keep_for)).await,
+            Self::Http2(c) => {
+                if let HttpSession::H2(h2) = *s {
+                    c.release_http_session(h2, peer, Some(keep_for));
+                }
+            }
         }
     }
 
@@ -161,7 +171,7 @@ impl PooledConnector {
     pub fn idle_count(&self) -> usize {
         match self {
             Self::Http1 { idle, .. } => idle.len(),
-            Self::Negotiated(_) => 0,
+            Self::Http2(_) => 0,
         }
     }
 }

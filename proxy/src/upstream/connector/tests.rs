@@ -103,13 +103,13 @@ async fn a_pooled_connection_the_server_closed_is_not_handed_out() {
 }
 
 #[test]
-fn an_http2_peer_gets_pingoras_negotiating_connector() {
+fn an_http2_peer_gets_pingoras_http2_pools() {
     let mut p = HttpPeer::new("127.0.0.1:1", false, String::new());
     p.options.set_http_version(2, 2);
     let peer = OwnPeer(p);
     assert!(matches!(
         PooledConnector::new(&peer, 8, Duration::from_secs(60)),
-        PooledConnector::Negotiated(_)
+        PooledConnector::Http2(_)
     ));
 }
 
