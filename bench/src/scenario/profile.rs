@@ -214,17 +214,24 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
                 continue;
             }
         };
-        let profiled = profile_one(
-            ctx,
-            name,
-            &proxy,
-            addr,
-            seconds,
-            &collapse,
-            &flamegraph,
-            &graphs,
-        )
-        .await;
+        let mut profiled = Err(String::new());
+        // Once more when perf missed the work (see profile_one).
+        for _ in 0..2 {
+            profiled = profile_one(
+                ctx,
+                name,
+                &proxy,
+                addr,
+                seconds,
+                &collapse,
+                &flamegraph,
+                &graphs,
+            )
+            .await;
+            if profiled.is_ok() {
+                break;
+            }
+        }
         drop(proxy);
         targets.push(match profiled {
             Ok(v) => v,
@@ -302,7 +309,6 @@ async fn profile_one(
     flamegraph: &Path,
     graphs: &Path,
 ) -> Result<Value, String> {
-    let pids: Vec<String> = group_pids(proxy.pid()).iter().map(u32::to_string).collect();
     let data = ctx.rig.work.join(format!("perf-{name}.data"));
     let mut cfg = LoadConfig::new(&format!("profile {name}"), addr);
     cfg.warmup = Duration::from_secs(1);
@@ -311,6 +317,10 @@ async fn profile_one(
     // The measured window begins after load::run's 200 ms set-up and the
     // warm-up.
     tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Listed once the load runs: a proxy's port can answer before its
+    // master has started the workers, and a list taken then held only the
+    // idle master (one run profiled 2 samples of mcpgate).
+    let pids: Vec<String> = group_pids(proxy.pid()).iter().map(u32::to_string).collect();
     let cpu_before = super::procs::tree_cpu_ticks(proxy.pid());
     let mut perf = Command::new("perf")
         .args(["record", "-g", "-F", &HZ.to_string(), "-o"])
@@ -354,6 +364,16 @@ async fn profile_one(
             let leaf = stack.rsplit(';').next().unwrap_or(stack);
             *others.entry(leaf).or_default() += n;
         }
+    }
+    // Sample weights are CPU nanoseconds: a closed-loop proxy keeps a core
+    // busy, so less than a CPU-second over the window means perf did not
+    // follow the process that did the work.
+    if total < 1_000_000_000 {
+        return Err(format!(
+            "perf sampled {:.2} CPU-seconds of {name} (pids {}) in {seconds} s of load: not profiled",
+            total as f64 / 1e9,
+            pids.join(",")
+        ));
     }
     let mut others: Vec<(&str, u64)> = others.into_iter().collect();
     others.sort_by_key(|b| std::cmp::Reverse(b.1));
