@@ -150,7 +150,7 @@ fn raw_rule(head: &str) -> (&'static str, String) {
 
 #[test]
 fn rejections_name_rule_and_place() {
-    let at = |rule: &'static str, at: &str| (rule, at.to_string());
+    let at = at_rule;
     assert_eq!(
         raw_rule(&OK_HEAD.replace("\r\nHost", "\nHost")),
         at("bare-lf", "head")
