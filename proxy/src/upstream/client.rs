@@ -308,7 +308,6 @@ pub struct HttpClient {
     peer: OwnPeer,
     authority: String,
     path: String,
-    idle: Duration,
     addr: std::net::SocketAddr,
 }
 
@@ -361,7 +360,6 @@ impl HttpClient {
             peer,
             authority,
             path: path.clone(),
-            idle: Duration::from_secs(pool.pool_idle_secs),
             addr,
         })
     }
@@ -570,7 +568,7 @@ impl HttpClient {
     /// read by [`H1Response`], is closed instead).
     pub async fn release(&self, r: Response) {
         if let Response::Pooled(s) = r {
-            self.connector.release(s, &self.peer, self.idle).await;
+            self.connector.release(s, &self.peer).await;
         }
     }
 }

@@ -90,9 +90,13 @@ pub enum PooledConnector {
         opener: Box<v1::Connector>,
         idle: IdleConnections<Stream>,
     },
-    /// HTTP/2 only (`http2 = true`): pingora's HTTP/2 pools. A TLS upstream
-    /// that does not offer h2 gets HTTP/1.1 connections, which are not kept.
-    Http2(Box<v2::Connector>),
+    /// HTTP/2 only (`http2 = true`): pingora's HTTP/2 pools, which close a
+    /// connection idle for `keep_for`. A TLS upstream that does not offer h2
+    /// gets HTTP/1.1 connections, which are not kept.
+    Http2 {
+        pools: Box<v2::Connector>,
+        keep_for: Duration,
+    },
 }
 
 impl PooledConnector {
@@ -110,7 +114,10 @@ impl PooledConnector {
             }
         } else {
             let options = Some(ConnectorOptions::new(max_idle));
-            Self::Http2(Box::new(v2::Connector::new(options)))
+            Self::Http2 {
+                pools: Box::new(v2::Connector::new(options)),
+                keep_for,
+            }
         }
     }
 
@@ -125,11 +132,11 @@ impl PooledConnector {
                 let (s, reused) = Box::pin(opener.get_http_session(peer)).await?;
                 Ok((HttpSession::H1(s), reused))
             }
-            Self::Http2(c) => {
-                if let Some(s) = c.reused_http_session(peer).await? {
+            Self::Http2 { pools, .. } => {
+                if let Some(s) = pools.reused_http_session(peer).await? {
                     return Ok((HttpSession::H2(s), true));
                 }
-                let s = Box::pin(c.new_http_session::<_, ()>(peer)).await?;
+                let s = Box::pin(pools.new_http_session::<_, ()>(peer)).await?;
                 Ok((s, false))
             }
         }
@@ -137,7 +144,7 @@ impl PooledConnector {
 
     /// Returns a finished session's connection to the pool. (Boxed, so that
     /// this future does not hold the session beside pingora's own future.)
-    pub async fn release(&self, s: Box<HttpSession>, peer: &OwnPeer, keep_for: Duration) {
+    pub async fn release(&self, s: Box<HttpSession>, peer: &OwnPeer) {
         match self {
             Self::Http1 { idle, .. } => {
                 // A session of another kind than this pool makes: not pooled.
@@ -150,9 +157,9 @@ impl PooledConnector {
                     }
                 }
             }
-            Self::Http2(c) => {
+            Self::Http2 { pools, keep_for } => {
                 if let HttpSession::H2(h2) = *s {
-                    c.release_http_session(h2, peer, Some(keep_for));
+                    pools.release_http_session(h2, peer, Some(*keep_for));
                 }
             }
         }
@@ -171,7 +178,7 @@ impl PooledConnector {
     pub fn idle_count(&self) -> usize {
         match self {
             Self::Http1 { idle, .. } => idle.len(),
-            Self::Http2(_) => 0,
+            Self::Http2 { .. } => 0,
         }
     }
 }

@@ -70,8 +70,7 @@ async fn an_http1_pool_hands_back_its_idle_connection() {
     let (mut s, reused) = pool.session(&peer).await.expect("connect");
     assert!(!reused, "an empty pool opens a connection");
     assert_eq!(ask(&mut s).await, 200);
-    pool.release(Box::new(s), &peer, Duration::from_secs(10))
-        .await;
+    pool.release(Box::new(s), &peer).await;
 
     let (mut s, reused) = pool.session(&peer).await.expect("pooled");
     assert!(reused, "the released connection is taken again");
@@ -87,8 +86,7 @@ async fn a_pooled_connection_the_server_closed_is_not_handed_out() {
 
     let (mut s, _) = pool.session(&peer).await.expect("connect");
     assert_eq!(ask(&mut s).await, 200);
-    pool.release(Box::new(s), &peer, Duration::from_secs(10))
-        .await;
+    pool.release(Box::new(s), &peer).await;
     // The server closes after its one answer; wait until the pool's idle
     // watch has seen it.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -109,7 +107,7 @@ fn an_http2_peer_gets_pingoras_http2_pools() {
     let peer = OwnPeer(p);
     assert!(matches!(
         PooledConnector::new(&peer, 8, Duration::from_secs(60)),
-        PooledConnector::Http2(_)
+        PooledConnector::Http2 { .. }
     ));
 }
 
@@ -143,8 +141,7 @@ async fn a_sweep_closes_what_the_upstream_closed_and_keeps_the_rest() {
         let pool = PooledConnector::new(&peer, 8, Duration::from_secs(60));
         let (mut s, _) = pool.session(&peer).await.expect("connect");
         assert_eq!(ask(&mut s).await, 200);
-        pool.release(Box::new(s), &peer, Duration::from_secs(60))
-            .await;
+        pool.release(Box::new(s), &peer).await;
         assert_eq!(pool.idle_count(), 1, "kept after its answer");
         tokio::time::sleep(Duration::from_millis(100)).await;
         pool.sweep();
@@ -159,7 +156,7 @@ async fn an_idle_connection_past_its_time_is_not_taken() {
     let pool = PooledConnector::new(&peer, 8, Duration::ZERO);
     let (mut s, _) = pool.session(&peer).await.expect("connect");
     assert_eq!(ask(&mut s).await, 200);
-    pool.release(Box::new(s), &peer, Duration::ZERO).await;
+    pool.release(Box::new(s), &peer).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let (mut s, reused) = pool.session(&peer).await.expect("a new connection");
     assert!(!reused);
