@@ -224,6 +224,14 @@ class Gate:
                 out.append(int(d.name))
         return out
 
+    def wait_workers(self, n: int, within: float = 10) -> list[int]:
+        """The instance's workers once there are `n` of them: the port answers as soon as the
+        supervisor has bound it, which can be before its workers have been spawned."""
+        deadline = time.monotonic() + within
+        while len(found := self.workers()) != n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return found
+
     def kill(self) -> None:
         if self.running():
             self.proc.popen.kill()
@@ -371,20 +379,20 @@ def served(port: int) -> bool:
 
 def test_sighup_keeps_the_supervisor_and_its_workers(upstream, gates):
     g = gates(upstream)
-    assert len(g.workers()) == 2
+    assert len(g.wait_workers(2)) == 2, g.proc.log_tail()
     g.signal(signal.SIGHUP)
     time.sleep(3)
     assert g.running(), f"the supervisor exited on SIGHUP (rc {g.proc.popen.returncode}):\n{g.proc.log_tail()}"
     assert all(served(g.port) for _ in range(5))
-    workers = g.workers()
+    workers = g.wait_workers(2)
     assert len(workers) == 2 and all(ppid_of(p) == g.pid for p in workers), \
         {p: ppid_of(p) for p in workers}
 
 
 def test_sigkill_of_the_supervisor_takes_the_workers_with_it(upstream, gates):
     g = gates(upstream)
-    workers = g.workers()
-    assert len(workers) == 2
+    workers = g.wait_workers(2)
+    assert len(workers) == 2, g.proc.log_tail()
     g.signal(signal.SIGKILL)
     deadline = time.monotonic() + 5
     while any(alive(p) for p in workers) and time.monotonic() < deadline:
