@@ -11,9 +11,10 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::Result;
 
 use crate::accept::batching::Batched;
+use crate::upstream::connector::Taken;
 use crate::upstream::connector::{OwnPeer, PooledConnector};
 use crate::upstream::credentials::{Caller, Credentials};
-use crate::upstream::h1_stream::{write_request, H1Response};
+use crate::upstream::h1_stream::{After, H1Response};
 use crate::upstream::stdio::answer::StdioAnswer;
 use crate::upstream::stdio::StdioPool;
 
@@ -265,12 +266,12 @@ pub enum SendError {
     FirstByteTimeout,
 }
 
-/// An upstream response being relayed: on a pooled pingora session, or,
-/// for long-lived streams over HTTP/1, read by [`H1Response`].
+/// An upstream response being relayed: over HTTP/1 read by [`H1Response`],
+/// else on a pingora session (HTTP/2, and the hand-over to another worker).
 pub enum Response {
     /// Boxed: a held stream keeps this enum for hours, mostly the small variant.
     Pooled(Box<HttpSession>),
-    Stream(H1Response),
+    H1(H1Response),
     /// A stdio worker's answer.
     Stdio(Box<StdioAnswer>),
 }
@@ -279,7 +280,7 @@ impl Response {
     pub fn response_header(&self) -> Option<&ResponseHeader> {
         match self {
             Response::Pooled(s) => s.response_header(),
-            Response::Stream(s) => s.head(),
+            Response::H1(s) => s.head(),
             Response::Stdio(a) => Some(a.head()),
         }
     }
@@ -287,7 +288,7 @@ impl Response {
     pub fn response_done(&mut self) -> bool {
         match self {
             Response::Pooled(s) => s.response_done(),
-            Response::Stream(s) => s.is_done(),
+            Response::H1(s) => s.is_done(),
             Response::Stdio(a) => a.is_done(),
         }
     }
@@ -295,7 +296,7 @@ impl Response {
     pub async fn read_response_body(&mut self) -> Result<Option<Bytes>> {
         match self {
             Response::Pooled(s) => s.read_response_body().await,
-            Response::Stream(s) => s.read_body().await,
+            Response::H1(s) => s.read_body().await,
             Response::Stdio(a) => a.read_body().await,
         }
     }
@@ -460,13 +461,24 @@ impl HttpClient {
     }
 
     async fn attempt(
-        s: HttpSession,
+        s: Taken,
         req: &RequestHeader,
         body: &Bytes,
         first_byte: Duration,
         stream: bool,
     ) -> Result<Response, SendError> {
-        match tokio::time::timeout(first_byte, exchange(s, req, body, stream)).await {
+        let exchanged = async {
+            match s {
+                Taken::H1(io) => {
+                    let after = if stream { After::Close } else { After::Reuse };
+                    H1Response::exchange(io, req, body, after)
+                        .await
+                        .map(Response::H1)
+                }
+                Taken::H2(s) => exchange(HttpSession::H2(s), req, body, stream).await,
+            }
+        };
+        match tokio::time::timeout(first_byte, exchanged).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(SendError::Failed(e)),
             Err(_) => Err(SendError::FirstByteTimeout),
@@ -565,16 +577,23 @@ impl HttpClient {
     }
 
     /// Returns a finished connection to the pool (a stream's connection,
-    /// read by [`H1Response`], is closed instead).
+    /// or one whose answer did not end cleanly, is closed instead).
     pub async fn release(&self, r: Response) {
-        if let Response::Pooled(s) = r {
-            self.connector.release(s, &self.peer).await;
+        match r {
+            Response::Pooled(s) => self.connector.release(s, &self.peer).await,
+            Response::H1(a) => {
+                if let Some(io) = a.into_reusable() {
+                    self.connector.release_h1(io);
+                }
+            }
+            Response::Stdio(_) => {}
         }
     }
 }
 
-/// Writes a whole request on `s` and reads the response head. The answer to
-/// a `stream` request over HTTP/1 is read by [`H1Response`] (no pingora body
+/// Writes a whole request on a pingora session `s` (the hand-over to the
+/// worker owning a session) and reads the response head. The answer to a
+/// `stream` request over HTTP/1 is read by [`H1Response`] (no pingora body
 /// buffer kept for the stream's life); anything else by pingora's session.
 pub async fn exchange(
     s: HttpSession,
@@ -583,9 +602,11 @@ pub async fn exchange(
     stream: bool,
 ) -> Result<Response> {
     match s {
-        HttpSession::H1(h1) if stream => H1Response::exchange(h1.into_inner(), req, body)
-            .await
-            .map(Response::Stream),
+        HttpSession::H1(h1) if stream => {
+            H1Response::exchange(h1.into_inner(), req, body, After::Close)
+                .await
+                .map(Response::H1)
+        }
         HttpSession::H1(h1) => {
             // Head and body in one write; pingora's session then reads the
             // answer (it needs the request only for HEAD, upgrades and
@@ -593,7 +614,7 @@ pub async fn exchange(
             // Batched: the answer is read with one call where it fits (a
             // connection taken from the pool already is).
             let mut io = Batched::wrap(h1.into_inner());
-            write_request(&mut io, req, body).await?;
+            crate::upstream::h1_stream::write_request(&mut io, req, body).await?;
             let mut s = HttpSession::H1(pingora::protocols::http::v1::client::HttpSession::new(io));
             s.read_response_header().await?;
             Ok(Response::Pooled(Box::new(s)))

@@ -26,13 +26,14 @@ use std::time::{Duration, Instant};
 use pingora::connectors::http::{v1, v2};
 use pingora::connectors::ConnectorOptions;
 use pingora::protocols::http::client::HttpSession;
-use pingora::protocols::http::v1::client::HttpSession as Http1Session;
+use pingora::protocols::http::v2::client::Http2Session;
 use pingora::protocols::Stream;
 use pingora::upstreams::peer::{HttpPeer, Peer, PeerOptions, Proxy, Tracer};
 use pingora::utils::tls::CertKey;
 use pingora::Result;
 use tokio::io::{AsyncRead, ReadBuf};
 
+use crate::accept::batching::Batched;
 use idle::IdleConnections;
 
 mod idle;
@@ -82,6 +83,19 @@ impl Peer for OwnPeer {
     }
 }
 
+/// A connection taken from a pool.
+// Moved at once into the exchange that uses it: boxing the HTTP/2 session
+// would cost an allocation per request (pingora's session enum, returned
+// before, was as large).
+#[allow(clippy::large_enum_variant)]
+pub enum Taken {
+    /// An HTTP/1.1 connection, batched ([`Batched`]): written and read by
+    /// mcpgate's own code (`h1_stream`).
+    H1(Stream),
+    /// A pingora HTTP/2 session.
+    H2(Http2Session),
+}
+
 /// The connections of one endpoint.
 pub enum PooledConnector {
     /// HTTP/1.1 only: idle connections kept by mcpgate ([`idle`]); pingora
@@ -123,45 +137,46 @@ impl PooledConnector {
 
     /// A pooled connection if one is idle and usable, else a new one; the
     /// flag says whether it was pooled (a pooled one may have died since).
-    pub async fn session(&self, peer: &OwnPeer) -> Result<(HttpSession, bool)> {
+    pub async fn session(&self, peer: &OwnPeer) -> Result<(Taken, bool)> {
         match self {
             Self::Http1 { opener, idle } => {
                 if let Some(stream) = idle.take(Instant::now(), still_quiet) {
-                    return Ok((HttpSession::H1(Http1Session::new(stream)), true));
+                    return Ok((Taken::H1(stream), true));
                 }
                 let (s, reused) = Box::pin(opener.get_http_session(peer)).await?;
-                Ok((HttpSession::H1(s), reused))
+                Ok((Taken::H1(Batched::wrap(s.into_inner())), reused))
             }
             Self::Http2 { pools, .. } => {
                 if let Some(s) = pools.reused_http_session(peer).await? {
-                    return Ok((HttpSession::H2(s), true));
+                    return Ok((Taken::H2(s), true));
                 }
-                let s = Box::pin(pools.new_http_session::<_, ()>(peer)).await?;
-                Ok((s, false))
+                match Box::pin(pools.new_http_session::<_, ()>(peer)).await? {
+                    HttpSession::H2(s) => Ok((Taken::H2(s), false)),
+                    // A TLS upstream that did not offer h2 (not kept).
+                    HttpSession::H1(s) => Ok((Taken::H1(Batched::wrap(s.into_inner())), false)),
+                    _ => pingora::Error::e_explain(
+                        pingora::ErrorType::InternalError,
+                        "unexpected upstream session kind",
+                    ),
+                }
             }
         }
     }
 
-    /// Returns a finished session's connection to the pool. (Boxed, so that
-    /// this future does not hold the session beside pingora's own future.)
+    /// Returns an HTTP/1.1 connection whose answer was read to its end.
+    pub fn release_h1(&self, mut stream: Stream) {
+        if let Self::Http1 { idle, .. } = self {
+            if still_quiet(&mut stream) {
+                idle.put(stream, Instant::now());
+            }
+        }
+    }
+
+    /// Returns a finished HTTP/2 session to the pool. (Boxed, so that this
+    /// future does not hold the session beside pingora's own future.)
     pub async fn release(&self, s: Box<HttpSession>, peer: &OwnPeer) {
-        match self {
-            Self::Http1 { idle, .. } => {
-                // A session of another kind than this pool makes: not pooled.
-                if let HttpSession::H1(mut h1) = *s {
-                    h1.respect_keepalive();
-                    if let Some(mut stream) = h1.reuse().await {
-                        if still_quiet(&mut stream) {
-                            idle.put(stream, Instant::now());
-                        }
-                    }
-                }
-            }
-            Self::Http2 { pools, keep_for } => {
-                if let HttpSession::H2(h2) = *s {
-                    pools.release_http_session(h2, peer, Some(*keep_for));
-                }
-            }
+        if let (Self::Http2 { pools, keep_for }, HttpSession::H2(h2)) = (self, *s) {
+            pools.release_http_session(h2, peer, Some(*keep_for));
         }
     }
 

@@ -103,7 +103,7 @@ impl HeldStream {
         client: &mut Stream,
         mut shutdown: ShutdownWatch,
     ) -> (Outcome, bool) {
-        if let Response::Stream(s) = &mut self.upstream {
+        if let Response::H1(s) = &mut self.upstream {
             s.forget_head();
         }
         if !self.write(metrics, client, Bytes::new()).await {

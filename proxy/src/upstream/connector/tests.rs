@@ -2,13 +2,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use pingora::http::RequestHeader;
-use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::{OwnPeer, PooledConnector};
+use super::{OwnPeer, PooledConnector, Taken};
+use crate::upstream::h1_stream::{After, H1Response};
 
 /// An HTTP/1.1 server answering every request "ok" on keep-alive
 /// connections, closing each connection after `per_connection` answers;
@@ -49,14 +50,19 @@ fn peer(addr: std::net::SocketAddr) -> OwnPeer {
     OwnPeer(HttpPeer::new(addr, false, "127.0.0.1".into()))
 }
 
-/// Sends one GET and reads the whole answer, leaving the session reusable.
-async fn ask(s: &mut HttpSession) -> u16 {
+/// Sends one GET, reads the whole answer and returns the connection to
+/// `pool` (as the proxy does); the answer's status.
+async fn ask(pool: &PooledConnector, s: Taken) -> u16 {
+    let Taken::H1(io) = s else {
+        panic!("an HTTP/1 pool hands out HTTP/1 connections")
+    };
     let req = RequestHeader::build("GET", b"/", None).expect("head");
-    s.write_request_header(Box::new(req)).await.expect("write");
-    s.finish_request_body().await.expect("finish");
-    s.read_response_header().await.expect("answer head");
-    let status = s.response_header().expect("head").status.as_u16();
-    while s.read_response_body().await.expect("body").is_some() {}
+    let mut a = H1Response::exchange(io, &req, &Bytes::new(), After::Reuse)
+        .await
+        .expect("answer head");
+    let status = a.head().expect("head").status.as_u16();
+    while a.read_body().await.expect("body").is_some() {}
+    pool.release_h1(a.into_reusable().expect("the answer ended cleanly"));
     status
 }
 
@@ -67,14 +73,13 @@ async fn an_http1_pool_hands_back_its_idle_connection() {
     let pool = PooledConnector::new(&peer, 8, Duration::from_secs(60));
     assert!(matches!(pool, PooledConnector::Http1 { .. }));
 
-    let (mut s, reused) = pool.session(&peer).await.expect("connect");
+    let (s, reused) = pool.session(&peer).await.expect("connect");
     assert!(!reused, "an empty pool opens a connection");
-    assert_eq!(ask(&mut s).await, 200);
-    pool.release(Box::new(s), &peer).await;
+    assert_eq!(ask(&pool, s).await, 200);
 
-    let (mut s, reused) = pool.session(&peer).await.expect("pooled");
+    let (s, reused) = pool.session(&peer).await.expect("pooled");
     assert!(reused, "the released connection is taken again");
-    assert_eq!(ask(&mut s).await, 200);
+    assert_eq!(ask(&pool, s).await, 200);
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
@@ -84,19 +89,18 @@ async fn a_pooled_connection_the_server_closed_is_not_handed_out() {
     let peer = peer(addr);
     let pool = PooledConnector::new(&peer, 8, Duration::from_secs(60));
 
-    let (mut s, _) = pool.session(&peer).await.expect("connect");
-    assert_eq!(ask(&mut s).await, 200);
-    pool.release(Box::new(s), &peer).await;
+    let (s, _) = pool.session(&peer).await.expect("connect");
+    assert_eq!(ask(&pool, s).await, 200);
     // The server closes after its one answer; wait until the pool's idle
     // watch has seen it.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let (mut s, reused) = pool.session(&peer).await.expect("a new connection");
+    let (s, reused) = pool.session(&peer).await.expect("a new connection");
     assert!(
         !reused,
         "the closed connection is dropped, a new one opened"
     );
-    assert_eq!(ask(&mut s).await, 200);
+    assert_eq!(ask(&pool, s).await, 200);
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
 
@@ -139,9 +143,8 @@ async fn a_sweep_closes_what_the_upstream_closed_and_keeps_the_rest() {
     for (addr, kept) in [(closing, 0), (staying, 1)] {
         let peer = peer(addr);
         let pool = PooledConnector::new(&peer, 8, Duration::from_secs(60));
-        let (mut s, _) = pool.session(&peer).await.expect("connect");
-        assert_eq!(ask(&mut s).await, 200);
-        pool.release(Box::new(s), &peer).await;
+        let (s, _) = pool.session(&peer).await.expect("connect");
+        assert_eq!(ask(&pool, s).await, 200);
         assert_eq!(pool.idle_count(), 1, "kept after its answer");
         tokio::time::sleep(Duration::from_millis(100)).await;
         pool.sweep();
@@ -154,12 +157,11 @@ async fn an_idle_connection_past_its_time_is_not_taken() {
     let (addr, accepted) = server(usize::MAX).await;
     let peer = peer(addr);
     let pool = PooledConnector::new(&peer, 8, Duration::ZERO);
-    let (mut s, _) = pool.session(&peer).await.expect("connect");
-    assert_eq!(ask(&mut s).await, 200);
-    pool.release(Box::new(s), &peer).await;
+    let (s, _) = pool.session(&peer).await.expect("connect");
+    assert_eq!(ask(&pool, s).await, 200);
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let (mut s, reused) = pool.session(&peer).await.expect("a new connection");
+    let (s, reused) = pool.session(&peer).await.expect("a new connection");
     assert!(!reused);
-    assert_eq!(ask(&mut s).await, 200);
+    assert_eq!(ask(&pool, s).await, 200);
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
