@@ -469,12 +469,16 @@ impl HttpClient {
     ) -> Result<Response, SendError> {
         let exchanged = async {
             match s {
-                Taken::H1(io) => {
-                    let after = if stream { After::Close } else { After::Reuse };
-                    H1Response::exchange(io, req, body, after)
-                        .await
-                        .map(Response::H1)
-                }
+                // An answer's connection is batched (its request written
+                // with one call, its answer read with one where it fits) and
+                // goes back to the pool so; a stream's new connection is
+                // not, sparing the wrapper for the stream's life.
+                Taken::H1(io) if stream => H1Response::exchange(io, req, body, After::Close)
+                    .await
+                    .map(Response::H1),
+                Taken::H1(io) => H1Response::exchange(Batched::wrap(io), req, body, After::Reuse)
+                    .await
+                    .map(Response::H1),
                 Taken::H2(s) => exchange(HttpSession::H2(s), req, body, stream).await,
             }
         };

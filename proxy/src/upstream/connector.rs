@@ -33,7 +33,6 @@ use pingora::utils::tls::CertKey;
 use pingora::Result;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::accept::batching::Batched;
 use idle::IdleConnections;
 
 mod idle;
@@ -89,8 +88,8 @@ impl Peer for OwnPeer {
 // before, was as large).
 #[allow(clippy::large_enum_variant)]
 pub enum Taken {
-    /// An HTTP/1.1 connection, batched ([`Batched`]): written and read by
-    /// mcpgate's own code (`h1_stream`).
+    /// An HTTP/1.1 connection, written and read by mcpgate's own code
+    /// (`h1_stream`); batched if it was pooled (see `HttpClient::attempt`).
     H1(Stream),
     /// A pingora HTTP/2 session.
     H2(Http2Session),
@@ -144,7 +143,7 @@ impl PooledConnector {
                     return Ok((Taken::H1(stream), true));
                 }
                 let (s, reused) = Box::pin(opener.get_http_session(peer)).await?;
-                Ok((Taken::H1(Batched::wrap(s.into_inner())), reused))
+                Ok((Taken::H1(s.into_inner()), reused))
             }
             Self::Http2 { pools, .. } => {
                 if let Some(s) = pools.reused_http_session(peer).await? {
@@ -153,7 +152,7 @@ impl PooledConnector {
                 match Box::pin(pools.new_http_session::<_, ()>(peer)).await? {
                     HttpSession::H2(s) => Ok((Taken::H2(s), false)),
                     // A TLS upstream that did not offer h2 (not kept).
-                    HttpSession::H1(s) => Ok((Taken::H1(Batched::wrap(s.into_inner())), false)),
+                    HttpSession::H1(s) => Ok((Taken::H1(s.into_inner()), false)),
                     _ => pingora::Error::e_explain(
                         pingora::ErrorType::InternalError,
                         "unexpected upstream session kind",
