@@ -113,8 +113,7 @@ impl H1Response {
             After::Reuse => ANSWER_READ,
         });
         loop {
-            let (head, consumed) = read_head(&mut io, &mut buf).await?;
-            let _ = buf.split_to(consumed);
+            let head = read_head(&mut io, &mut buf, after == After::Reuse).await?;
             let status = head.status.as_u16();
             if (100..200).contains(&status) {
                 continue;
@@ -285,11 +284,17 @@ impl H1Response {
     }
 }
 
-/// Reads until `buf` holds a whole response head; returns it and its length.
-async fn read_head(io: &mut Stream, buf: &mut BytesMut) -> Result<(Box<ResponseHeader>, usize)> {
+/// Reads until `buf` holds a whole response head and takes it out of
+/// `buf`. `share`: header values are slices of the read buffer rather than
+/// copies (for an answer, whose head lives only while it is relayed).
+async fn read_head(
+    io: &mut Stream,
+    buf: &mut BytesMut,
+    share: bool,
+) -> Result<Box<ResponseHeader>> {
     loop {
-        if let Some(parsed) = parse_head(buf)? {
-            return Ok(parsed);
+        if let Some(head) = parse_head(buf, share)? {
+            return Ok(head);
         }
         if buf.len() >= MAX_HEAD {
             return Error::e_explain(
@@ -311,7 +316,13 @@ async fn read_head(io: &mut Stream, buf: &mut BytesMut) -> Result<(Box<ResponseH
     }
 }
 
-fn parse_head(buf: &[u8]) -> Result<Option<(Box<ResponseHeader>, usize)>> {
+/// Parses a whole response head at the start of `buf` and takes it out;
+/// `None` while the head is incomplete.
+///
+/// The head is built as `http` parts, without pingora's header-case map
+/// (whose `append_header` copies and re-parses every name), so names are
+/// relayed in lower case.
+fn parse_head(buf: &mut BytesMut, share: bool) -> Result<Option<Box<ResponseHeader>>> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     // As pingora's client parses answers: a folded line is accepted (and
@@ -329,25 +340,56 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Box<ResponseHeader>, usize)>> {
             )
         }
     };
-    let code = resp.code.unwrap_or(0);
-    let mut head = ResponseHeader::build(code, Some(resp.headers.len()))?;
-    if resp.version == Some(0) {
-        head.set_version(http::Version::HTTP_10);
-    }
-    head.set_reason_phrase(resp.reason)?;
-    for h in resp.headers.iter() {
+    let status = http::StatusCode::from_u16(resp.code.unwrap_or(0))
+        .or_err(ErrorType::InvalidHTTPHeader, "upstream response status")?;
+    let version = match resp.version {
+        Some(0) => http::Version::HTTP_10,
+        _ => http::Version::HTTP_11,
+    };
+    let reason = resp
+        .reason
+        .filter(|r| Some(*r) != status.canonical_reason())
+        .map(str::to_string);
+    // Where each name and value lies in `buf` (httparse's slices borrow it).
+    let start = buf.as_ptr() as usize;
+    let at = |s: &[u8]| {
+        let from = if s.is_empty() {
+            0
+        } else {
+            s.as_ptr() as usize - start
+        };
+        from..from + s.len()
+    };
+    let spans: Vec<_> = resp
+        .headers
+        .iter()
+        .map(|h| (at(h.name.as_bytes()), at(h.value)))
+        .collect();
+    let raw = buf.split_to(len).freeze();
+    let mut map = http::HeaderMap::with_capacity(spans.len());
+    for (name, value) in spans {
+        let name = http::HeaderName::from_bytes(&raw[name])
+            .or_err(ErrorType::InvalidHTTPHeader, "upstream header name")?;
+        let value = if share {
+            http::HeaderValue::from_maybe_shared(raw.slice(value))
+        } else {
+            http::HeaderValue::from_bytes(&raw[value])
+        };
         // A value that could not be written back as it came (a folded
         // line, a control byte) is dropped here, as the relay would.
-        let Ok(value) = http::HeaderValue::from_bytes(h.value) else {
-            tracing::debug!(
-                name = h.name,
-                "upstream header with an unwritable value dropped"
-            );
+        let Ok(value) = value else {
+            tracing::debug!(%name, "upstream header with an unwritable value dropped");
             continue;
         };
-        head.append_header(h.name.to_string(), value)?;
+        map.append(name, value);
     }
-    Ok(Some((Box::new(head), len)))
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = status;
+    parts.version = version;
+    parts.headers = map;
+    let mut head = ResponseHeader::from(parts);
+    head.set_reason_phrase(reason.as_deref())?;
+    Ok(Some(Box::new(head)))
 }
 
 /// Whether the answer asks for its connection to be closed (`Connection:

@@ -186,3 +186,33 @@ async fn a_folded_header_is_dropped_and_the_answer_kept() {
     assert_eq!(headers["x-plain"].as_bytes(), b"kept");
     assert!(!headers.contains_key("injected"));
 }
+
+#[tokio::test]
+async fn status_reason_and_headers_come_through_for_answers_and_streams() {
+    for after in [After::Reuse, After::Close] {
+        let up = one(
+            b"HTTP/1.1 299 Custom Thing\r\nX-Id: a1\r\nx-id: b2\r\nContent-Type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+            false,
+        );
+        let io = connect(up).await;
+        let req = RequestHeader::build("POST", b"/mcp", None).expect("head");
+        let mut a = H1Response::exchange(io, &req, &Bytes::new(), after)
+            .await
+            .expect("answer");
+        let head = a.head().expect("head");
+        assert_eq!(head.status.as_u16(), 299);
+        assert_eq!(head.get_reason_phrase(), Some("Custom Thing"));
+        let ids: Vec<&[u8]> = head
+            .headers
+            .get_all("x-id")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        assert_eq!(ids, [&b"a1"[..], b"b2"], "{after:?}");
+        assert_eq!(head.headers["content-type"], "application/json");
+        assert_eq!(
+            a.read_body().await.expect("body").as_deref(),
+            Some(&b"{}"[..])
+        );
+    }
+}
