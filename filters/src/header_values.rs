@@ -53,6 +53,19 @@ pub fn single_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     }
 }
 
+/// The elements of a comma-separated header list (RFC 9110 5.6.1) over all
+/// the header's lines, trimmed, empty ones skipped; a line that is not
+/// text contributes none.
+pub fn list_elements<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+}
+
 /// Decodes a 2026-07-28 header value: surrounding whitespace dropped, then a
 /// `=?base64?...?=` sentinel decoded. `None` when too long or undecodable.
 pub fn decode_mcp_value(raw: &[u8]) -> Option<String> {
@@ -99,6 +112,20 @@ mod tests {
         assert_eq!(header_at("mcp-method"), "header:mcp-method");
         assert_eq!(header_at("transfer-encoding"), "header:transfer-encoding");
         assert_eq!(header_at("x-evil-<script>"), "headers");
+    }
+
+    #[test]
+    fn list_elements_span_lines_and_skip_empty_ones() {
+        let mut h = HeaderMap::new();
+        assert_eq!(list_elements(&h, "connection").count(), 0);
+        h.append("connection", " keep-alive ,, Close".parse().unwrap());
+        h.append("connection", "x-a,\tx-b ".parse().unwrap());
+        h.append(
+            "connection",
+            http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        );
+        let got: Vec<&str> = list_elements(&h, "connection").collect();
+        assert_eq!(got, ["keep-alive", "Close", "x-a", "x-b"]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use filters::header_values::list_elements;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
@@ -397,13 +398,8 @@ impl HttpClient {
         body_len: usize,
         caller: Caller<'_>,
     ) -> Result<RequestHeader> {
-        let named_by_connection: Vec<String> = client
-            .headers
-            .get_all("connection")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|t| t.trim().to_ascii_lowercase())
+        let named_by_connection: Vec<String> = list_elements(&client.headers, "connection")
+            .map(str::to_ascii_lowercase)
             .collect();
         // Shared with the client's head for HTTP/1, whose request head is
         // written and dropped at once. Copied for HTTP/2: pingora's parsed

@@ -23,6 +23,7 @@
 //! TLS).
 
 use bytes::{Bytes, BytesMut};
+use filters::header_values::list_elements;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::v1::client::http_req_header_to_wire;
 use pingora::protocols::Stream;
@@ -395,12 +396,7 @@ fn parse_head(buf: &mut BytesMut, share: bool) -> Result<Option<Box<ResponseHead
 /// Whether the answer asks for its connection to be closed (`Connection:
 /// close`, any case, among other tokens).
 fn says_close(head: &ResponseHeader) -> bool {
-    head.headers
-        .get_all("connection")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("close"))
+    list_elements(&head.headers, "connection").any(|t| t.eq_ignore_ascii_case("close"))
 }
 
 /// The body's framing (RFC 9112 6.3): chunked wins over Content-Length.
@@ -409,17 +405,8 @@ fn framing_of(head: &ResponseHeader, req: &RequestHeader) -> Result<Framing> {
     if req.method == http::Method::HEAD || matches!(status, 204 | 304) {
         return Ok(Framing::Done);
     }
-    let codings: Vec<String> = head
-        .headers
-        .get_all("transfer-encoding")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|c| c.trim().to_ascii_lowercase())
-        .filter(|c| !c.is_empty())
-        .collect();
-    if let Some(last) = codings.last() {
-        return Ok(if last == "chunked" {
+    if let Some(last) = list_elements(&head.headers, "transfer-encoding").last() {
+        return Ok(if last.eq_ignore_ascii_case("chunked") {
             Framing::Chunked(ChunkDecoder::new())
         } else {
             Framing::Close

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use filters::header_values::list_elements;
 use filters::RequestId;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
@@ -66,14 +67,8 @@ pub(crate) struct HeldStream {
 /// framed by chunked as the last transfer coding (the held stream writes
 /// that framing itself) and not already complete.
 pub(crate) fn can_hold(out: &ResponseHeader, ds: &ServerSession, up: &mut Response) -> bool {
-    let chunked_last = out
-        .headers
-        .get_all("transfer-encoding")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .rfind(|c| !c.is_empty())
+    let chunked_last = list_elements(&out.headers, "transfer-encoding")
+        .last()
         .is_some_and(|c| c.eq_ignore_ascii_case("chunked"));
     out.status.is_success() && chunked_last && ds.as_http1().is_some() && !up.response_done()
 }
