@@ -10,6 +10,7 @@ pub mod client;
 pub mod handshake;
 pub mod hold;
 pub mod mcp;
+pub mod pacer;
 pub mod stats;
 
 use std::net::{IpAddr, SocketAddr};
@@ -132,6 +133,14 @@ pub struct LoadReport {
     pub latency: Latency,
     /// Fixed rate only: successful requests from the actual send.
     pub service_latency: Option<Latency>,
+    /// Fixed rate only: how long after its due time each counted request
+    /// was sent (the generator's own error; see [`pacer`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lateness: Option<Latency>,
+    /// Fixed rate only: how sends were timed (`timerfd`, or `tokio-1ms`
+    /// where no fine timer could be made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<String>,
     /// Latency of rejected requests.
     pub rejected_latency: Latency,
     /// Rejections by `"<status> <json-rpc code>"`.
@@ -145,9 +154,6 @@ pub struct LoadReport {
     #[serde(skip)]
     pub timeline_histograms: Option<Vec<hdrhistogram::Histogram<u64>>>,
 }
-
-/// Half of tokio's timer resolution.
-const TIMER_HALF_TICK: Duration = Duration::from_micros(500);
 
 struct Shared {
     cfg: LoadConfig,
@@ -166,6 +172,9 @@ struct Shared {
 struct Local {
     ok: Option<Histogram<u64>>,
     service: Option<Histogram<u64>>,
+    lateness: Option<Histogram<u64>>,
+    /// Sends timed by tokio's millisecond timer (no fine timer).
+    coarse: bool,
     rejected_h: Option<Histogram<u64>>,
     ok_count: u64,
     rejected_count: u64,
@@ -258,6 +267,10 @@ pub async fn run(cfg: LoadConfig) -> LoadReport {
         answered_per_s: round1((total.ok_count + total.rejected_count) as f64 / secs),
         latency: Latency::of(&ok_h),
         service_latency: total.service.as_ref().map(Latency::of),
+        send_lateness: total.lateness.as_ref().map(Latency::of),
+        pacing: cfg
+            .rate_per_s
+            .map(|_| if total.coarse { "tokio-1ms" } else { "timerfd" }.to_owned()),
         rejected_latency: Latency::of(&rej_h),
         rejection_counts: total.rejections,
         lost_counts: total.lost,
@@ -279,6 +292,7 @@ fn merge(into: &mut Local, l: Local) {
     for (dst, src) in [
         (&mut into.ok, l.ok),
         (&mut into.service, l.service),
+        (&mut into.lateness, l.lateness),
         (&mut into.rejected_h, l.rejected_h),
     ] {
         if let Some(src) = src {
@@ -295,6 +309,7 @@ fn merge(into: &mut Local, l: Local) {
     into.lost_count += l.lost_count;
     into.setup_failed += l.setup_failed;
     into.pulled += l.pulled;
+    into.coarse |= l.coarse;
     stats::merge_counts(&mut into.rejections, &l.rejections);
     stats::merge_counts(&mut into.lost, &l.lost);
     stats::merge_counts(&mut into.setup_errors, &l.setup_errors);
@@ -366,10 +381,13 @@ async fn connection(s: Arc<Shared>, conn_no: usize) -> Local {
     let mut local = Local {
         ok: Some(stats::histogram()),
         service: cfg.rate_per_s.map(|_| stats::histogram()),
+        lateness: cfg.rate_per_s.map(|_| stats::histogram()),
         rejected_h: Some(stats::histogram()),
         ..Local::default()
     };
     let interval = cfg.rate_per_s.map(|r| Duration::from_secs_f64(1.0 / r));
+    let mut pacer = interval.map(|_| pacer::Pacer::new());
+    local.coarse = pacer.as_ref().is_some_and(|p| !p.is_fine());
     let hard_stop = s.end + cfg.timeout;
     let mut conn: Option<(Conn, Template)> = None;
     let mut seq = 0u64;
@@ -414,11 +432,8 @@ async fn connection(s: Arc<Shared>, conn_no: usize) -> Local {
                     break;
                 }
                 local.pulled += 1;
-                // tokio's timer ticks in whole milliseconds and rounds up:
-                // aiming half a tick early centres the send on `due`.
-                let aim = due.checked_sub(TIMER_HALF_TICK).unwrap_or(due);
-                if aim > Instant::now() {
-                    tokio::time::sleep_until(aim.into()).await;
+                if let Some(p) = pacer.as_mut() {
+                    p.until(due).await;
                 }
                 due
             }
@@ -451,6 +466,9 @@ async fn connection(s: Arc<Shared>, conn_no: usize) -> Local {
         if counts {
             s.measured.fetch_add(1, Ordering::Relaxed);
             let latency = now - intended;
+            if let Some(h) = local.lateness.as_mut() {
+                stats::record(h, sent.saturating_duration_since(due));
+            }
             if let Some(t) = &s.timeline {
                 t.add(
                     due.saturating_duration_since(s.measure_from),

@@ -75,7 +75,7 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
         (!alive).then(|| "mcpgate exited during the scenario".to_owned()),
         &[
             "latency: from the intended send time (start + i/rate); service latency: from the actual send.",
-            "tokio's timer has 1 ms resolution: sends are aimed half a tick early, so a send is within about ±0.5 ms of its intended time; latency counts from the intended time whenever the send was late.",
+            "sends are timed by a timerfd per connection (pacing: timerfd), not tokio's 1 ms timer, which released every request due within a millisecond at once (bursts of rate/1000 requests); send_lateness is how late the generator sent, and latency counts from the intended time whenever the send was late.",
             "added_*: mcpgate percentile minus direct percentile at the same rate (negative values are noise).",
         ],
     ))
