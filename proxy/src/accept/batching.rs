@@ -295,7 +295,6 @@ macro_rules! impl_batched_connection {
         }
     };
 }
-pub(crate) use impl_batched_connection;
 
 /// An upstream connection read ahead and written in batches.
 pub struct Batched {

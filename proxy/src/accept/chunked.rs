@@ -4,10 +4,10 @@
 //! - for long-lived upstream streams, read on mcpgate's own terms: data is
 //!   handed on the moment it arrives and the decoder keeps no buffer between
 //!   reads except a partial chunk-size or trailer line, bounded below;
-//! - to check the framing of a client's chunked request body as it is read
-//!   ([`super::tap`]): pingora's body reader (httparse's `parse_chunk_size`)
-//!   is lenient, and a framing two parsers read differently is how requests
-//!   are smuggled.
+//! - to decode a client's chunked request body ([`super::downstream`]):
+//!   httparse's `parse_chunk_size`, which pingora's body reader used, is
+//!   lenient, and a framing two parsers read differently is how requests are
+//!   smuggled.
 //!
 //! Anything outside the grammar is an error, never passed on: whitespace
 //! between a chunk size and its line end, a bare CR or LF anywhere, bytes
@@ -103,11 +103,6 @@ impl ChunkDecoder {
     /// rest belongs to whatever follows on the connection).
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, ChunkError> {
         self.run(input, Some(out))
-    }
-
-    /// Checks the framing of `input` without keeping the data.
-    pub fn check(&mut self, input: &[u8]) -> Result<usize, ChunkError> {
-        self.run(input, None)
     }
 
     fn run(&mut self, input: &[u8], mut out: Option<&mut Vec<u8>>) -> Result<usize, ChunkError> {

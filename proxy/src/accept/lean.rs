@@ -8,12 +8,12 @@
 //! decides the memory bill. This layer accepts on the worker's share of the
 //! instance's `SO_REUSEPORT` sockets (lent by the supervisor, see
 //! [`crate::ops::handover`]) and keeps an idle connection as a bare socket
-//! in a small task: the pingora stream and HTTP session (and the handler's state, boxed) exist
-//! only while a request is being read or served. Between keep-alive requests
+//! in a small task: the request's server side ([`Downstream`]) and the
+//! handler's state (boxed) exist only while a request is being read or
+//! served. Between keep-alive requests
 //! only pingora's unbuffered stream is kept. The worker's private socket, on
 //! which sibling workers hand over requests for sessions this worker owns,
-//! is served the same way. Requests are then served by the
-//! same pingora-core HTTP/1 session and the same handler as before.
+//! is served the same way.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -23,15 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use pingora::apps::HttpPersistentSettings;
-use pingora::protocols::http::ServerSession;
 use pingora::protocols::{Ssl, Stream};
 use pingora::server::ShutdownWatch;
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::Notify;
 
 use crate::accept::batching::Batched;
-use crate::accept::tap::{Tap, Tapped};
+use crate::accept::downstream::Downstream;
 use crate::accept::tls::{ClientIdentity, Terminator};
 use crate::exchange::handler::handle;
 use crate::gate::{until_stopped, Live, McpGate};
@@ -185,9 +183,7 @@ async fn serve_internal(
 ) {
     let serve = move |(unix, _): (tokio::net::UnixStream, _), shutdown| {
         let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(unix));
-        let tap = Arc::new(Tap::default());
-        let stream = Tapped::wrap(stream, tap.clone());
-        serve_connection(live.clone(), stream, tap, None, true, shutdown)
+        serve_connection(live.clone(), Batched::wrap(stream), None, true, shutdown)
     };
     accept_until_stopped(|| listener.accept(), connections, shutdown, serve).await;
 }
@@ -290,15 +286,14 @@ async fn serve_started(
             None => return,
         },
     };
-    let tap = Arc::new(Tap::default());
-    let mut stream = Tapped::wrap(stream, tap.clone());
+    let mut stream = Batched::wrap(stream);
     // After a TLS handshake the first request may still be on its way: wait
     // for its first byte as between requests (the peek before the handshake
     // saw only the ClientHello), so an idle TLS connection holds no session.
     if tls_used && !wait_for_request(&mut stream, FIRST_REQUEST, &shutdown).await {
         return;
     }
-    serve_connection(live, stream, tap, client, false, shutdown).await;
+    serve_connection(live, stream, client, false, shutdown).await;
 }
 
 /// Completes a client's TLS handshake within the handshake deadline; `None`
@@ -375,26 +370,22 @@ async fn refuse_plain(mut plain: pingora::protocols::l4::stream::Stream, first_b
 async fn serve_connection(
     live: Arc<Live>,
     mut stream: Stream,
-    tap: Arc<Tap>,
     client: Option<Vec<String>>,
     internal: bool,
     shutdown: ShutdownWatch,
 ) {
     let conn = Conn {
         live: &live,
-        tap: &tap,
         client: client.as_deref(),
         internal,
         shutdown: &shutdown,
     };
-    let mut settings: Option<HttpPersistentSettings> = None;
-    let mut pipelined = false;
+    let mut prefix: Option<BytesMut> = None;
     loop {
         // Each request is served by the generation current when it starts.
         let gate = live.load();
         // Boxed: the session and handler state live only while serving.
-        let next = match Box::pin(serve_one(&gate, stream, settings.take(), pipelined, &conn)).await
-        {
+        let next = match Box::pin(serve_one(&gate, stream, prefix.take(), &conn)).await {
             Next::Close => return,
             Next::Reuse(next) => {
                 // Idle until the next request, which takes the generation
@@ -416,25 +407,22 @@ async fn serve_connection(
                 }
                 Reusable {
                     stream: client,
-                    settings: None,
-                    pipelined: false,
+                    prefix: None,
                 }
             }
         };
         stream = next.stream;
-        if !next.pipelined && !wait_for_request(&mut stream, KEEPALIVE, &shutdown).await {
+        if next.prefix.is_none() && !wait_for_request(&mut stream, KEEPALIVE, &shutdown).await {
             return;
         }
-        settings = next.settings;
-        pipelined = next.pipelined;
+        prefix = next.prefix;
     }
 }
 
 struct Reusable {
     stream: Stream,
-    settings: Option<HttpPersistentSettings>,
-    /// Bytes of the next request were already read.
-    pipelined: bool,
+    /// Bytes of the next request already read.
+    prefix: Option<BytesMut>,
 }
 
 /// What follows a request on its connection.
@@ -470,7 +458,6 @@ async fn wait_for_request(stream: &mut Stream, limit: Duration, shutdown: &Shutd
 struct Conn<'c> {
     /// The worker's generations (a sibling's reload request swaps them).
     live: &'c Live,
-    tap: &'c Tap,
     /// Identities of the client certificate its TLS handshake verified.
     client: Option<&'c [String]>,
     /// The worker's private socket (requests handed over by a sibling).
@@ -481,31 +468,18 @@ struct Conn<'c> {
 async fn serve_one(
     gate: &McpGate,
     stream: Stream,
-    settings: Option<HttpPersistentSettings>,
-    pipelined: bool,
+    prefix: Option<BytesMut>,
     conn: &Conn<'_>,
 ) -> Next {
     let Conn {
         live,
-        tap,
         client,
         internal,
         shutdown,
     } = *conn;
-    let mut ds = ServerSession::new_http1(stream);
-    if !pipelined {
-        // (A pipelined request's first bytes were given to the tap when the
-        // previous request ended.)
-        tap.begin_request(b"");
-    }
-    if let Some(s) = settings {
-        s.apply_to_session(&mut ds);
-    }
     // RFC 9112 §9.3.2: a client may send its next request before this
-    // answer; it is served after it, in order.
-    if let ServerSession::H1(h1) = &mut ds {
-        h1.set_pipelining_enabled(true);
-    }
+    // answer; it is served after it, in order (its bytes are the prefix).
+    let mut ds = Downstream::new(stream, prefix);
     match ds.read_request().await {
         Ok(true) => {}
         Ok(false) => return Next::Close,
@@ -513,20 +487,6 @@ async fn serve_one(
             tracing::debug!("reading request head: {e}");
             return Next::Close;
         }
-    }
-    if let Some(h1) = ds.as_http1() {
-        let chunked = h1
-            .req_header()
-            .headers
-            .get_all(http::header::TRANSFER_ENCODING)
-            .iter()
-            .any(|v| {
-                v.as_bytes()
-                    .to_ascii_lowercase()
-                    .windows(7)
-                    .any(|w| w == b"chunked")
-            });
-        tap.head_read(h1.get_headers_raw_bytes().len(), chunked);
     }
     ds.set_keepalive(if *shutdown.borrow() {
         None
@@ -567,11 +527,11 @@ async fn serve_one(
     // the worker's CPU in the profile).
     let (served, note) = Box::pin(audit::noting_if(
         noting,
-        handle(gate, &mut ds, tap, internal, client, &mut method),
+        handle(gate, &mut ds, internal, client, &mut method),
     ))
     .await;
     if let Some(note) = note {
-        let status = ds.response_written().map(|h| h.status.as_u16());
+        let status = ds.response_status();
         if let Some(traces) = gate.traces.as_ref().filter(|_| !note.handed_over) {
             crate::ops::traces::record(traces, &gate.metrics, &note, began, status);
         }
@@ -581,11 +541,7 @@ async fn serve_one(
         }
     }
     // (A request handed over by a sibling is timed there, once.)
-    if let Some(status) = ds
-        .response_written()
-        .filter(|_| !internal)
-        .map(|h| h.status.as_u16())
-    {
+    if let Some(status) = ds.response_status().filter(|_| !internal) {
         gate.metrics
             .request_duration
             .with_label_values(&[method, outcome_label(status)])
@@ -594,28 +550,12 @@ async fn serve_one(
     match served {
         Served::Done(true) => {}
         Served::Done(false) => return Next::Close,
-        Served::Stream(held) => {
-            return match ds {
-                ServerSession::H1(s) => Next::Hold(s.into_inner(), held),
-                _ => Next::Close,
-            }
-        }
+        Served::Stream(held) => return Next::Hold(ds.into_inner(), held),
     }
-    let mut settings = HttpPersistentSettings::for_session(&ds);
-    let Ok(Some(reusable)) = ds.finish().await else {
+    let Ok(Some((stream, prefix))) = ds.finish().await else {
         return Next::Close;
     };
-    let (stream, prefix): (Stream, Option<BytesMut>) = reusable.into_parts();
-    let pipelined = prefix.as_ref().is_some_and(|p| !p.is_empty());
-    if let Some(p) = prefix {
-        tap.begin_request(&p);
-        settings.set_pipelined_prefix(p);
-    }
-    Next::Reuse(Reusable {
-        stream,
-        settings: Some(settings),
-        pipelined,
-    })
+    Next::Reuse(Reusable { stream, prefix })
 }
 
 #[cfg(test)]
@@ -674,23 +614,21 @@ mod future_sizes {
         let gate = live.load();
         let (a, _b) = tokio::net::UnixStream::pair().expect("pair");
         let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(a));
-        let tap = Arc::new(Tap::default());
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let conn = Conn {
             live: &live,
-            tap: &tap,
             client: None,
             internal: false,
             shutdown: &shutdown,
         };
-        let f = serve_one(&gate, stream, None, false, &conn);
+        let f = serve_one(&gate, stream, None, &conn);
         let serve_one_size = std::mem::size_of_val(&f);
         drop(f);
         let (a, _b) = tokio::net::UnixStream::pair().expect("pair");
         let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(a));
-        let mut ds = ServerSession::new_http1(stream);
+        let mut ds = Downstream::new(stream, None);
         let mut m = "none";
-        let h = handle(&gate, &mut ds, &tap, false, None, &mut m);
+        let h = handle(&gate, &mut ds, false, None, &mut m);
         let handle_size = std::mem::size_of_val(&h);
         drop(h);
         let admitted = crate::upstream::forward::Admitted {

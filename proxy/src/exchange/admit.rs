@@ -5,13 +5,13 @@
 //! session. What passes is handed to forwarding as an [`Admitted`]; what
 //! does not comes back as the refusal to answer.
 
+use crate::accept::downstream::Downstream;
 use bytes::Bytes;
 use filters::header_values::single_str;
 use filters::{
     Concealed, Era, Exchange, Identity, Message, MessageKind, Rejection, RejectionKind,
     SessionLookup,
 };
-use pingora::protocols::http::ServerSession;
 use policies::TenantName;
 
 use crate::gate::McpGate;
@@ -22,7 +22,7 @@ use crate::upstream::forward::{Admitted, Disguise, RequestFacts};
 /// Runs the message phase and the session bookkeeping it implies.
 pub(crate) fn admit(
     gate: &McpGate,
-    ds: &ServerSession,
+    ds: &Downstream,
     method: &str,
     path: &str,
     body: &Bytes,

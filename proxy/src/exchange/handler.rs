@@ -9,8 +9,8 @@
 //! byte of a rejected message ever reaches an upstream at any size.
 //!
 //! [`handle`], in order: the head phase of the filter chain (after any JWT
-//! key refetch it needs), the body (its chunked framing checked by the
-//! accept layer's tap), the hand-over to the worker owning the request's
+//! key refetch it needs), the body (a chunked one decoded strictly by the
+//! accept layer's [`Downstream`]), the hand-over to the worker owning the request's
 //! session ([`hand_to_owner`]), a place at the fair gate
 //! (`admission::fair`), the message phase ([`admit`]), and
 //! forwarding ([`forward`]), which relays the answer.
@@ -20,10 +20,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use filters::header_values::single_str;
 use filters::{Exchange, Rejection, RejectionKind, TokenVerifier};
-use pingora::protocols::http::ServerSession;
 use policies::TenantName;
 
-use crate::accept::tap::Tap;
+use crate::accept::downstream::{BodyError as ReadError, Downstream};
 use crate::exchange::admit::admit;
 use crate::exchange::gathered::Gathered;
 use crate::exchange::respond::{refuse, BodyState};
@@ -49,8 +48,7 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// sibling's word, in [`CLIENT_CERT_HEADER`]).
 pub(crate) async fn handle(
     gate: &McpGate,
-    ds: &mut ServerSession,
-    tap: &Tap,
+    ds: &mut Downstream,
     internal: bool,
     client_cert: Option<&[String]>,
     method_seen: &mut &'static str,
@@ -77,12 +75,9 @@ pub(crate) async fn handle(
         Box::pin(tokens.prepare(&token)).await;
     }
 
-    // The raw HTTP/1 head, for the header guard (pingora's parsed map
-    // drops Content-Length when Transfer-Encoding is present).
-    let raw_head = ds
-        .as_http1()
-        .map(|s| s.get_headers_raw_bytes())
-        .unwrap_or_default();
+    // The raw head, for the header guard (the parsed map drops
+    // Content-Length when Transfer-Encoding is present).
+    let raw_head = ds.raw_head();
     let head = {
         let mut ex = Exchange::new(&policy, method, path, &ds.req_header().headers, b"");
         ex.raw_head = &raw_head;
@@ -105,17 +100,16 @@ pub(crate) async fn handle(
         });
     }
 
-    let body = read_body(ds, policy.limits.max_body_bytes).await;
-    if let Some(e) = tap.take_error() {
-        let mut r = Rejection::new(RejectionKind::AmbiguousFraming, e.to_string())
-            .with_rule(e.rule())
-            .with_at("body");
-        r.filter = "chunked_framing";
-        Box::pin(refuse(gate, ds, &r, false, BodyState::Unread)).await;
-        return Served::Done(false);
-    }
-    let body = match body {
+    let body = match read_body(ds, policy.limits.max_body_bytes).await {
         Ok(b) => b,
+        Err(BodyError::Framing(e)) => {
+            let mut r = Rejection::new(RejectionKind::AmbiguousFraming, e.to_string())
+                .with_rule(e.rule())
+                .with_at("body");
+            r.filter = "chunked_framing";
+            Box::pin(refuse(gate, ds, &r, false, BodyState::Unread)).await;
+            return Served::Done(false);
+        }
         Err(BodyError::TooLarge) => {
             let r = Rejection::new(RejectionKind::PayloadTooLarge, "chunked body over limit");
             Box::pin(refuse(gate, ds, &r, false, BodyState::Unread)).await;
@@ -173,7 +167,7 @@ pub(crate) async fn handle(
 /// (and without it); `None` for every other request.
 async fn protected_resource_metadata(
     gate: &McpGate,
-    ds: &mut ServerSession,
+    ds: &mut Downstream,
     method: &str,
     path: &str,
 ) -> Option<Served> {
@@ -212,7 +206,7 @@ async fn protected_resource_metadata(
 /// Answers a head-phase refusal. A small body is still read (never
 /// forwarded) so the error can echo the request id, a notification gets a
 /// bare status, and the connection stays reusable.
-async fn refuse_head(gate: &McpGate, ds: &mut ServerSession, mut r: Rejection) -> bool {
+async fn refuse_head(gate: &McpGate, ds: &mut Downstream, mut r: Rejection) -> bool {
     let small = declared_length(ds).is_some_and(|n| n <= ECHO_READ_LIMIT);
     // Framing, injection and size refusals close the connection unread.
     if r.kind.wire().close || !small {
@@ -245,11 +239,13 @@ fn unreachable_tenant() -> TenantName {
 
 enum BodyError {
     TooLarge,
+    /// A chunked body broke the framing grammar.
+    Framing(crate::accept::chunked::ChunkError),
     Io,
 }
 
 /// The request's Content-Length, when it has a valid one.
-fn declared_length(ds: &ServerSession) -> Option<usize> {
+fn declared_length(ds: &Downstream) -> Option<usize> {
     ds.req_header()
         .headers
         .get("content-length")
@@ -258,7 +254,7 @@ fn declared_length(ds: &ServerSession) -> Option<usize> {
 
 /// Reads the whole request body, at most `max` bytes, without copying a
 /// body that arrives in one piece (see [`Gathered`]).
-async fn read_body(ds: &mut ServerSession, max: usize) -> Result<Bytes, BodyError> {
+async fn read_body(ds: &mut Downstream, max: usize) -> Result<Bytes, BodyError> {
     ds.set_read_timeout(Some(BODY_READ_TIMEOUT));
     let expected = declared_length(ds).map_or(0, |n| n.min(max));
     let mut body = Gathered::default();
@@ -271,6 +267,7 @@ async fn read_body(ds: &mut ServerSession, max: usize) -> Result<Bytes, BodyErro
                 body.push(chunk, expected);
             }
             Ok(None) => return Ok(body.freeze()),
+            Err(ReadError::Framing(e)) => return Err(BodyError::Framing(e)),
             Err(e) => {
                 tracing::debug!("reading request body: {e}");
                 return Err(BodyError::Io);

@@ -8,10 +8,10 @@
 //! comes here, so this module takes nothing from those stages: only the
 //! shared [`McpGate`] for metrics and policy.
 
+use crate::accept::downstream::Downstream;
 use bytes::Bytes;
 use filters::{Rejection, RejectionKind, RequestId};
 use pingora::http::ResponseHeader;
-use pingora::protocols::http::ServerSession;
 
 use crate::gate::McpGate;
 
@@ -33,7 +33,7 @@ pub(crate) enum BodyState {
 /// naming the rule that fired and where (`{"rule": .., "at": ..}`), never
 /// the offending value.
 async fn reject(
-    ds: &mut ServerSession,
+    ds: &mut Downstream,
     r: &Rejection,
     bare: bool,
     body_state: BodyState,
@@ -74,7 +74,7 @@ async fn reject(
 /// Counts, logs and answers a refusal.
 pub(crate) async fn refuse(
     gate: &McpGate,
-    ds: &mut ServerSession,
+    ds: &mut Downstream,
     r: &Rejection,
     bare: bool,
     body: BodyState,

@@ -16,9 +16,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::accept::downstream::Downstream;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
-use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixStream};
@@ -70,7 +70,7 @@ pub async fn serve(live: Arc<Live>, listener: std::net::TcpListener) {
 
 /// One request per connection: scrapes and probes are rare.
 async fn serve_one(live: &Live, stream: Stream, peer: SocketAddr, local: bool) {
-    let mut ds = ServerSession::new_http1(stream);
+    let mut ds = Downstream::new(stream, None);
     match tokio::time::timeout(READ_TIMEOUT, ds.read_request()).await {
         Ok(Ok(true)) => {}
         _ => return,
@@ -123,7 +123,7 @@ fn from_this_host(peer: IpAddr, local: IpAddr) -> bool {
 }
 
 /// Writes a whole response with a known length.
-pub async fn write_plain(ds: &mut ServerSession, status: u16, ctype: &str, body: String) {
+pub async fn write_plain(ds: &mut Downstream, status: u16, ctype: &str, body: String) {
     let Ok(mut h) = ResponseHeader::build(status, Some(2)) else {
         return;
     };

@@ -13,9 +13,9 @@
 
 use std::sync::Arc;
 
+use crate::accept::downstream::Downstream;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
-use pingora::protocols::http::ServerSession;
 use pingora::upstreams::peer::HttpPeer;
 use policies::TenantName;
 
@@ -43,7 +43,7 @@ const HOP_HEADERS: &[&str] = &[
 
 /// The owning worker of the request's session, when that is another
 /// worker of this instance.
-pub(crate) fn remote_owner(gate: &McpGate, ds: &ServerSession) -> Option<usize> {
+pub(crate) fn remote_owner(gate: &McpGate, ds: &Downstream) -> Option<usize> {
     // A lone worker owns everything (and opening the id costs a decryption).
     if gate.identity.workers < 2 {
         return None;
@@ -64,14 +64,14 @@ pub(crate) fn remote_owner(gate: &McpGate, ds: &ServerSession) -> Option<usize> 
 /// its life).
 pub(crate) async fn hand_to_owner(
     gate: &McpGate,
-    ds: &mut ServerSession,
+    ds: &mut Downstream,
     owner: usize,
     body: &Bytes,
     client_cert: Option<&[String]>,
 ) -> Option<Served> {
     let path = gate.identity.socket_of(owner);
     let peer = HttpPeer::new_uds(path.to_str()?, false, String::new()).ok()?;
-    let mut req = ds.req_header().clone();
+    let mut req = ds.pingora_header().ok()?;
     for h in HOP_HEADERS {
         req.remove_header(*h);
     }
@@ -107,7 +107,7 @@ pub(crate) async fn hand_to_owner(
     if gate.policy.listen.expose_worker_header {
         let _ = out.insert_header(WORKER_HEADER, gate.identity.index.to_string());
     }
-    let hold = stream && can_hold(&out, ds, &mut up);
+    let hold = stream && can_hold(&out, &mut up);
     if ds.write_response_header(Box::new(out)).await.is_err() {
         return Some(Served::Done(false));
     }
@@ -148,7 +148,7 @@ pub(crate) async fn hand_to_owner(
     Some(Served::Done(ok))
 }
 
-async fn fail_handoff(gate: &McpGate, ds: &mut ServerSession) -> bool {
+async fn fail_handoff(gate: &McpGate, ds: &mut Downstream) -> bool {
     let r = filters::Rejection::new(
         filters::RejectionKind::UpstreamUnavailable,
         "session owner worker failed",

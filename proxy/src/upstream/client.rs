@@ -143,7 +143,7 @@ impl UpstreamClient {
     /// (with the caller's tenant, for its log) and no credential.
     pub fn request_header(
         &self,
-        client: &RequestHeader,
+        client: &http::request::Parts,
         upstream_session: Option<&str>,
         body_len: usize,
         caller: Caller<'_>,
@@ -393,7 +393,7 @@ impl HttpClient {
     /// in lower case (HTTP field names are case-insensitive).
     pub fn request_header(
         &self,
-        client: &RequestHeader,
+        client: &http::request::Parts,
         upstream_session: Option<&str>,
         body_len: usize,
         caller: Caller<'_>,

@@ -12,9 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::accept::downstream::Downstream;
 use bytes::Bytes;
 use filters::{Era, Message, MessageKind, Rejection, RejectionKind as K, RequestId, ResponseFacts};
-use pingora::protocols::http::ServerSession;
 use policies::TenantName;
 use serde_json::{json, Value};
 
@@ -130,7 +130,7 @@ impl RequestFacts {
 
 /// Answers a refusal of an admitted request (boxed: refusals are rare, and
 /// inline each would grow every request's future).
-async fn refuse_admitted(gate: &McpGate, ds: &mut ServerSession, a: &Admitted, r: Rejection) {
+async fn refuse_admitted(gate: &McpGate, ds: &mut Downstream, a: &Admitted, r: Rejection) {
     Box::pin(refuse(
         gate,
         ds,
@@ -167,7 +167,7 @@ fn finish_in_flight(a: &Admitted) {
 /// whether the client connection can be reused.
 pub(crate) async fn forward(
     gate: &McpGate,
-    ds: &mut ServerSession,
+    ds: &mut Downstream,
     method: &str,
     body: Bytes,
     mut a: Admitted,
@@ -194,7 +194,7 @@ pub(crate) async fn forward(
 
 async fn forward_inner(
     gate: &McpGate,
-    ds: &mut ServerSession,
+    ds: &mut Downstream,
     method: &str,
     body: Bytes,
     a: &Admitted,
@@ -352,7 +352,7 @@ async fn leaving_fair_gate<T>(
 /// already been answered with a refusal.
 async fn connect(
     gate: &McpGate,
-    ds: &mut ServerSession,
+    ds: &mut Downstream,
     pool: &Pool,
     a: &Admitted,
     body: &Bytes,

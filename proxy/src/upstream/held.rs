@@ -17,7 +17,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use filters::header_values::list_elements;
 use filters::RequestId;
 use pingora::http::ResponseHeader;
-use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncWriteExt;
@@ -63,14 +62,14 @@ pub(crate) struct HeldStream {
 }
 
 /// Whether the rest of a response whose head `out` is about to be written
-/// can be relayed as a held stream: a success, going to an HTTP/1 client,
-/// framed by chunked as the last transfer coding (the held stream writes
+/// can be relayed as a held stream: a success (to an HTTP/1 client, the
+/// only kind), framed by chunked as the last transfer coding (the held stream writes
 /// that framing itself) and not already complete.
-pub(crate) fn can_hold(out: &ResponseHeader, ds: &ServerSession, up: &mut Response) -> bool {
+pub(crate) fn can_hold(out: &ResponseHeader, up: &mut Response) -> bool {
     let chunked_last = list_elements(&out.headers, "transfer-encoding")
         .last()
         .is_some_and(|c| c.eq_ignore_ascii_case("chunked"));
-    out.status.is_success() && chunked_last && ds.as_http1().is_some() && !up.response_done()
+    out.status.is_success() && chunked_last && !up.response_done()
 }
 
 impl HeldStream {

@@ -15,9 +15,9 @@ mod answer;
 
 use std::time::Duration;
 
+use crate::accept::downstream::Downstream;
 use bytes::Bytes;
 use filters::RequestId;
-use pingora::protocols::http::ServerSession;
 use policies::TenantName;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -213,7 +213,7 @@ impl AnswerWatch {
 
 pub async fn relay_response(
     gate: &McpGate,
-    ds: &mut ServerSession,
+    ds: &mut Downstream,
     up: &mut Response,
     plan: RelayPlan<'_>,
 ) -> RelayOutcome {
@@ -382,8 +382,7 @@ pub async fn relay_response(
     } else {
         Outcome::Success
     };
-    let hand_off =
-        plan.may_hand_off && pending.is_none() && judged.is_none() && can_hold(&out, ds, up);
+    let hand_off = plan.may_hand_off && pending.is_none() && judged.is_none() && can_hold(&out, up);
     ds.set_write_timeout(Some(plan.slow_client_timeout));
     if let Err(e) = ds.write_response_header(Box::new(out)).await {
         tracing::debug!("writing response head downstream: {e}");
