@@ -8,10 +8,11 @@
   connection must get a 4xx or be closed, with at most one response, and the
   upstream must receive nothing. mcpgate runs with `mcpgate=debug` logging so
   the test sees who refused each case: a `rejected` line names our filter,
-  `reading request head`/`reading request body` means pingora's HTTP parser
+  `reading request head`/`reading request body` means the HTTP/1 reader
+  (`proxy/src/accept/downstream.rs`: httparse and pingora's framing checks)
   refused it before any filter ran. That observation must match the case's
   `blocked_by` field, so the corpus documents (and this test re-checks by
-  experiment) which attacks pingora stops on its own.
+  experiment) which attacks the reader stops on its own.
 
 Each corpus prints `blocked N/N, false positives 0/M`. The same corpora run in
 process in filters/tests/corpora.rs.
@@ -249,9 +250,9 @@ def who_refused(log: str) -> str:
     if m:
         return f"mcpgate:{m.group(1)}"
     if "reading request head" in log:
-        return "pingora:head"
+        return "http1:head"
     if "reading request body" in log:
-        return "pingora:body"
+        return "http1:body"
     return "nobody"
 
 
@@ -289,11 +290,11 @@ def test_raw_request_corpus(guarded: Guarded):
             misses.append(f"{c['name']}: responses {statuses}, closed={closed}, reached the upstream {reached}x")
         if who != c["blocked_by"]:
             misattributed.append(f"{c['name']}: refused by {who}, corpus says {c['blocked_by']}")
-    by_pingora = [n for n, _, w in table if w.startswith("pingora")]
+    by_reader = [n for n, _, w in table if w.startswith("http1")]
     print(f"\nraw requests (end to end): blocked {len(attacks) + len(pipelined) - len(misses)}/"
           f"{len(attacks) + len(pipelined)} ({len(pipelined)} of them pipelined: refused first, "
           f"second judged on its own), false positives {len(false_positives)}/{len(controls)}")
-    print(f"refused by pingora before any filter ({len(by_pingora)}/{len(attacks)}): {', '.join(by_pingora)}")
+    print(f"refused by the HTTP/1 reader before any filter ({len(by_reader)}/{len(attacks)}): {', '.join(by_reader)}")
     for name, status, who in table:
         print(f"  {name:38} {status!s:7} {who}")
     for m in misses + false_positives + misattributed:
