@@ -30,6 +30,8 @@
 //! differently is refused (before, a tap checked the raw bytes beside
 //! pingora's lenient decoder).
 
+use std::mem::MaybeUninit;
+use std::ops::Range;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -154,9 +156,9 @@ impl Downstream {
         loop {
             if !self.buf.is_empty() {
                 match parse_head(&self.buf) {
-                    Parsed::Complete(len) => {
-                        let raw = self.buf.split_to(len).freeze();
-                        self.head = Some(Box::new(build_head(raw)?));
+                    Parsed::Complete(layout) => {
+                        let raw = self.buf.split_to(layout.len).freeze();
+                        self.head = Some(Box::new(build_head(raw, &layout)?));
                         self.respect_keepalive();
                         return Ok(true);
                     }
@@ -608,19 +610,46 @@ async fn timed_write(
 }
 
 enum Parsed {
-    Complete(usize),
+    Complete(Layout),
     Partial,
     Invalid(httparse::Error),
 }
 
+/// Where the parts of a complete head lie in the buffer it was parsed from
+/// (so the head is parsed once, then sliced from the frozen buffer).
+struct Layout {
+    len: usize,
+    method: Range<usize>,
+    target: Range<usize>,
+    version: Option<u8>,
+    /// Each header line's name and value.
+    headers: Vec<(Range<usize>, Range<usize>)>,
+}
+
 fn parse_head(buf: &[u8]) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => Parsed::Complete(n),
-        Ok(httparse::Status::Partial) => Parsed::Partial,
-        Err(e) => Parsed::Invalid(e),
-    }
+    let mut lines = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut lines) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(e) => return Parsed::Invalid(e),
+    };
+    let base = buf.as_ptr() as usize;
+    let range = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
+    Parsed::Complete(Layout {
+        len,
+        method: range(req.method.unwrap_or("").as_bytes()),
+        target: range(req.path.unwrap_or("").as_bytes()),
+        version: req.version,
+        headers: req
+            .headers
+            .iter()
+            .map(|h| (range(h.name.as_bytes()), range(h.value)))
+            .collect(),
+    })
 }
 
 fn invalid_head<T>(e: httparse::Error, buf: &[u8]) -> Result<T> {
@@ -633,25 +662,20 @@ fn invalid_head<T>(e: httparse::Error, buf: &[u8]) -> Result<T> {
 }
 
 /// Builds and checks the head parsed from `raw` (which holds it whole).
-fn build_head(raw: Bytes) -> Result<Head> {
-    let mut headers_buf = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers_buf);
-    if !matches!(req.parse(&raw), Ok(httparse::Status::Complete(_))) {
-        return Error::e_explain(ErrorType::InvalidHTTPHeader, "request head changed");
-    }
-    let method = Method::from_bytes(req.method.unwrap_or("").as_bytes())
+fn build_head(raw: Bytes, layout: &Layout) -> Result<Head> {
+    let method = Method::from_bytes(&raw[layout.method.clone()])
         .or_err(ErrorType::InvalidHTTPHeader, "invalid method")?;
-    let version = match req.version {
+    let version = match layout.version {
         Some(1) => Version::HTTP_11,
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_09,
     };
-    let target = req.path.unwrap_or("").as_bytes();
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        let name = http::HeaderName::from_bytes(h.name.as_bytes())
+    let target = &raw[layout.target.clone()];
+    let mut headers = HeaderMap::with_capacity(layout.headers.len());
+    for (name, value) in &layout.headers {
+        let name = http::HeaderName::from_bytes(&raw[name.clone()])
             .or_err(ErrorType::InvalidHTTPHeader, "while parsing request header")?;
-        let value = HeaderValue::from_maybe_shared(raw.slice_ref(h.value))
+        let value = HeaderValue::from_maybe_shared(raw.slice(value.clone()))
             .or_err(ErrorType::InvalidHTTPHeader, "while parsing request header")?;
         headers.append(name, value);
     }
@@ -665,7 +689,7 @@ fn build_head(raw: Bytes) -> Result<Head> {
         && method != Method::CONNECT;
     let uri = if origin_form {
         check_host(&headers)?;
-        Uri::from_maybe_shared(raw.slice_ref(target))
+        Uri::from_maybe_shared(raw.slice(layout.target.clone()))
             .or_err(ErrorType::InvalidHTTPHeader, "invalid uri")?
     } else {
         // Absolute-form, authority-form, asterisk-form, non-ASCII: as
