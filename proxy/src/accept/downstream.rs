@@ -319,7 +319,7 @@ impl Downstream {
                         return Ok(Some(self.buf.split_to(take).freeze()));
                     }
                     let room = (*left).min(READ_ROOM);
-                    self.fill(room, "body").await.map_err(BodyError::Io)?;
+                    self.fill(room).await.map_err(BodyError::Io)?;
                 }
                 BodyReader::Chunked(decoder) => {
                     if !self.buf.is_empty() {
@@ -336,7 +336,7 @@ impl Downstream {
                         }
                         continue;
                     }
-                    self.fill(READ_ROOM, "body").await.map_err(BodyError::Io)?;
+                    self.fill(READ_ROOM).await.map_err(BodyError::Io)?;
                 }
             }
         }
@@ -344,26 +344,20 @@ impl Downstream {
 
     /// Reads at least one more byte into `buf` (room for `room`); the end of
     /// the stream is an error.
-    async fn fill(&mut self, room: usize, what: &str) -> Result<()> {
+    async fn fill(&mut self, room: usize) -> Result<()> {
         self.buf.reserve(room.max(1));
         let read = self.io.read_buf(&mut self.buf);
-        let n = match self.read_timeout {
-            Some(t) => match tokio::time::timeout(t, read).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return Error::e_explain(
-                        ErrorType::ReadTimedout,
-                        format!("reading the request {what}: no byte within {t:?}"),
-                    )
-                }
-            },
-            None => read.await,
-        }
-        .or_err(ErrorType::ReadError, "reading the request body")?;
+        let n = within(
+            self.read_timeout,
+            read,
+            Io::Read,
+            "reading the request body",
+        )
+        .await?;
         if n == 0 {
             return Error::e_explain(
                 ErrorType::ConnectionClosed,
-                format!("the client closed before the end of the request {what}"),
+                "the client closed before the end of the request body",
             );
         }
         Ok(())
@@ -549,12 +543,18 @@ impl Downstream {
             }
             Ok::<_, std::io::Error>(())
         };
-        timed_write(self.write_timeout, write).await
+        within(self.write_timeout, write, Io::Write, "writing the answer").await
     }
 
     async fn flush(&mut self) -> Result<()> {
         let io = &mut self.io;
-        timed_write(self.write_timeout, io.flush()).await
+        within(
+            self.write_timeout,
+            io.flush(),
+            Io::Write,
+            "writing the answer",
+        )
+        .await
     }
 
     /// Ends the request: the answer flushed, then the connection and any
@@ -590,23 +590,33 @@ impl Downstream {
     }
 }
 
-async fn timed_write(
+/// Which way an I/O call goes, for its errors.
+#[derive(Clone, Copy)]
+enum Io {
+    Read,
+    Write,
+}
+
+/// `io` within `limit` (if any); a timeout or failure as pingora's error
+/// types (a write timeout is what the relay counts as a slow client).
+async fn within<T>(
     limit: Option<Duration>,
-    write: impl std::future::Future<Output = std::io::Result<()>>,
-) -> Result<()> {
-    let done = match limit {
-        Some(t) => match tokio::time::timeout(t, write).await {
-            Ok(r) => r,
-            Err(_) => {
-                return Error::e_explain(
-                    ErrorType::WriteTimedout,
-                    format!("writing the answer, timeout: {t:?}"),
-                )
-            }
-        },
-        None => write.await,
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+    way: Io,
+    what: &str,
+) -> Result<T> {
+    let (timed_out, failed) = match way {
+        Io::Read => (ErrorType::ReadTimedout, ErrorType::ReadError),
+        Io::Write => (ErrorType::WriteTimedout, ErrorType::WriteError),
     };
-    done.or_err(ErrorType::WriteError, "writing the answer")
+    let done = match limit {
+        Some(t) => match tokio::time::timeout(t, io).await {
+            Ok(r) => r,
+            Err(_) => return Error::e_explain(timed_out, format!("{what}: timeout {t:?}")),
+        },
+        None => io.await,
+    };
+    done.or_err_with(failed, || what.to_owned())
 }
 
 enum Parsed {
