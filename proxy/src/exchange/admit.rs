@@ -5,7 +5,6 @@
 //! session. What passes is handed to forwarding as an [`Admitted`]; what
 //! does not comes back as the refusal to answer.
 
-use crate::accept::downstream::Downstream;
 use bytes::Bytes;
 use filters::header_values::single_str;
 use filters::{
@@ -14,6 +13,7 @@ use filters::{
 };
 use policies::TenantName;
 
+use crate::accept::downstream::Downstream;
 use crate::gate::McpGate;
 use crate::sessions::owner::revive;
 use crate::sessions::store::{BeginError, Session};

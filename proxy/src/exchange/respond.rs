@@ -8,11 +8,11 @@
 //! comes here, so this module takes nothing from those stages: only the
 //! shared [`McpGate`] for metrics and policy.
 
-use crate::accept::downstream::Downstream;
 use bytes::Bytes;
 use filters::{Rejection, RejectionKind, RequestId};
 use pingora::http::ResponseHeader;
 
+use crate::accept::downstream::Downstream;
 use crate::gate::McpGate;
 
 /// The worker header's name (`[listen] expose_worker_header`).

@@ -16,7 +16,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accept::downstream::Downstream;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::protocols::Stream;
@@ -25,6 +24,7 @@ use tokio::net::{TcpListener, UnixStream};
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::accept::downstream::Downstream;
 use crate::gate::{Live, McpGate};
 
 /// Path on a worker's private socket that answers its own metrics.

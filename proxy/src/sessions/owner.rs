@@ -13,12 +13,12 @@
 
 use std::sync::Arc;
 
-use crate::accept::downstream::Downstream;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::upstreams::peer::HttpPeer;
 use policies::TenantName;
 
+use crate::accept::downstream::Downstream;
 use crate::exchange::respond::{refuse, BodyState, WORKER_HEADER};
 use crate::gate::McpGate;
 use crate::sessions::store::{Pinned, Session};

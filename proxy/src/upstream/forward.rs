@@ -12,12 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accept::downstream::Downstream;
 use bytes::Bytes;
 use filters::{Era, Message, MessageKind, Rejection, RejectionKind as K, RequestId, ResponseFacts};
 use policies::TenantName;
 use serde_json::{json, Value};
 
+use crate::accept::downstream::Downstream;
 use crate::admission::caps::Held;
 use crate::admission::fair::{FairPermit, LONG_WAIT};
 use crate::exchange::respond::{refuse, BodyState};

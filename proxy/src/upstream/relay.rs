@@ -15,13 +15,13 @@ mod answer;
 
 use std::time::Duration;
 
-use crate::accept::downstream::Downstream;
 use bytes::Bytes;
 use filters::RequestId;
 use policies::TenantName;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::accept::downstream::Downstream;
 use crate::exchange::gathered::Gathered;
 use crate::exchange::respond::{failure_event, timeout_event, WORKER_HEADER};
 use crate::gate::McpGate;
