@@ -122,8 +122,9 @@ struct Head {
     /// The head's bytes as received (after pingora's target rewrite, if
     /// one was needed), for the header guard.
     raw: Bytes,
-    /// The client's `Connection` header asked to close.
-    client_close: bool,
+    /// What the client's `Connection` header asked: `Some(true)`
+    /// keep-alive, `Some(false)` close (read once, see [`connection_asks`]).
+    connection: Option<bool>,
     /// The head named both Content-Length and Transfer-Encoding (the
     /// former was dropped): the connection closes after this request.
     both_framings: bool,
@@ -254,22 +255,21 @@ impl Downstream {
     /// named both Content-Length and Transfer-Encoding closes after.
     fn respect_keepalive(&mut self) {
         let head = self.head();
-        let keep = match connection_asks(&head.parts.headers) {
-            Some(keep) => keep,
-            None => head.parts.version == Version::HTTP_11,
-        };
+        let keep = head
+            .connection
+            .unwrap_or(head.parts.version == Version::HTTP_11);
         self.keepalive = keep && !head.both_framings;
     }
 
-    /// `None`: close the connection after this answer. `Some(_)`: keep it,
-    /// unless the client asked to close (the idle limit is the accept
-    /// layer's).
-    pub(crate) fn set_keepalive(&mut self, keep: Option<u64>) {
+    /// `false`: close the connection after this answer. `true`: keep it,
+    /// unless the client asked to close or the framing forbids it (the idle
+    /// limit is the accept layer's).
+    pub(crate) fn set_keepalive(&mut self, keep: bool) {
         let refused = self
             .head
             .as_ref()
-            .is_some_and(|h| h.client_close || h.both_framings);
-        self.keepalive = keep.is_some() && !refused;
+            .is_some_and(|h| h.connection == Some(false) || h.both_framings);
+        self.keepalive = keep && !refused;
     }
 
     pub(crate) fn set_read_timeout(&mut self, t: Option<Duration>) {
@@ -370,7 +370,7 @@ impl Downstream {
     /// Waits while an answer is written: returns (an error) when the client
     /// closes its side; a next request arriving early is kept for later and
     /// this waits on.
-    pub(crate) async fn read_body_or_idle(&mut self, _no_body_expected: bool) -> Result<()> {
+    pub(crate) async fn until_client_leaves(&mut self) -> Result<()> {
         if self.half_closed {
             return Error::e_explain(ErrorType::ConnectionClosed, "the client closed");
         }
@@ -718,11 +718,11 @@ fn build_head(raw: Bytes, layout: &Layout) -> Result<Head> {
     parts.version = version;
     parts.headers = headers;
     validate_framing(&parts)?;
-    let client_close = connection_asks(&parts.headers) == Some(false);
+    let connection = connection_asks(&parts.headers);
     Ok(Head {
         parts,
         raw,
-        client_close,
+        connection,
         both_framings,
     })
 }

@@ -488,13 +488,10 @@ async fn serve_one(
             return Next::Close;
         }
     }
-    ds.set_keepalive(if *shutdown.borrow() {
-        None
-    } else {
-        Some(KEEPALIVE.as_secs())
-    });
+    // Once a drain has begun, this answer is the connection's last.
+    ds.set_keepalive(!*shutdown.borrow());
     if internal && ds.req_header().uri.path() == INTERNAL_METRICS_PATH {
-        ds.set_keepalive(None);
+        ds.set_keepalive(false);
         Box::pin(write_plain(
             &mut ds,
             200,
@@ -506,7 +503,7 @@ async fn serve_one(
     }
     if internal && ds.req_header().uri.path() == INTERNAL_RELOAD_PATH {
         // Worker 0 asks, for `POST /reload` on the admin listener.
-        ds.set_keepalive(None);
+        ds.set_keepalive(false);
         let report = Box::pin(reload::reload(live)).await.to_json();
         Box::pin(write_plain(
             &mut ds,

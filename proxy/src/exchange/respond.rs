@@ -64,7 +64,7 @@ async fn reject(
         let _ = h.insert_header("www-authenticate", "Bearer");
     }
     if body_state == BodyState::Unread || wire.close {
-        ds.set_keepalive(None);
+        ds.set_keepalive(false);
     }
     if ds.write_response_header(Box::new(h)).await.is_ok() {
         let _ = ds.write_response_body(Bytes::from(body), true).await;

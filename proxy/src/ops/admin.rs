@@ -75,7 +75,7 @@ async fn serve_one(live: &Live, stream: Stream, peer: SocketAddr, local: bool) {
         Ok(Ok(true)) => {}
         _ => return,
     }
-    ds.set_keepalive(None);
+    ds.set_keepalive(false);
     let gate = &live.load();
     let path = ds.req_header().uri.path().to_string();
     let post = ds.req_header().method == http::Method::POST;

@@ -126,7 +126,7 @@ pub(crate) async fn hand_to_owner(
         // must not be taken for one that left while the answer is done.
         biased;
             chunk = up.read_response_body() => chunk,
-            _ = ds.read_body_or_idle(true) => return Some(Served::Done(false)),
+            _ = ds.until_client_leaves() => return Some(Served::Done(false)),
         };
         match chunk {
             Ok(Some(data)) => {

@@ -417,7 +417,7 @@ pub async fn relay_response(
             // must not be taken for one that left while the answer is done.
             biased;
             chunk = up.read_response_body() => chunk,
-            idle = ds.read_body_or_idle(true) => {
+            idle = ds.until_client_leaves() => {
                 tracing::debug!("client went away mid-response: {:?}", idle.err());
                 note_answered(answered, &watch);
                 let resumable = is_sse && watch.saw_event_id;

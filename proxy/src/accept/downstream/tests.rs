@@ -68,7 +68,7 @@ async fn a_request_and_its_body_read_in_one_call_and_answered_in_one_write() {
     assert!(ds.raw_head().starts_with(b"POST /mcp?x=1 HTTP/1.1\r\n"));
     assert!(ds.raw_head().ends_with(b"\r\n\r\n"));
     assert_eq!(body(&mut ds).await.expect("body"), b"hello");
-    ds.set_keepalive(Some(60));
+    ds.set_keepalive(true);
     ds.write_response_header(ok_with_length(2))
         .await
         .expect("head");
@@ -94,7 +94,7 @@ async fn a_pipelined_request_is_kept_for_the_next_one() {
     )
     .await;
     assert_eq!(body(&mut ds).await.expect("body"), b"{}");
-    ds.set_keepalive(Some(60));
+    ds.set_keepalive(true);
     ds.write_response_header(ok_with_length(0))
         .await
         .expect("head");
@@ -226,7 +226,7 @@ async fn a_chunked_answer_is_written_in_chunks_and_ended() {
     let mut h = ResponseHeader::build_no_case(200, Some(2)).expect("head");
     h.insert_header("transfer-encoding", "chunked")
         .expect("header");
-    ds.set_keepalive(Some(60));
+    ds.set_keepalive(true);
     ds.write_response_header(Box::new(h)).await.expect("head");
     ds.write_response_body(Bytes::from_static(b"hello"), false)
         .await
@@ -260,7 +260,7 @@ async fn answers_that_end_the_connection() {
         if read_body {
             body(&mut ds).await.expect("body");
         }
-        ds.set_keepalive(Some(60));
+        ds.set_keepalive(true);
         ds.write_response_header(ok_with_length(0))
             .await
             .expect("head");
@@ -272,7 +272,7 @@ async fn answers_that_end_the_connection() {
 #[tokio::test]
 async fn a_head_request_gets_no_body() {
     let (mut ds, client) = request(b"HEAD /mcp HTTP/1.1\r\n\r\n").await;
-    ds.set_keepalive(None);
+    ds.set_keepalive(false);
     ds.write_response_header(ok_with_length(5))
         .await
         .expect("head");
@@ -287,12 +287,12 @@ async fn a_head_request_gets_no_body() {
 async fn while_answering_a_close_is_seen_and_a_next_request_is_kept() {
     let (mut ds, client) = request(b"GET /mcp HTTP/1.1\r\n\r\n").await;
     drop(client);
-    assert!(ds.read_body_or_idle(true).await.is_err());
+    assert!(ds.until_client_leaves().await.is_err());
     let (mut ds, mut client) = request(b"GET /mcp HTTP/1.1\r\n\r\n").await;
     client.write_all(b"GET /next").await.expect("send");
-    let waited = tokio::time::timeout(Duration::from_millis(200), ds.read_body_or_idle(true)).await;
+    let waited = tokio::time::timeout(Duration::from_millis(200), ds.until_client_leaves()).await;
     assert!(waited.is_err(), "a next request is not a disconnect");
-    ds.set_keepalive(Some(60));
+    ds.set_keepalive(true);
     ds.write_response_header(ok_with_length(0))
         .await
         .expect("head");
