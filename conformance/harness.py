@@ -287,21 +287,29 @@ def example_config(listen_port: int, upstream_url: str, more: dict[tuple[str, st
     return write_config_text(substitute_toml(EXAMPLE_CONFIG.read_text(), values), prefix="config-example-")
 
 
-def start_mcpgate_with(config: Path, port: int, workers: int | None = None) -> Upstream:
-    """`mcpgate run --config CONFIG`, listening on `port` (as the config says)."""
+def start_mcpgate_with(config: Path, port: int, workers: int | None = None,
+                       admin: int | None = None) -> Upstream:
+    """`mcpgate run --config CONFIG`, listening on `port` (as the config says)
+    and, when `admin` is given, on that admin port too: the supervisor binds
+    the MCP port before its workers start, and worker 0 opens the admin
+    listener a moment later, so a command sent at once could find it closed."""
     binary = mcpgate_bin()
     if not binary.exists():
         raise FileNotFoundError(f"mcpgate binary not found at {binary} (build it or set MCPGATE_BIN)")
     cmd = [binary, "run", "--config", config] + (["--workers", str(workers)] if workers else [])
     proc = Proc("mcpgate", cmd, env={"RUST_LOG": os.environ.get("RUST_LOG", "info")})
     proc.wait_port(port, timeout=20)
+    if admin is not None:
+        proc.wait_port(admin, timeout=20)
     return Upstream(proc, port)
 
 
-def start_mcpgate(upstream_url: str, port: int | None = None, extra_toml: str = "", workers: int | None = None) -> Upstream:
-    """`mcpgate run` in front of `upstream_url`; `workers` None: the default (one per core)."""
+def start_mcpgate(upstream_url: str, port: int | None = None, extra_toml: str = "", workers: int | None = None,
+                  admin: int | None = None) -> Upstream:
+    """`mcpgate run` in front of `upstream_url`; `workers` None: the default (one per core);
+    `admin`: an admin port the config names, waited for too."""
     port = port or free_port()
-    return start_mcpgate_with(write_mcpgate_config(upstream_url, port, extra_toml), port, workers)
+    return start_mcpgate_with(write_mcpgate_config(upstream_url, port, extra_toml), port, workers, admin)
 
 
 def start_mcpgate_admin(upstream_url: str, extra_toml: str = "", workers: int | None = None) -> tuple[Upstream, int]:
@@ -309,7 +317,7 @@ def start_mcpgate_admin(upstream_url: str, extra_toml: str = "", workers: int | 
     gate and the admin port, for `scrape`."""
     admin = free_port()
     toml = f'[admin]\naddress = "127.0.0.1:{admin}"\n{extra_toml}'
-    return start_mcpgate(upstream_url, extra_toml=toml, workers=workers), admin
+    return start_mcpgate(upstream_url, extra_toml=toml, workers=workers, admin=admin), admin
 
 
 def scrape(admin: int) -> str:

@@ -50,7 +50,7 @@ class Instance:
         self.upstream_url = upstream_url
         self.key = base64.b64encode(os.urandom(32)).decode()
         self.config = harness.write_config_text(self.text(extra))
-        self.gate = harness.start_mcpgate_with(self.config, self.port, workers=workers)
+        self.gate = harness.start_mcpgate_with(self.config, self.port, workers=workers, admin=self.admin)
         self.url = f"http://127.0.0.1:{self.port}/mcp"
 
     def text(self, extra: str, port: int | None = None) -> str:
