@@ -50,9 +50,10 @@ async fn below_the_limit_a_request_enters_at_once_and_past_it_waits_for_a_place(
 }
 
 #[tokio::test]
-async fn a_quiet_tenant_waits_for_one_place_not_behind_the_floods_backlog() {
+async fn a_quiet_tenant_under_its_share_enters_at_once_past_the_floods_backlog() {
     let g = congested(64);
     let flood = tenant("flood");
+    let calm = tenant("calm");
     let mut held = fill(&g, &flood).await;
     let mut backlog = Vec::new();
     for _ in 0..20 {
@@ -62,20 +63,35 @@ async fn a_quiet_tenant_waits_for_one_place_not_behind_the_floods_backlog() {
         }));
     }
     tokio::task::yield_now().await;
+    assert_eq!(g.queued(), 20);
+    // Three tenants were active (the one `fill` used too): calm's share is
+    // a third of the limit, and it holds nothing.
+    let first = tokio::time::timeout(Duration::from_millis(500), g.enter(&calm, 1_000, WAIT))
+        .await
+        .expect("no wait")
+        .expect("entered");
+    assert_eq!(g.in_use(), g.limit() + 1, "past the limit");
+    // At its share, calm waits its turn like the flood: the places go to
+    // the tenants in turn, flood (first in line), then calm.
     let g2 = g.clone();
-    let calm = tokio::spawn(async move { g2.enter(&tenant("calm"), 1_000, WAIT).await });
+    let second = tokio::spawn(async move { g2.enter(&tenant("calm"), 1_000, WAIT).await });
     tokio::task::yield_now().await;
     assert_eq!(g.queued(), 21);
-    // Places go to the tenants in turn: flood (first in line), then calm.
+    // The first place freed only brings the gate back to its limit; the
+    // next goes to the flood, the one after to calm.
     held.pop();
     held.pop();
-    let calm = calm.await.expect("task");
-    assert!(calm.is_ok(), "calm entered after two places were freed");
+    tokio::task::yield_now().await;
+    assert!(!second.is_finished());
+    assert_eq!(backlog.iter().filter(|t| t.is_finished()).count(), 1);
+    held.pop();
+    let second = second.await.expect("task");
+    assert!(second.is_ok(), "calm entered on the third place freed");
     tokio::task::yield_now().await;
     let entered_flood = backlog.iter().filter(|t| t.is_finished()).count();
     assert_eq!(entered_flood, 1, "one flood request entered before calm");
     drop(held);
-    drop(calm);
+    drop((first, second));
     for t in backlog {
         assert!(t.await.expect("task").is_ok());
     }
@@ -93,12 +109,19 @@ async fn a_full_queue_refuses_at_once_and_a_wait_past_the_timeout_refuses() {
         g.enter(&flood, 1, WAIT).await.err(),
         Some(Refused::QueueFull)
     );
+    // Calm's first request enters under its share; at its share the next
+    // one waits, and gives up.
+    let calm = g
+        .enter(&tenant("calm"), 1, WAIT)
+        .await
+        .expect("under its share");
     assert_eq!(
         g.enter(&tenant("calm"), 1, Duration::from_millis(20))
             .await
             .err(),
         Some(Refused::Timeout)
     );
+    drop(calm);
     let in_use = g.in_use();
     drop(held);
     assert!(first.await.expect("task").is_ok());
@@ -179,7 +202,17 @@ async fn a_tenant_alone_is_not_held_back_and_is_once_another_arrives() {
         held.push(g.enter(&flood, 1_000, WAIT).await.expect("alone: no limit"));
     }
     assert_eq!(g.in_use(), MIN_LIMIT * 4);
-    // Another tenant arrives: it waits for a place, and so does the flood.
+    // Another tenant arrives: it enters under its share (half the limit),
+    // its next request waits for a place, and so does the flood.
+    let share = g.limit() / 2;
+    let mut first = Vec::new();
+    for _ in 0..share {
+        first.push(
+            g.enter(&tenant("calm"), 1_000, WAIT)
+                .await
+                .expect("under its share"),
+        );
+    }
     let g2 = g.clone();
     let calm = tokio::spawn(async move { g2.enter(&tenant("calm"), 1_000, WAIT).await });
     tokio::task::yield_now().await;
@@ -192,8 +225,9 @@ async fn a_tenant_alone_is_not_held_back_and_is_once_another_arrives() {
     );
     // Once the other tenant has been quiet for the active window, the
     // flood is alone again.
-    held.truncate(MIN_LIMIT - 1);
+    held.truncate(g.limit() - share - 1);
     assert!(calm.await.expect("task").is_ok());
+    drop(first);
     for _ in 0..=ACTIVE_PROBES {
         g.observe_lag(Duration::from_millis(20));
     }
