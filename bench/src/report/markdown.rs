@@ -263,8 +263,10 @@ pub fn report(b: &Value) -> String {
     let iso = &sc["isolation"];
     if !iso.is_null() {
         let r = &iso["results"];
-        let _ = writeln!(s, "## Tenant isolation (`isolation`)\n\nMade by {}. Tenant `calm` at {} requests/s alone, then while tenant `flood` runs closed-loop on {} connections.\n",
-            cmd(&iso["command"]), num(&iso["parameters"]["calm_rate_per_s"]), num(&iso["parameters"]["flood_connections_count"]));
+        let _ = writeln!(s, "## Tenant isolation (`isolation`)\n\nMade by {}. Tenant `calm` at {} requests/s alone, then while tenant `flood` runs closed-loop on {} connections (its generator at {}). {} such rounds; the table is the round with the median p99 ratio, errors are summed over all rounds.\n",
+            cmd(&iso["command"]), num(&iso["parameters"]["calm_rate_per_s"]), num(&iso["parameters"]["flood_connections_count"]),
+            iso["parameters"]["flood_generator_priority"].as_str().unwrap_or("equal priority"),
+            num(&iso["parameters"]["rounds_count"]));
         let _ = writeln!(s, "| | calm p50 µs | calm p99 µs | calm errors |\n|---|---|---|---|\n| alone | {} | {} | {} |\n| during flood | {} | {} | {} |\n",
             num(&r["calm_alone"]["latency"]["p50_us"]), num(&r["calm_p99_alone_us"]), num(&r["calm_errors_alone_count"]),
             num(&r["calm_during_flood"]["latency"]["p50_us"]), num(&r["calm_p99_during_flood_us"]), num(&r["calm_errors_during_flood_count"]));
@@ -275,6 +277,22 @@ pub fn report(b: &Value) -> String {
             num(&r["flood"]["throughput_per_s"]),
             r["flood"]["rejection_counts"]
         );
+        if let Some(rounds) = r["rounds"].as_array() {
+            let each: Vec<String> = rounds
+                .iter()
+                .map(|x| {
+                    format!(
+                        "{}x (p50 {} → {} µs, p99 {} → {} µs)",
+                        num(&x["calm_p99_change_ratio"]),
+                        num(&x["calm_p50_alone_us"]),
+                        num(&x["calm_p50_during_flood_us"]),
+                        num(&x["calm_p99_alone_us"]),
+                        num(&x["calm_p99_during_flood_us"])
+                    )
+                })
+                .collect();
+            let _ = writeln!(s, "Every round's p99 change: {}.\n", each.join("; "));
+        }
     }
 
     let br = &sc["breaker"];
