@@ -92,7 +92,7 @@ def everything():
     upstream = harness.start_everything()
     admin = harness.free_port()
     gate = harness.start_mcpgate(upstream.url, extra_toml=f'[admin]\naddress = "127.0.0.1:{admin}"\n'
-                                 + tenants_toml() + ACCESS)
+                                 + tenants_toml() + ACCESS, admin=admin)
     # The same server with no [access]: the catalogue as the server lists it.
     plain = harness.start_mcpgate(upstream.url, extra_toml=tenants_toml())
     yield Gate(gate.url, admin), Gate(plain.url, 0)

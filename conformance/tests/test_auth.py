@@ -117,6 +117,8 @@ jwt_subjects = ["*"]
                                                            "--workers", "1"])
         self.proc.wait_port(self.port, timeout=20)
         self.shadow.wait_port(self.shadow_port, timeout=20)
+        self.proc.wait_port(self.admin, timeout=20)
+        self.shadow.wait_port(self.shadow_admin, timeout=20)
         self.ctx = ssl.create_default_context(cafile=str(self.pki.ca_file))
         self.client = httpx.Client(verify=self.ctx, timeout=10)
 

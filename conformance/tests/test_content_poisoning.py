@@ -48,7 +48,7 @@ def gate(upstream_url: str, content: str):
     digest = hashlib.sha256(KEY.encode()).hexdigest()
     toml = (f'[admin]\naddress = "127.0.0.1:{admin}"\n[auth]\nanonymous_tenant = "anonymous"\n'
             f'[tenants.ts]\napi_keys_sha256 = ["{digest}"]\n{content}')
-    g = harness.start_mcpgate(upstream_url, extra_toml=toml)
+    g = harness.start_mcpgate(upstream_url, extra_toml=toml, admin=admin)
     return g, admin
 
 
@@ -246,7 +246,7 @@ def test_real_servers_list_unchanged_with_every_rule_on(tmp_path):
     toml = (f'[listen]\naddress = "127.0.0.1:{port}"\n[admin]\naddress = "127.0.0.1:{admin}"\n'
             f'[upstreams.default]\ncommand = {json.dumps(command)}\nenv_passthrough = ["PATH", "HOME"]\n'
             f'{EVERY_RULE_HIDES}')
-    g = harness.start_mcpgate_with(harness.write_config_text(toml), port, workers=1)
+    g = harness.start_mcpgate_with(harness.write_config_text(toml), port, workers=1, admin=admin)
     try:
         through = anyio.run(full_listing, g.url)
         m = metrics(admin)

@@ -188,7 +188,7 @@ def test_real_results_pass_unaltered_with_every_rule_on(tmp_path):
     toml = (f'[listen]\naddress = "127.0.0.1:{port}"\n[admin]\naddress = "127.0.0.1:{admin}"\n'
             f'[upstreams.default]\ncommand = {json.dumps(command)}\nenv_passthrough = ["PATH", "HOME"]\n'
             f'{EVERY_RULE}')
-    g = harness.start_mcpgate_with(harness.write_config_text(toml), port, workers=1)
+    g = harness.start_mcpgate_with(harness.write_config_text(toml), port, workers=1, admin=admin)
     try:
         through = anyio.run(dump, g.url, fs_calls, [])
         m = metrics(admin)

@@ -94,7 +94,7 @@ def test_every_metric_the_rules_and_dashboard_name_exists():
     config = harness.write_config_text(
         f'[listen]\naddress = "127.0.0.1:{port}"\n[upstream]\nurl = "http://127.0.0.1:9/mcp"\n'
         f'[admin]\naddress = "127.0.0.1:{admin}"\n')
-    g = harness.start_mcpgate_with(config, port, workers=1)
+    g = harness.start_mcpgate_with(config, port, workers=1, admin=admin)
     try:
         scrape = httpx.get(f"http://127.0.0.1:{admin}/metrics", timeout=10).text
     finally:

@@ -106,7 +106,7 @@ def gate_for(upstream: harness.Upstream, lock: Path, on_change: str, workers: in
     admin = harness.free_port()
     toml = (f'[admin]\naddress = "127.0.0.1:{admin}"\n'
             f'[tools]\nlock_file = "{lock}"\non_change = "{on_change}"\nvalidate_arguments = true\n{extra}')
-    return harness.start_mcpgate(upstream.url, extra_toml=toml, workers=workers), admin
+    return harness.start_mcpgate(upstream.url, extra_toml=toml, workers=workers, admin=admin), admin
 
 
 def test_pin_locks_both_revisions_and_check_reports_drift(hostile):

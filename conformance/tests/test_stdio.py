@@ -63,7 +63,7 @@ class StdioGate:
                 f'[upstreams.default]\ncommand = {json.dumps(command)}\n{pool_keys}\n'
                 f'[upstreams.default.env]\n' + "".join(f'{k} = {json.dumps(v)}\n' for k, v in env.items()) + tables)
         self.config = harness.write_config_text(toml)
-        self.gate = harness.start_mcpgate_with(self.config, port, workers=workers)
+        self.gate = harness.start_mcpgate_with(self.config, port, workers=workers, admin=self.admin)
         self.url = self.gate.url
 
     def metrics(self) -> str:

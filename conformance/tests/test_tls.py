@@ -103,6 +103,7 @@ class TlsGate:
         )
         self.proc = harness.Proc("mcpgate-tls", [harness.mcpgate_bin(), "run", "--config", cfg, "--workers", str(workers)])
         self.proc.wait_port(self.port, timeout=20)
+        self.proc.wait_port(self.admin, timeout=20)
         self.url = f"https://127.0.0.1:{self.port}/mcp"
 
     def stop(self):

@@ -153,7 +153,7 @@ def test_shadow_mode_lets_the_bad_call_through_and_counts_it():
 
     upstream = harness.start_everything()
     admin = harness.free_port()
-    gate = harness.start_mcpgate(upstream.url, workers=1, extra_toml=(
+    gate = harness.start_mcpgate(upstream.url, workers=1, admin=admin, extra_toml=(
         f'[admin]\naddress = "127.0.0.1:{admin}"\n[tools]\nvalidate_arguments = true\nmode = "shadow"\n'))
     try:
         s = Session(gate.url)
