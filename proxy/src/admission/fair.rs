@@ -18,10 +18,9 @@
 //! nothing queued, enters at once, past the limit if need be: a quiet
 //! tenant waits neither behind a flood's backlog nor for a flood's place to
 //! free, and a tenant with no configured limit gets no more than its share
-//! while others wait. A tenant's queue is
-//! bounded by its in-flight cap and a wait by `queue_timeout_ms`; past
-//! either the request is refused at once (503), before the message's own
-//! filters cost anything.
+//! while others wait. A tenant's queue is bounded by its in-flight cap and a
+//! wait by `queue_timeout_ms`; past either the request is refused at once
+//! (503), before the message's own filters cost anything.
 //!
 //! The limit follows the worker's scheduling delay, the time a socket that
 //! became readable waits before the event loop polls its task
@@ -208,13 +207,7 @@ impl FairGate {
 
     fn leave(&self, tenant: &TenantName) {
         let mut s = self.state.lock();
-        s.in_use = s.in_use.saturating_sub(1);
-        if let Some(n) = s.held.get_mut(tenant) {
-            *n -= 1;
-            if *n == 0 {
-                s.held.remove(tenant);
-            }
-        }
+        s.give_place(tenant);
         s.grant_waiting();
     }
 
@@ -277,6 +270,17 @@ impl State {
             Some(n) => *n += 1,
             None => {
                 self.held.insert(tenant.clone(), 1);
+            }
+        }
+    }
+
+    /// Undoes [`State::take_place`].
+    fn give_place(&mut self, tenant: &TenantName) {
+        self.in_use = self.in_use.saturating_sub(1);
+        if let Some(n) = self.held.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                self.held.remove(tenant);
             }
         }
     }
