@@ -149,13 +149,14 @@ pub async fn run(ctx: &mut Ctx) -> Result<Value, String> {
             })
         })
         .collect();
-    // The round with the median ratio stands for the scenario.
-    let mut order: Vec<usize> = (0..measured.len()).collect();
-    order.sort_by(|&a, &b| {
-        let key = |i: usize| measured[i].ratio.unwrap_or(f64::INFINITY);
+    // The round with the median ratio stands for the scenario (a whole
+    // round, so its reports and its ratio agree).
+    let mut by_ratio: Vec<&Round> = measured.iter().collect();
+    by_ratio.sort_by(|a, b| {
+        let key = |r: &Round| r.ratio.unwrap_or(f64::INFINITY);
         key(a).total_cmp(&key(b))
     });
-    let median = &measured[order[order.len() / 2]];
+    let median = by_ratio[by_ratio.len() / 2];
     let results = json!({
         "calm_alone": median.alone,
         "calm_during_flood": median.during,
