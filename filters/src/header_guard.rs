@@ -41,12 +41,14 @@ impl Filter for HeaderGuardFilter {
 
     fn check(&self, ex: &mut Exchange<'_>) -> Decision {
         let limits = &ex.policy.headers;
-        let raw = if ex.raw_head.is_empty() {
-            Ok(())
+        // The parsed map is read from the raw head, so every rule the map
+        // check applies has already been applied to the bytes it came from.
+        let checked = if ex.raw_head.is_empty() {
+            check_map(ex.headers, limits)
         } else {
             check_raw(ex.raw_head, limits)
         };
-        match raw.and_then(|()| check_map(ex.headers, limits)) {
+        match checked {
             Ok(()) => Decision::Continue,
             Err(r) => r.into(),
         }
@@ -259,16 +261,23 @@ fn check_map(headers: &HeaderMap, limits: &HeaderPolicy) -> Result<(), Rejection
     check_fields(&fields, false)
 }
 
-/// The values of the fields named `name` (lower case), names compared
-/// ignoring case.
-fn values<'f, 'v>(
-    fields: &'f [(&'f str, &'v [u8])],
-    name: &'f str,
-) -> impl Iterator<Item = &'v [u8]> + 'f {
-    fields
-        .iter()
-        .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| *v)
+/// The names `check_fields` reads: the singletons, then these two.
+const TRANSFER_ENCODING: usize = SINGLETON_HEADERS.len();
+const CONNECTION: usize = SINGLETON_HEADERS.len() + 1;
+
+/// Index of a field name among the singletons, `transfer-encoding` and
+/// `connection`, compared ignoring case.
+fn known_name(name: &str) -> Option<usize> {
+    let same = |known: &str| known.len() == name.len() && known.eq_ignore_ascii_case(name);
+    SINGLETON_HEADERS.iter().position(|k| same(k)).or_else(|| {
+        if same("transfer-encoding") {
+            Some(TRANSFER_ENCODING)
+        } else if same("connection") {
+            Some(CONNECTION)
+        } else {
+            None
+        }
+    })
 }
 
 /// Headers whose underscore spelling some servers read as the real thing
@@ -283,18 +292,31 @@ fn underscore_alias(name: &str) -> Option<String> {
     sensitive.then_some(dashed)
 }
 
-/// Singletons, framing and `Connection`, on trimmed values.
+/// Singletons, framing and `Connection`, on trimmed values. One pass sorts
+/// the fields by name; the rules are then judged in a fixed order, so a head
+/// with several faults always gets the same refusal.
 fn check_fields(fields: &[(&str, &[u8])], http10: bool) -> Result<(), Rejection> {
-    if let Some(alias) = fields.iter().find_map(|(k, _)| underscore_alias(k)) {
+    let mut count = [0usize; CONNECTION + 1];
+    let mut first: [Option<&[u8]>; CONNECTION + 1] = [None; CONNECTION + 1];
+    let mut alias = None;
+    for (name, value) in fields {
+        if let Some(i) = known_name(name) {
+            count[i] += 1;
+            first[i].get_or_insert(value);
+        } else if alias.is_none() {
+            alias = underscore_alias(name);
+        }
+    }
+    if let Some(alias) = alias {
         return Err(injection(
             "underscore-header-name",
             header_at(&alias),
             format!("underscore spelling of {alias}"),
         ));
     }
-    let all = |n: &'static str| values(fields, n);
-    for name in SINGLETON_HEADERS.iter().chain(&["transfer-encoding"]) {
-        if all(name).count() > 1 {
+    let names = SINGLETON_HEADERS.iter().chain(&["transfer-encoding"]);
+    for (name, n) in names.zip(count) {
+        if n > 1 {
             let why = format!("repeated singleton header {name}");
             let at = format!("header:{name}");
             return Err(match *name {
@@ -305,8 +327,12 @@ fn check_fields(fields: &[(&str, &[u8])], http10: bool) -> Result<(), Rejection>
             });
         }
     }
-    let cl = all("content-length").next();
-    let te = all("transfer-encoding").next();
+    let content_length = SINGLETON_HEADERS
+        .iter()
+        .position(|k| *k == "content-length")
+        .expect("content-length is a singleton");
+    let cl = first[content_length];
+    let te = first[TRANSFER_ENCODING];
     if let Some(v) = cl {
         if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
             return Err(framing(
@@ -342,10 +368,19 @@ fn check_fields(fields: &[(&str, &[u8])], http10: bool) -> Result<(), Rejection>
             ));
         }
     }
-    for v in all("connection") {
-        for token in v.split(|b| *b == b',') {
-            let token = String::from_utf8_lossy(token.trim_ascii()).to_ascii_lowercase();
-            if !token.is_empty() && !CONNECTION_TOKENS.contains(&token.as_str()) {
+    if count[CONNECTION] == 0 {
+        return Ok(());
+    }
+    let connection = fields
+        .iter()
+        .filter(|(name, _)| known_name(name) == Some(CONNECTION));
+    for (_, v) in connection {
+        for token in v.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            let hop = CONNECTION_TOKENS
+                .iter()
+                .any(|t| t.as_bytes().eq_ignore_ascii_case(token));
+            if !token.is_empty() && !hop {
+                let token = String::from_utf8_lossy(token).to_ascii_lowercase();
                 return Err(injection(
                     "connection-names-end-to-end-header",
                     "header:connection",

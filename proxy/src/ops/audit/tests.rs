@@ -8,12 +8,28 @@ use super::record::{record, utc_compact, utc_rfc3339, Ending, Note, Writer};
 use super::verify::verify;
 use super::worker_path;
 
-fn scratch(name: &str) -> PathBuf {
+/// A directory of its own for one test, removed when the test ends (passed or not).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let mut nonce = [0u8; 8];
     getrandom::fill(&mut nonce).unwrap();
     let dir = std::env::temp_dir().join(format!("mcpgate-audit-{name}-{}", hex::encode(nonce)));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn rec(n: u64) -> Map<String, Value> {
