@@ -22,7 +22,7 @@ use crate::accept::downstream::Downstream;
 use crate::exchange::respond::{refuse, BodyState, WORKER_HEADER};
 use crate::gate::McpGate;
 use crate::sessions::store::{Pinned, Session};
-use crate::upstream::client::{exchange, Response, RESPONSE_HOP_HEADERS};
+use crate::upstream::client::{exchange, never_relayed, Response};
 use crate::upstream::held::{can_hold, HeldStream, Served};
 
 /// The header a worker adds when it hands a request to the session's owner,
@@ -101,8 +101,8 @@ pub(crate) async fn hand_to_owner(
     // The owner answered: its audit trail records the request.
     crate::ops::audit::record::note(|n| n.handed_over = true);
     let mut out: ResponseHeader = head.clone();
-    for h in RESPONSE_HOP_HEADERS {
-        out.remove_header(*h);
+    for name in never_relayed(&out.headers) {
+        out.remove_header(&name);
     }
     if gate.policy.listen.expose_worker_header {
         let _ = out.insert_header(WORKER_HEADER, gate.identity.index.to_string());

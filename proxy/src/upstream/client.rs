@@ -67,24 +67,29 @@ pub fn is_safe_value(v: &[u8]) -> bool {
 /// Whether an answer is an SSE stream (`Content-Type: text/event-stream`,
 /// any case, parameters allowed).
 pub fn is_event_stream(headers: &http::HeaderMap) -> bool {
-    headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/event-stream")
-        })
+    headers.get("content-type").is_some_and(|ct| {
+        let kind = b"text/event-stream";
+        ct.as_bytes()
+            .trim_ascii_start()
+            .get(..kind.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(kind))
+    })
 }
 
-/// Names of the headers whose value could split the header block it is
-/// written into (never relayed).
-pub fn unsafe_value_names(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
-    headers
-        .iter()
-        .filter(|(_, v)| !is_safe_value(v.as_bytes()))
-        .map(|(n, _)| n.clone())
-        .collect()
+/// Names of the headers never relayed to the client: the hop-by-hop ones and
+/// those whose value could split the header block it is written into. Found
+/// in one pass over the map (removing each hop name by its text parsed the
+/// name and searched the map six times per answer).
+pub fn never_relayed(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
+    let mut names: Vec<http::HeaderName> = Vec::new();
+    for (name, value) in headers {
+        let drop =
+            RESPONSE_HOP_HEADERS.contains(&name.as_str()) || !is_safe_value(value.as_bytes());
+        if drop && !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
 }
 
 /// How mcpgate reaches one endpoint: an HTTP server, or a pool of stdio
@@ -668,3 +673,6 @@ pub async fn exchange(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -28,9 +28,7 @@ use crate::gate::McpGate;
 use crate::ops::audit::record::{note_ending, note_replaced, Ending};
 use crate::sessions::session_id::Claims;
 use crate::sessions::store::{Pinned, Session};
-use crate::upstream::client::{
-    is_event_stream, unsafe_value_names, Response, RESPONSE_HOP_HEADERS,
-};
+use crate::upstream::client::{is_event_stream, never_relayed, Response};
 use crate::upstream::held::can_hold;
 use crate::upstream::inspect::{InitOutcome, InitWatcher};
 use crate::upstream::pool::{Outcome, Pool};
@@ -39,6 +37,9 @@ use answer::Message;
 use filters::sse::SseParser;
 use filters::{Judged, MessageStream, ResponseFacts};
 use policies::{OnUncompilable, ResultCaps};
+
+/// The session header, named once rather than parsed from text per answer.
+const MCP_SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
 
 /// Largest SSE event or JSON answer inspected (bigger ones are relayed unread).
 const MAX_INSPECTED_BYTES: usize = 1024 * 1024;
@@ -241,14 +242,11 @@ pub async fn relay_response(
     let mut out = resp.clone();
     // The client hop is HTTP/1.1 whatever the upstream spoke (HTTP/2).
     out.set_version(http::Version::HTTP_11);
-    for h in RESPONSE_HOP_HEADERS {
-        out.remove_header(*h);
-    }
-    for name in unsafe_value_names(&out.headers) {
+    for name in never_relayed(&out.headers) {
         out.remove_header(&name);
     }
     let upstream_sid = out
-        .remove_header("mcp-session-id")
+        .remove_header(&MCP_SESSION_ID)
         .and_then(|v| v.to_str().ok().map(str::to_string));
     let is_sse = is_event_stream(&out.headers);
 
