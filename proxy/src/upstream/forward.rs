@@ -237,8 +237,11 @@ async fn forward_inner(
     };
     let timeouts = pool.config.timeouts_for(a.facts.tool.as_deref());
     let started = tokio::time::Instant::now();
-    let connecting = connect(gate, ds, &pool, a, &body, timeouts.first_byte_ms);
-    let Some((ep, ticket, mut up)) = Box::pin(leaving_fair_gate(fair, connecting)).await else {
+    // Boxed before the fair gate's wrapper takes it: the wrapper's states
+    // each kept their own copy of the future (12.9 KB boxed per request for
+    // a 4.2 KB connect), where a box is one pointer.
+    let connecting = Box::pin(connect(gate, ds, &pool, a, &body, timeouts.first_byte_ms));
+    let Some((ep, ticket, mut up)) = leaving_fair_gate(fair, connecting).await else {
         return Served::Done(true);
     };
     // Counted once the upstream answered: a 502 is not "forwarded".
