@@ -1,7 +1,8 @@
 //! Reading MCP header values: singletons, the base64 sentinel, whitespace.
 
 use base64::Engine;
-use http::HeaderMap;
+use http::header::InvalidHeaderName;
+use http::{HeaderMap, HeaderName};
 
 use crate::rejection::Location;
 use crate::transport::SINGLETON_HEADERS;
@@ -20,6 +21,29 @@ pub fn header_at(name: &str) -> Location {
         .map_or(Location::Borrowed("headers"), |known| {
             Location::Owned(format!("header:{known}"))
         })
+}
+
+/// Header names that most MCP requests and answers carry and that `http`
+/// does not know: a head read by [`header_name`] shares these instead of
+/// allocating a copy of each name (four per request of a 2026-07-28 client).
+static MCP_HEADER_NAMES: [HeaderName; 7] = [
+    HeaderName::from_static("mcp-protocol-version"),
+    HeaderName::from_static("mcp-session-id"),
+    HeaderName::from_static("mcp-method"),
+    HeaderName::from_static("mcp-name"),
+    HeaderName::from_static("last-event-id"),
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+];
+
+/// A header name as read from the wire, in any case: the shared name when
+/// it is one of the MCP names, else `http`'s (which copies a name it does
+/// not know).
+pub fn header_name(raw: &[u8]) -> Result<HeaderName, InvalidHeaderName> {
+    MCP_HEADER_NAMES
+        .iter()
+        .find(|k| k.as_str().as_bytes().eq_ignore_ascii_case(raw))
+        .map_or_else(|| HeaderName::from_bytes(raw), |k| Ok(k.clone()))
 }
 
 /// Largest header value mcpgate decodes (checked before decoding).
@@ -136,5 +160,21 @@ mod tests {
         assert_eq!(single(&h, "mcp-method"), Single::One(b"a"));
         h.append("mcp-method", "b".parse().unwrap());
         assert_eq!(single(&h, "mcp-method"), Single::Repeated);
+    }
+
+    #[test]
+    fn header_names_are_read_in_any_case_shared_or_not() {
+        for raw in [&b"MCP-Protocol-Version"[..], b"mcp-session-id", b"Mcp-Name"] {
+            let name = header_name(raw).unwrap();
+            assert_eq!(name, HeaderName::from_bytes(raw).unwrap());
+        }
+        assert_eq!(header_name(b"X-Other").unwrap().as_str(), "x-other");
+        assert_eq!(
+            header_name(b"Content-Type").unwrap(),
+            http::header::CONTENT_TYPE
+        );
+        assert!(header_name(b"bad name").is_err());
+        assert!(header_name(b"").is_err());
+        assert!(header_name(b"mcp-name\0").is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! refused without buffering anything.
 
 use http::HeaderMap;
-use policies::{parse_host_pattern, Policy};
+use policies::{split_host, Policy};
 
 use crate::exchange::Exchange;
 use crate::header_values::{single, Single};
@@ -131,14 +131,14 @@ fn check_host(policy: &Policy, headers: &HeaderMap) -> Result<(), Rejection> {
             .with_rule("missing-host")
             .with_at("header:host"));
     };
-    let host = std::str::from_utf8(raw).ok().and_then(parse_host_pattern);
+    let host = std::str::from_utf8(raw).ok().and_then(split_host);
     match host {
-        Some(h)
+        Some((host, port))
             if policy
                 .origin
                 .allowed_hosts
                 .iter()
-                .any(|p| p.matches(&h.host, h.port)) =>
+                .any(|p| p.matches_any_case(host, port)) =>
         {
             Ok(())
         }
@@ -157,13 +157,11 @@ fn check_origin(policy: &Policy, headers: &HeaderMap) -> Result<(), Rejection> {
     let allowed = std::str::from_utf8(raw)
         .ok()
         .and_then(|o| o.split_once("://"))
-        .and_then(|(scheme, rest)| Some((scheme.to_ascii_lowercase(), parse_host_pattern(rest)?)))
-        .is_some_and(|(scheme, h)| {
-            policy
-                .origin
-                .allowed_origins
-                .iter()
-                .any(|p| p.scheme == scheme && p.host.matches(&h.host, h.port))
+        .and_then(|(scheme, rest)| Some((scheme, split_host(rest)?)))
+        .is_some_and(|(scheme, (host, port))| {
+            policy.origin.allowed_origins.iter().any(|p| {
+                p.scheme.eq_ignore_ascii_case(scheme) && p.host.matches_any_case(host, port)
+            })
         });
     if allowed {
         Ok(())

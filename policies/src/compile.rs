@@ -331,25 +331,35 @@ fn read_origin(r: &mut Reader, t: &dyn TableLike) -> OriginPolicy {
 
 /// Parses `host`, `host:port`, `[v6]` or `[v6]:port` (lower-cased).
 pub fn parse_host_pattern(s: &str) -> Option<HostPattern> {
-    let s = s.to_ascii_lowercase();
+    let (host, port) = split_host(s)?;
+    Some(HostPattern {
+        host: host.to_ascii_lowercase(),
+        port,
+    })
+}
+
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port` into the host (its case
+/// kept, IPv6 in brackets) and the port, without copying: the transport
+/// filter reads every request's `Host` with it.
+pub fn split_host(s: &str) -> Option<(&str, Option<u16>)> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let end = rest.find(']')?;
-        let host = format!("[{}]", &rest[..end]);
+        let host = &s[..end + 2];
         match &rest[end + 1..] {
             "" => (host, None),
             p => (host, Some(p.strip_prefix(':')?.parse().ok()?)),
         }
     } else {
         match s.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p.parse().ok()?)),
-            None => (s.clone(), None),
+            Some((h, p)) => (h, Some(p.parse().ok()?)),
+            None => (s, None),
         }
     };
     let valid = !host.is_empty()
         && host.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':')
         });
-    valid.then_some(HostPattern { host, port })
+    valid.then_some((host, port))
 }
 
 fn parse_origin_pattern(s: &str) -> Option<OriginPattern> {

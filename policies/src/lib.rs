@@ -21,7 +21,7 @@ pub use share::share;
 
 pub use compile::{
     decode_session_key, is_version_date, parse_host_pattern, parse_policy, parse_policy_file,
-    DEFAULT_LEGACY_VERSIONS, DEFAULT_MODERN_VERSIONS,
+    split_host, DEFAULT_LEGACY_VERSIONS, DEFAULT_MODERN_VERSIONS,
 };
 pub use error::{PolicyError, PolicyErrors};
 pub use model::*;

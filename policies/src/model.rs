@@ -136,6 +136,11 @@ impl HostPattern {
     pub fn matches(&self, host: &str, port: Option<u16>) -> bool {
         self.host == host && (self.port.is_none() || self.port == port)
     }
+
+    /// Whether `host` in any case with `port` matches this entry.
+    pub fn matches_any_case(&self, host: &str, port: Option<u16>) -> bool {
+        self.host.eq_ignore_ascii_case(host) && (self.port.is_none() || self.port == port)
+    }
 }
 
 /// An allowed browser origin: scheme plus host pattern.

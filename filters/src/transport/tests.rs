@@ -225,3 +225,27 @@ fn media_types_in_accept_are_read_in_any_case() {
         Err(K::NotAcceptable)
     );
 }
+
+#[test]
+fn host_and_origin_are_matched_in_any_case_and_by_port() {
+    let post = |host: &'static str, origin: Option<&'static str>| {
+        let mut h = vec![
+            ("host", host),
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ];
+        h.extend(origin.map(|o| ("origin", o)));
+        run("POST", "/mcp", &h)
+    };
+    assert_eq!(post("LOCALHOST:8080", None), Ok(()));
+    assert_eq!(post("LocalHost", None), Ok(()));
+    assert_eq!(post("[::1]:8080", None), Ok(()));
+    assert_eq!(post("127.0.0.1:notaport", None), Err(K::HostNotAllowed));
+    assert_eq!(post("[::1", None), Err(K::HostNotAllowed));
+    assert_eq!(post("local host", None), Err(K::HostNotAllowed));
+    assert_eq!(post("localhost", Some("HTTP://LOCALHOST:3000")), Ok(()));
+    assert_eq!(
+        post("localhost", Some("ftp://localhost")),
+        Err(K::OriginNotAllowed)
+    );
+}

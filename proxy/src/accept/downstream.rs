@@ -683,7 +683,7 @@ fn build_head(raw: Bytes, layout: &Layout) -> Result<Head> {
     let target = &raw[layout.target.clone()];
     let mut headers = HeaderMap::with_capacity(layout.headers.len());
     for (name, value) in &layout.headers {
-        let name = http::HeaderName::from_bytes(&raw[name.clone()])
+        let name = filters::header_values::header_name(&raw[name.clone()])
             .or_err(ErrorType::InvalidHTTPHeader, "while parsing request header")?;
         let value = HeaderValue::from_maybe_shared(raw.slice(value.clone()))
             .or_err(ErrorType::InvalidHTTPHeader, "while parsing request header")?;

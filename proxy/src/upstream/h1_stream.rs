@@ -369,7 +369,7 @@ fn parse_head(buf: &mut BytesMut, share: bool) -> Result<Option<Box<ResponseHead
     let raw = buf.split_to(len).freeze();
     let mut map = http::HeaderMap::with_capacity(spans.len());
     for (name, value) in spans {
-        let name = http::HeaderName::from_bytes(&raw[name])
+        let name = filters::header_values::header_name(&raw[name])
             .or_err(ErrorType::InvalidHTTPHeader, "upstream header name")?;
         let value = if share {
             http::HeaderValue::from_maybe_shared(raw.slice(value))

@@ -39,7 +39,7 @@ use filters::{Judged, MessageStream, ResponseFacts};
 use policies::{OnUncompilable, ResultCaps};
 
 /// The session header, named once rather than parsed from text per answer.
-const MCP_SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
+static MCP_SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
 
 /// Largest SSE event or JSON answer inspected (bigger ones are relayed unread).
 const MAX_INSPECTED_BYTES: usize = 1024 * 1024;
