@@ -61,11 +61,49 @@ pub fn run(
             return ExitCode::from(1);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(policy.listen.threads.max(1))
-        .thread_name("mcpgate-worker")
-        .enable_all()
-        .build();
+    let threads = policy.listen.threads.max(1);
+    if threads > 1 {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("mcpgate-worker")
+            .enable_all()
+            .build();
+        return run_on(runtime, serve(policy, config, identity, keys, bound));
+    }
+    // One event-loop thread: a current-thread runtime on a thread of its
+    // own (named as the multi-threaded runtime names its threads). The
+    // multi-threaded runtime with one worker ran the worker's main future
+    // on another thread than its connections, and paid for work-stealing
+    // queues nothing could steal from.
+    let ended = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("mcpgate-worker".into())
+            .spawn_scoped(scope, move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                run_on(runtime, serve(policy, config, identity, keys, bound))
+            })
+            .map(|t| t.join())
+    });
+    match ended {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => {
+            eprintln!("error: the event loop panicked");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: cannot start the event loop thread: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs the worker's main future to its end on `runtime`.
+fn run_on(
+    runtime: std::io::Result<tokio::runtime::Runtime>,
+    main: impl std::future::Future<Output = ExitCode>,
+) -> ExitCode {
     let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
@@ -73,7 +111,7 @@ pub fn run(
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(serve(policy, config, identity, keys, bound));
+    let code = runtime.block_on(main);
     runtime.shutdown_timeout(Duration::from_millis(200));
     code
 }
