@@ -73,8 +73,37 @@ fn too_large(rule: &'static str, at: impl Into<Location>, why: impl Into<String>
         .with_at(at)
 }
 
+/// RFC 9110 `tchar`, by byte: a header name's every byte is looked up.
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    table
+};
+
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
 
 fn value_bytes_ok(name: &str, v: &[u8]) -> Result<(), Rejection> {
@@ -117,13 +146,11 @@ fn check_raw(raw: &[u8], limits: &HeaderPolicy) -> Result<(), Rejection> {
     // Every LF must end a CRLF; the count of line ends gives the count of
     // header lines before any is read (no list of lines is built).
     let mut line_ends = 0;
-    for (i, b) in raw.iter().enumerate() {
-        if *b == b'\n' {
-            if i == 0 || raw[i - 1] != b'\r' {
-                return Err(injection("bare-lf", "head", "bare LF line ending"));
-            }
-            line_ends += 1;
+    for i in memchr::memchr_iter(b'\n', raw) {
+        if i == 0 || raw[i - 1] != b'\r' {
+            return Err(injection("bare-lf", "head", "bare LF line ending"));
         }
+        line_ends += 1;
     }
     if raw == b"\r\n" {
         return Err(injection("empty-head", "head", "empty request head"));
@@ -171,7 +198,7 @@ fn check_raw(raw: &[u8], limits: &HeaderPolicy) -> Result<(), Rejection> {
                 format!("header line of {} bytes", line.len()),
             ));
         }
-        let Some(colon) = line.iter().position(|b| *b == b':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             return Err(injection(
                 "header-without-colon",
                 "headers",

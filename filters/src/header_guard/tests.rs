@@ -246,3 +246,11 @@ fn heads_cut_short_and_names_in_any_case() {
 fn at_rule(rule: &'static str, at: &str) -> (&'static str, String) {
     (rule, at.to_string())
 }
+
+#[test]
+fn tchar_table_is_rfc_9110_tchar() {
+    for b in 0..=255u8 {
+        let rfc = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        assert_eq!(is_tchar(b), rfc, "byte 0x{b:02x}");
+    }
+}
