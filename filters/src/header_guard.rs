@@ -15,8 +15,9 @@
 //! drop an end-to-end header the filters already judged). The raw head matters because the HTTP
 //! parser drops `Content-Length` when `Transfer-Encoding` is present.
 //!
-//! The same value, size and framing checks run on the parsed header map, so
-//! the guard also holds where no raw head exists. Framing and injection
+//! Where no raw head exists (HTTP/2) the same value, size and framing checks
+//! run on the parsed header map instead (the map of an HTTP/1 request is read
+//! from its raw head, so judging both would judge it twice). Framing and injection
 //! refusals close the connection: what follows cannot be trusted to start a
 //! new request.
 
