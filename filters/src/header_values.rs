@@ -23,6 +23,10 @@ pub fn header_at(name: &str) -> Location {
         })
 }
 
+/// The session header's name, shared rather than parsed from text where
+/// mcpgate writes or removes it on every request or answer.
+pub static MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+
 /// Header names that most MCP requests and answers carry and that `http`
 /// does not know: a head read by [`header_name`] shares these instead of
 /// allocating a copy of each name (four per request of a 2026-07-28 client).

@@ -138,7 +138,7 @@ fn check_host(policy: &Policy, headers: &HeaderMap) -> Result<(), Rejection> {
                 .origin
                 .allowed_hosts
                 .iter()
-                .any(|p| p.matches_any_case(host, port)) =>
+                .any(|p| p.matches(host, port)) =>
         {
             Ok(())
         }
@@ -159,9 +159,11 @@ fn check_origin(policy: &Policy, headers: &HeaderMap) -> Result<(), Rejection> {
         .and_then(|o| o.split_once("://"))
         .and_then(|(scheme, rest)| Some((scheme, split_host(rest)?)))
         .is_some_and(|(scheme, (host, port))| {
-            policy.origin.allowed_origins.iter().any(|p| {
-                p.scheme.eq_ignore_ascii_case(scheme) && p.host.matches_any_case(host, port)
-            })
+            policy
+                .origin
+                .allowed_origins
+                .iter()
+                .any(|p| p.scheme.eq_ignore_ascii_case(scheme) && p.host.matches(host, port))
         });
     if allowed {
         Ok(())

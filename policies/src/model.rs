@@ -132,13 +132,8 @@ pub struct HostPattern {
 }
 
 impl HostPattern {
-    /// Whether `host` (lower case) with `port` matches this entry.
+    /// Whether `host`, in any case, with `port` matches this entry.
     pub fn matches(&self, host: &str, port: Option<u16>) -> bool {
-        self.host == host && (self.port.is_none() || self.port == port)
-    }
-
-    /// Whether `host` in any case with `port` matches this entry.
-    pub fn matches_any_case(&self, host: &str, port: Option<u16>) -> bool {
         self.host.eq_ignore_ascii_case(host) && (self.port.is_none() || self.port == port)
     }
 }

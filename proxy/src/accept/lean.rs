@@ -655,14 +655,13 @@ mod future_sizes {
         let forward_size = std::mem::size_of_val(&fw);
         drop(fw);
         // Measured 5,376, 1,264 and 5,056 bytes (debug and release alike);
-        // the audit wrapper around the boxed handler 656.
+        // the audit wrapper around the boxed handler 656 (it once held three
+        // copies of the handler inline).
         assert!(
             serve_one_size <= 8 * 1024,
             "serve_one: {serve_one_size} bytes"
         );
         assert!(handle_size <= 2 * 1024, "handle: {handle_size} bytes");
-        // The audit wrapper around the boxed handler (it once held three
-        // copies of the handler inline).
         assert!(audited_size <= 1024, "noting_if: {audited_size} bytes");
         assert!(forward_size <= 8 * 1024, "forward: {forward_size} bytes");
     }

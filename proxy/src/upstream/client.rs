@@ -57,10 +57,6 @@ pub const RESPONSE_HOP_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
-/// The session header, named once rather than parsed (and copied) from text
-/// for every legacy request.
-static MCP_SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
-
 /// Whether a header value may be written on the wire: no CR, LF or NUL,
 /// whatever the parser that produced it let through (pingora builds header
 /// values unchecked, and accepts obsolete line folding in upstream responses).
@@ -450,7 +446,7 @@ impl HttpClient {
                 pingora::InvalidHTTPHeader,
                 "upstream session id not forwardable",
             )?;
-            headers.insert(MCP_SESSION_ID.clone(), id);
+            headers.insert(filters::header_values::MCP_SESSION_ID.clone(), id);
         }
         if client.method == http::Method::POST || body_len > 0 {
             headers.insert(http::header::CONTENT_LENGTH, body_len.into());

@@ -38,9 +38,6 @@ use filters::sse::SseParser;
 use filters::{Judged, MessageStream, ResponseFacts};
 use policies::{OnUncompilable, ResultCaps};
 
-/// The session header, named once rather than parsed from text per answer.
-static MCP_SESSION_ID: http::HeaderName = http::HeaderName::from_static("mcp-session-id");
-
 /// Largest SSE event or JSON answer inspected (bigger ones are relayed unread).
 const MAX_INSPECTED_BYTES: usize = 1024 * 1024;
 
@@ -246,7 +243,7 @@ pub async fn relay_response(
         out.remove_header(&name);
     }
     let upstream_sid = out
-        .remove_header(&MCP_SESSION_ID)
+        .remove_header(&filters::header_values::MCP_SESSION_ID)
         .and_then(|v| v.to_str().ok().map(str::to_string));
     let is_sse = is_event_stream(&out.headers);
 
