@@ -1,5 +1,7 @@
 //! Reading MCP header values: singletons, the base64 sentinel, whitespace.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use http::header::InvalidHeaderName;
 use http::{HeaderMap, HeaderName};
@@ -96,7 +98,7 @@ pub fn list_elements<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<It
 
 /// Decodes a 2026-07-28 header value: surrounding whitespace dropped, then a
 /// `=?base64?...?=` sentinel decoded. `None` when too long or undecodable.
-pub fn decode_mcp_value(raw: &[u8]) -> Option<String> {
+pub fn decode_mcp_value(raw: &[u8]) -> Option<Cow<'_, str>> {
     if raw.len() > MAX_DECODED_HEADER_BYTES {
         return None;
     }
@@ -107,9 +109,9 @@ pub fn decode_mcp_value(raw: &[u8]) -> Option<String> {
     {
         Some(b64) => {
             let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-            String::from_utf8(bytes).ok()
+            String::from_utf8(bytes).ok().map(Cow::Owned)
         }
-        None => Some(text.to_string()),
+        None => Some(Cow::Borrowed(text)),
     }
 }
 

@@ -3,6 +3,8 @@
 //! the body. An intermediary must refuse a mismatch itself (spec, SEP-2243):
 //! anything routing on headers would otherwise be steered by a lie.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Value};
 
 use crate::era::{META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION};
@@ -115,7 +117,7 @@ fn check_message(ex: &Exchange<'_>, m: &Message) -> Result<(), Rejection> {
             );
         }
     }
-    if !allowed.contains(&header_version) {
+    if !allowed.iter().any(|a| *a == header_version) {
         return Err(unsupported(allowed, &header_version));
     }
     let method = m.method();
@@ -166,7 +168,7 @@ fn routed_name(m: &Message) -> Option<&str> {
 }
 
 /// A decoded MCP header; a repeated or undecodable one is a mismatch.
-fn header(ex: &Exchange<'_>, name: &'static str) -> Result<Option<String>, Rejection> {
+fn header<'a>(ex: &Exchange<'a>, name: &'static str) -> Result<Option<Cow<'a, str>>, Rejection> {
     match single(ex.headers, name) {
         Single::Absent => Ok(None),
         Single::Repeated => Err(

@@ -219,12 +219,17 @@ impl AdmissionControl {
             cap: Cap::new(cap),
             bulkheads: HashMap::new(),
         });
-        let bulkhead = state
-            .bulkheads
-            .entry(pool.to_string())
-            .or_insert_with(|| Bulkhead::new(permits))
-            .permits
-            .clone();
+        // Looked up by the borrowed name first: the owned key is made once
+        // per pool, not once per request.
+        let bulkhead = match state.bulkheads.get(pool) {
+            Some(b) => b.permits.clone(),
+            None => state
+                .bulkheads
+                .entry(pool.to_string())
+                .or_insert_with(|| Bulkhead::new(permits))
+                .permits
+                .clone(),
+        };
         (state.cap.clone(), bulkhead)
     }
 

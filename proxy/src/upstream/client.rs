@@ -272,6 +272,17 @@ pub enum SendError {
     FirstByteTimeout,
 }
 
+/// Whether `value` is `len` in plain decimal (no sign, no leading zero), so
+/// the client's `Content-Length` goes on as it came, without a new value.
+fn is_length(value: &[u8], len: usize) -> bool {
+    let plain = match value {
+        [] => false,
+        [b'0', _, ..] => false,
+        digits => digits.iter().all(u8::is_ascii_digit),
+    };
+    plain && std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()) == Some(len)
+}
+
 /// An upstream response being relayed: over HTTP/1 read by [`H1Response`],
 /// else on a pingora session (HTTP/2, and the hand-over to another worker).
 pub enum Response {
@@ -288,6 +299,16 @@ impl Response {
             Response::Pooled(s) => s.response_header(),
             Response::H1(s) => s.head(),
             Response::Stdio(a) => Some(a.head()),
+        }
+    }
+
+    /// The response head, to be relayed: taken over HTTP/1 (where nothing
+    /// reads it again), copied from a pingora session or a stdio answer.
+    pub fn take_response_header(&mut self) -> Option<Box<ResponseHeader>> {
+        match self {
+            Response::Pooled(s) => s.response_header().map(|h| Box::new(h.clone())),
+            Response::H1(s) => s.take_head(),
+            Response::Stdio(a) => Some(Box::new(a.head().clone())),
         }
     }
 
@@ -448,7 +469,11 @@ impl HttpClient {
             )?;
             headers.insert(filters::header_values::MCP_SESSION_ID.clone(), id);
         }
-        if client.method == http::Method::POST || body_len > 0 {
+        if (client.method == http::Method::POST || body_len > 0)
+            && !headers
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|v| is_length(v.as_bytes(), body_len))
+        {
             headers.insert(http::header::CONTENT_LENGTH, body_len.into());
         }
         let (mut parts, ()) = http::Request::new(()).into_parts();

@@ -158,6 +158,11 @@ impl H1Response {
         self.head.as_deref()
     }
 
+    /// Takes the response head out, to relay it.
+    pub fn take_head(&mut self) -> Option<Box<ResponseHeader>> {
+        self.head.take()
+    }
+
     /// Drops the response head (kept only until it has been relayed).
     pub fn forget_head(&mut self) {
         self.head = None;
@@ -412,32 +417,27 @@ fn framing_of(head: &ResponseHeader, req: &RequestHeader) -> Result<Framing> {
             Framing::Close
         });
     }
-    let lengths: Vec<&[u8]> = head
-        .headers
-        .get_all("content-length")
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    match lengths.as_slice() {
-        [] => Ok(Framing::Close),
-        [first, rest @ ..] if rest.iter().all(|v| v == first) => {
-            let n = std::str::from_utf8(first)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or_else(|| {
-                    Error::explain(ErrorType::InvalidHTTPHeader, "bad upstream Content-Length")
-                })?;
-            Ok(if n == 0 {
-                Framing::Done
-            } else {
-                Framing::Length(n)
-            })
-        }
-        _ => Error::e_explain(
+    let mut lengths = head.headers.get_all("content-length").iter();
+    let Some(first) = lengths.next().map(|v| v.as_bytes()) else {
+        return Ok(Framing::Close);
+    };
+    if !lengths.all(|v| v.as_bytes() == first) {
+        return Error::e_explain(
             ErrorType::InvalidHTTPHeader,
             "conflicting upstream Content-Length",
-        ),
+        );
     }
+    let n = std::str::from_utf8(first)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .ok_or_else(|| {
+            Error::explain(ErrorType::InvalidHTTPHeader, "bad upstream Content-Length")
+        })?;
+    Ok(if n == 0 {
+        Framing::Done
+    } else {
+        Framing::Length(n)
+    })
 }
 
 #[cfg(test)]

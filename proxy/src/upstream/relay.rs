@@ -232,11 +232,10 @@ pub async fn relay_response(
             handed_off: false,
         }
     };
-    let Some(resp) = up.response_header() else {
+    let Some(mut out) = up.take_response_header() else {
         return aborted(Outcome::Failure, None);
     };
-    let status = resp.status.as_u16();
-    let mut out = resp.clone();
+    let status = out.status.as_u16();
     // The client hop is HTTP/1.1 whatever the upstream spoke (HTTP/2).
     out.set_version(http::Version::HTTP_11);
     for name in never_relayed(&out.headers) {
@@ -379,7 +378,7 @@ pub async fn relay_response(
     };
     let hand_off = plan.may_hand_off && pending.is_none() && judged.is_none() && can_hold(&out, up);
     ds.set_write_timeout(Some(plan.slow_client_timeout));
-    if let Err(e) = ds.write_response_header(Box::new(out)).await {
+    if let Err(e) = ds.write_response_header(out).await {
         tracing::debug!("writing response head downstream: {e}");
         return aborted(Outcome::Neutral, Some(Abandoned::ClientGone));
     }

@@ -49,3 +49,15 @@ fn an_event_stream_is_known_by_its_media_type_in_any_case() {
     assert!(!is(b"\xfftext/event-stream"));
     assert!(!is_event_stream(&HeaderMap::new()));
 }
+
+#[test]
+fn only_a_plain_decimal_equal_to_the_body_length_is_kept() {
+    assert!(is_length(b"4096", 4096));
+    assert!(is_length(b"0", 0));
+    assert!(!is_length(b"4095", 4096));
+    assert!(!is_length(b"04096", 4096));
+    assert!(!is_length(b"+4096", 4096));
+    assert!(!is_length(b" 4096", 4096));
+    assert!(!is_length(b"", 0));
+    assert!(!is_length(b"99999999999999999999999", 0));
+}
