@@ -68,10 +68,12 @@ fn identify(ex: &Exchange<'_>) -> Result<(TenantName, Identity), Refusal> {
                 let tenant = auth
                     .tenant_for_client_cert(ids)
                     .or_else(|| auth.anonymous_tenant.clone())
-                    .ok_or((
-                        "client-certificate-not-mapped",
-                        "no tenant's client_cert matches the certificate".to_string(),
-                    ))?;
+                    .ok_or_else(|| {
+                        (
+                            "client-certificate-not-mapped",
+                            "no tenant's client_cert matches the certificate".to_string(),
+                        )
+                    })?;
                 let identity = Identity {
                     method: AuthMethod::ClientCert,
                     subject: ids.first().cloned(),
@@ -88,7 +90,7 @@ fn identify(ex: &Exchange<'_>) -> Result<(TenantName, Identity), Refusal> {
                 let tenant = auth
                     .anonymous_tenant
                     .clone()
-                    .ok_or((missing, "no credential".to_string()))?;
+                    .ok_or_else(|| (missing, "no credential".to_string()))?;
                 return Ok((
                     tenant,
                     Identity {
@@ -101,7 +103,7 @@ fn identify(ex: &Exchange<'_>) -> Result<(TenantName, Identity), Refusal> {
         },
         Single::One(v) => {
             let credential = bearer_token(v)
-                .ok_or(("not-a-bearer-token", "not a Bearer credential".to_string()))?;
+                .ok_or_else(|| ("not-a-bearer-token", "not a Bearer credential".to_string()))?;
             // A known API key first (a hash lookup); anything else is a
             // token when tokens are accepted, so a malformed one is refused
             // for what it is.

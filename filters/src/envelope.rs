@@ -37,7 +37,8 @@ impl Filter for EnvelopeFilter {
                     .into()
             }
         };
-        let items = match value {
+        // One message is judged without a one-item list around it.
+        let (single, items) = match value {
             Value::Array(items) if ex.policy.limits.allow_batches => {
                 if items.is_empty() {
                     return Rejection::new(K::InvalidRequest, "empty batch")
@@ -46,16 +47,17 @@ impl Filter for EnvelopeFilter {
                         .into();
                 }
                 ex.batch = true;
-                items
+                (None, items)
             }
             Value::Array(_) => {
                 return Rejection::new(K::BatchNotAllowed, "JSON-RPC batch")
                     .with_at("body")
                     .into()
             }
-            one => vec![one],
+            one => (Some(one), Vec::new()),
         };
-        for (i, item) in items.into_iter().enumerate() {
+        ex.messages.reserve_exact(items.len().max(1));
+        for (i, item) in single.into_iter().chain(items).enumerate() {
             match Message::from_value(item) {
                 Ok(m) => ex.messages.push(m),
                 Err(e) => {
@@ -71,7 +73,11 @@ impl Filter for EnvelopeFilter {
                 }
             }
         }
-        if let Some((i, dup)) = duplicate_id_in_batch(&ex.messages) {
+        if let Some((i, dup)) = ex
+            .batch
+            .then(|| duplicate_id_in_batch(&ex.messages))
+            .flatten()
+        {
             return Rejection::new(
                 K::DuplicateRequestId,
                 format!("id {dup} twice in one batch"),

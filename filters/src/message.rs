@@ -29,6 +29,16 @@ impl RequestId {
         }
     }
 
+    /// Whether `v` reads as this id (compared in place, not read into a
+    /// new id).
+    pub fn is_json(&self, v: &Value) -> bool {
+        match (self, v) {
+            (Self::String(a), Value::String(b)) => **a == **b,
+            (Self::Number(a), Value::Number(b)) => a == b,
+            _ => false,
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         match self {
             Self::Number(n) => Value::Number(n.clone()),
@@ -399,6 +409,20 @@ mod tests {
             parse_strict(br#" {"a":[1,2.5,"x",null,true]} "#).unwrap()["a"][1],
             2.5
         );
+    }
+
+    #[test]
+    fn an_id_is_matched_in_place_as_reading_it_would() {
+        let values: Vec<Value> = serde_json::from_str(
+            r#"["a", "b", "", 7, 8, -7, 7.0, 18446744073709551615, null, true, ["a"], {"a": 1}]"#,
+        )
+        .unwrap();
+        for id in values.iter().filter_map(RequestId::from_json) {
+            for v in &values {
+                let read = RequestId::from_json(v).is_some_and(|r| r == id);
+                assert_eq!(id.is_json(v), read, "{id} against {v}");
+            }
+        }
     }
 
     #[test]

@@ -80,8 +80,6 @@ pub(crate) struct RequestFacts {
     pub(crate) request_id: Option<RequestId>,
     /// Its JSON-RPC method ("" when none).
     pub(crate) method: String,
-    /// `params.name` of a `tools/call`.
-    pub(crate) tool: Option<String>,
     /// What the request names: a tool or prompt name, a resource URI.
     pub(crate) target: Option<String>,
     pub(crate) progress_token: Option<Value>,
@@ -94,6 +92,14 @@ pub(crate) struct RequestFacts {
 }
 
 impl RequestFacts {
+    /// `params.name` of a `tools/call` (its target: one copy of the name).
+    pub(crate) fn tool(&self) -> Option<&str> {
+        match self.method.as_str() {
+            "tools/call" => self.target.as_deref(),
+            _ => None,
+        }
+    }
+
     pub(crate) fn new(http_method: &str, messages: &[Message]) -> Self {
         let mut f = RequestFacts {
             stream: http_method == "GET",
@@ -104,12 +110,6 @@ impl RequestFacts {
             if m.kind == MessageKind::Request {
                 f.request_id = m.id.clone();
                 let params = m.params();
-                if f.method == "tools/call" {
-                    f.tool = params
-                        .and_then(|p| p.get("name"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                }
                 f.target = filters::access::target_of(&f.method, params)
                     .and_then(|t| t.name)
                     .map(str::to_string);
@@ -201,12 +201,10 @@ async fn forward_inner(
     mut fair: Option<FairPermit>,
 ) -> Served {
     let session_key = a.session.as_ref().map(|s| s.id.as_str());
-    if let Err(l) = gate.rate_limits.check(
-        &gate.policy,
-        &a.tenant,
-        session_key,
-        a.facts.tool.as_deref(),
-    ) {
+    if let Err(l) = gate
+        .rate_limits
+        .check(&gate.policy, &a.tenant, session_key, a.facts.tool())
+    {
         let r = Rejection::new(K::RateLimited, format!("{} rate limit", l.label()))
             .with_retry_after(l.retry_after());
         // (The fair place is given back before the answer is written.)
@@ -235,7 +233,7 @@ async fn forward_inner(
             return Served::Done(true);
         }
     };
-    let timeouts = pool.config.timeouts_for(a.facts.tool.as_deref());
+    let timeouts = pool.config.timeouts_for(a.facts.tool());
     let started = tokio::time::Instant::now();
     // Boxed before the fair gate's wrapper takes it: the wrapper's states
     // each kept their own copy of the future (12.9 KB boxed per request for
@@ -264,7 +262,7 @@ async fn forward_inner(
         session: a.session.as_deref(),
         init_id: a.init_id.clone(),
         pinned: Pinned {
-            pool: Arc::from(pool.config.name.as_str()),
+            pool: pool.name.clone(),
             endpoint: ep.index,
         },
         requested_version: a.facts.requested_version.clone(),

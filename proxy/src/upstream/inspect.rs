@@ -71,7 +71,7 @@ impl InitWatcher {
 }
 
 fn outcome_for(id: &RequestId, v: &Value) -> Option<InitOutcome> {
-    if RequestId::from_json(v.get("id")?)? != *id {
+    if !id.is_json(v.get("id")?) {
         return None;
     }
     let version = v

@@ -71,6 +71,8 @@ pub struct Pool {
     /// The approved definitions of what this pool lists (`[tools]
     /// lock_file` or `pin`), `None` when pins are off.
     pub pins: Option<filters::PinBook>,
+    /// `config.name`, shared by the requests pinned to this pool.
+    pub name: Arc<str>,
     next: AtomicUsize,
     clock: Arc<dyn Clock>,
 }
@@ -153,6 +155,7 @@ impl Pool {
             param_headers: filters::ParamHeaderBook::new(),
             content_book: filters::ContentBook::new(),
             pins,
+            name: Arc::from(config.name.as_str()),
             next: AtomicUsize::new(0),
             clock,
         })

@@ -180,10 +180,8 @@ impl AnswerWatch {
             self.progress |= plan.progress_token.is_some() && token == plan.progress_token.as_ref();
             return;
         }
-        let Some(id) = m.id.as_ref().and_then(RequestId::from_json) else {
-            return;
-        };
-        if plan.request_id.as_ref() != Some(&id) {
+        let ours = plan.request_id.as_ref();
+        if !ours.zip(m.id.as_ref()).is_some_and(|(a, b)| a.is_json(b)) {
             return;
         }
         let code = m
