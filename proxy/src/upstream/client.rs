@@ -469,11 +469,12 @@ impl HttpClient {
             )?;
             headers.insert(filters::header_values::MCP_SESSION_ID.clone(), id);
         }
-        if (client.method == http::Method::POST || body_len > 0)
-            && !headers
-                .get(http::header::CONTENT_LENGTH)
-                .is_some_and(|v| is_length(v.as_bytes(), body_len))
-        {
+        let mut lengths = headers.get_all(http::header::CONTENT_LENGTH).iter();
+        let length_as_sent = matches!(
+            (lengths.next(), lengths.next()),
+            (Some(v), None) if is_length(v.as_bytes(), body_len)
+        );
+        if (client.method == http::Method::POST || body_len > 0) && !length_as_sent {
             headers.insert(http::header::CONTENT_LENGTH, body_len.into());
         }
         let (mut parts, ()) = http::Request::new(()).into_parts();
