@@ -73,11 +73,7 @@ impl Filter for EnvelopeFilter {
                 }
             }
         }
-        if let Some((i, dup)) = ex
-            .batch
-            .then(|| duplicate_id_in_batch(&ex.messages))
-            .flatten()
-        {
+        if let Some((i, dup)) = duplicate_id_in_batch(&ex.messages) {
             return Rejection::new(
                 K::DuplicateRequestId,
                 format!("id {dup} twice in one batch"),
@@ -93,6 +89,9 @@ impl Filter for EnvelopeFilter {
 
 /// The index and id of the first request reusing an earlier request's id.
 fn duplicate_id_in_batch(messages: &[Message]) -> Option<(usize, String)> {
+    if messages.len() < 2 {
+        return None; // no set for one message
+    }
     let mut seen = std::collections::HashSet::new();
     messages
         .iter()

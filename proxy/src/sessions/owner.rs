@@ -14,7 +14,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
 use pingora::upstreams::peer::HttpPeer;
 use policies::TenantName;
 
@@ -95,12 +94,11 @@ pub(crate) async fn hand_to_owner(
             return Some(fail_handoff(gate, ds).await.into());
         }
     };
-    let Some(head) = up.response_header() else {
+    let Some(mut out) = up.take_response_header() else {
         return Some(fail_handoff(gate, ds).await.into());
     };
     // The owner answered: its audit trail records the request.
     crate::ops::audit::record::note(|n| n.handed_over = true);
-    let mut out: ResponseHeader = head.clone();
     for name in never_relayed(&out.headers) {
         out.remove_header(&name);
     }
@@ -108,7 +106,7 @@ pub(crate) async fn hand_to_owner(
         let _ = out.insert_header(WORKER_HEADER, gate.identity.index.to_string());
     }
     let hold = stream && can_hold(&out, &mut up);
-    if ds.write_response_header(Box::new(out)).await.is_err() {
+    if ds.write_response_header(out).await.is_err() {
         return Some(Served::Done(false));
     }
     if hold {

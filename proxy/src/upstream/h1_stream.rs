@@ -158,14 +158,10 @@ impl H1Response {
         self.head.as_deref()
     }
 
-    /// Takes the response head out, to relay it.
+    /// Takes the response head out, to relay it (nothing reads it after:
+    /// a held stream keeps no head).
     pub fn take_head(&mut self) -> Option<Box<ResponseHeader>> {
         self.head.take()
-    }
-
-    /// Drops the response head (kept only until it has been relayed).
-    pub fn forget_head(&mut self) {
-        self.head = None;
     }
 
     pub fn is_done(&self) -> bool {

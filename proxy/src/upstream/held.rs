@@ -97,9 +97,6 @@ impl HeldStream {
         client: &mut Stream,
         mut shutdown: ShutdownWatch,
     ) -> (Outcome, bool) {
-        if let Response::H1(s) = &mut self.upstream {
-            s.forget_head();
-        }
         if !self.write(metrics, client, Bytes::new()).await {
             return (Outcome::Neutral, false);
         }
